@@ -7,14 +7,14 @@ data-contract table is generated from it (`churn contract`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 DType = Literal["string", "timestamp", "float", "int", "bool"]
 
 # pandas dtypes the validated tables carry; timestamps are naive UTC.
 PANDAS_DTYPES: dict[str, str] = {
-    "string": "string",
+    "string": "string[pyarrow]",
     "timestamp": "datetime64[ns]",
     "float": "float64",
     "int": "Int64",
@@ -40,6 +40,8 @@ class Column:
     # Timestamp columns that must not be earlier than this one: "column" in the same table or "table.column"
     # reached through this table's reference.
     not_before: str | None = None
+    # Timestamps are "not after the data's as-of time" unless they are promises about the future.
+    may_be_future: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ ORDERS = Table(
         Column("cancel_reason", "string", "Why a cancelled order was cancelled.", allowed=CANCEL_REASONS),
         Column("channel", "string", "Where the order was placed.", allowed=CHANNELS),
         Column("payment_method", "string", "How the order was paid.", allowed=PAYMENT_METHODS),
-        Column("promised_delivery_at", "timestamp", "Delivery date promised at checkout.", not_before="ordered_at"),
+        Column("promised_delivery_at", "timestamp", "Delivery date promised at checkout.", not_before="ordered_at",
+               may_be_future=True),
         Column("delivered_at", "timestamp", "When the order was delivered.", not_before="ordered_at"),
     ),
 )
@@ -166,7 +169,7 @@ class ContractRow:
     column: str
     dtype: str
     required: str
-    rules: str = field(default="")
+    rules: str
 
 
 def contract_rows() -> list[ContractRow]:
@@ -203,7 +206,7 @@ def _describe_rules(column: Column) -> str:
         rules.append(f"refers to {column.references}")
     if column.not_before:
         rules.append(f"not before {column.not_before}")
-    if column.dtype == "timestamp":
+    if column.dtype == "timestamp" and not column.may_be_future:
         rules.append("not after as-of")
     return "; ".join(rules)
 

@@ -1,0 +1,90 @@
+"""The `churn` command: one subcommand per pipeline stage, so a scheduler can run a stage without DVC.
+
+Heavy libraries (Great Expectations, MLflow, LightGBM) are imported inside the commands that use them, which keeps
+`churn --help` fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Churn risk for an online shop: which customers are about to stop buying, why, and what they are worth.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="The params file; each stage reads its own block.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    # Great Expectations logs its own set-up at INFO; only its warnings are news to a user.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+@app.command()
+def generate(
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path, typer.Option(help="Folder for the shop's tables (the default data source).")] = Path(
+        "data/raw/synthetic"
+    ),
+    truth: Annotated[Path, typer.Option(help="Folder for the ground truth (latent state, injected dirt).")] = Path(
+        "data/truth"
+    ),
+) -> None:
+    """Generate the synthetic shop (block `generate`)."""
+    from pipelines.stages import generate as stage
+
+    shop = stage.run(params, out, truth)
+    for name, table in shop.tables.items():
+        typer.echo(f"{name:>10}: {len(table):>10,} rows")
+    typer.echo(f"tables in {out}, ground truth in {truth}")
+
+
+@app.command()
+def validate(
+    params: ParamsOption = Path("params.yaml"),
+    validated: Annotated[Path, typer.Option(help="Folder for accepted rows.")] = Path("data/validated"),
+    quarantine: Annotated[Path, typer.Option(help="Folder for rejected rows and the rules they broke.")] = Path(
+        "data/quarantine"
+    ),
+    report: Annotated[Path, typer.Option(help="Validation report (JSON).")] = Path("reports/validation.json"),
+    report_md: Annotated[Path, typer.Option(help="Validation report (Markdown).")] = Path("reports/validation.md"),
+) -> None:
+    """Validate the source named in block `data` against the contract (limits in block `validate`)."""
+    from pipelines.stages import validate as stage
+
+    outputs = stage.ValidateOutputs(validated, quarantine, report, report_md)
+    try:
+        result = stage.run(params, outputs)
+    except ValueError as error:
+        typer.echo(f"validation failed: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    for table_report in result.reports:
+        if table_report.present:
+            typer.echo(
+                f"{table_report.table:>10}: {table_report.accepted:>10,} accepted, "
+                f"{table_report.quarantined:>7,} quarantined ({table_report.quarantined_share:.2%})"
+            )
+        else:
+            typer.echo(f"{table_report.table:>10}: absent")
+    typer.echo(f"report: {report_md}; quarantined rows: {quarantine}")
+
+
+@app.command()
+def contract() -> None:
+    """Print the data contract as a Markdown table."""
+    from features.contract import contract_markdown
+
+    typer.echo(contract_markdown(), nl=False)

@@ -1,0 +1,186 @@
+"""Validate source tables against the contract: every row is either accepted or quarantined with its rules."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.contract import TABLES, Table
+from pipelines.sources.files import SourceTable
+from pipelines.validation.coerce import coerce_table
+from pipelines.validation.suite import add_lookup_columns, build_suite, duplicate_row_rule
+
+log = logging.getLogger(__name__)
+
+RULES_COLUMN = "_rules"
+SOURCE_ROW_COLUMN = "_source_row"
+
+
+@dataclass
+class TableReport:
+    table: str
+    origin: str | None
+    present: bool
+    rows_in: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    missing_optional_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def quarantined_share(self) -> float:
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "quarantined_share": round(self.quarantined_share, 6)}
+
+
+@dataclass
+class ValidationResult:
+    accepted: dict[str, pd.DataFrame]
+    quarantined: dict[str, pd.DataFrame]
+    reports: list[TableReport]
+    as_of: pd.Timestamp
+
+    def over_threshold(self, max_share: float) -> list[TableReport]:
+        return [report for report in self.reports if report.quarantined_share > max_share]
+
+
+def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> ValidationResult:
+    """Validate every contract table the source has, in reference order (customers, orders, then the rest)."""
+    if "orders" not in sources:
+        raise ValueError("the source has no orders table, the one table the contract requires")
+    context = _gx_context()
+    accepted: dict[str, pd.DataFrame] = {}
+    quarantined: dict[str, pd.DataFrame] = {}
+    reports = []
+    for table in TABLES:
+        source = sources.get(table.name)
+        if source is None:
+            reports.append(TableReport(table=table.name, origin=None, present=False))
+            continue
+        started = time.perf_counter()
+        accepted[table.name], quarantined[table.name], report = validate_table(
+            source, table, accepted, as_of, context
+        )
+        reports.append(report)
+        log.info(
+            "%s: %d rows in, %d accepted, %d quarantined (%.1f s)",
+            table.name, report.rows_in, report.accepted, report.quarantined, time.perf_counter() - started,
+        )
+    if accepted["orders"].empty:
+        raise ValueError("orders: no row passed validation, so there is nothing to learn from")
+    return ValidationResult(accepted=accepted, quarantined=quarantined, reports=reports, as_of=as_of)
+
+
+def validate_table(
+    source: SourceTable,
+    table: Table,
+    accepted: dict[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    context: object,
+) -> tuple[pd.DataFrame, pd.DataFrame, TableReport]:
+    if table.required and source.raw.empty:
+        raise ValueError(f"{source.origin}: table {table.name} has no rows")
+    coerced = coerce_table(source, table)
+    typed = coerced.typed
+    failures = dict(coerced.cast_failures)
+    duplicates = typed.duplicated(keep="first").to_numpy()
+    if duplicates.any():
+        failures[duplicate_row_rule(table)] = duplicates
+    checked = typed[~duplicates]
+    # Lookup columns exist only in the frame GX sees, never in the accepted table.
+    with_lookups, references = add_lookup_columns(checked, table, accepted)
+    for rule, positions in _run_suite(with_lookups, table, as_of, references, context).items():
+        mask = np.zeros(len(typed), dtype=bool)
+        mask[positions] = True
+        failures[rule] = failures[rule] | mask if rule in failures else mask
+    rejected = np.zeros(len(typed), dtype=bool)
+    for mask in failures.values():
+        rejected |= mask
+    accepted_rows = typed[~rejected].reset_index(drop=True)
+    quarantined_rows = _quarantine_rows(source.raw, failures, rejected)
+    report = TableReport(
+        table=table.name,
+        origin=source.origin,
+        present=True,
+        rows_in=len(source.raw),
+        accepted=len(accepted_rows),
+        quarantined=len(quarantined_rows),
+        rule_counts={rule: int(mask.sum()) for rule, mask in sorted(failures.items())},
+        missing_optional_columns=coerced.missing_optional_columns,
+        ignored_columns=coerced.ignored_columns,
+    )
+    if report.accepted + report.quarantined != report.rows_in:
+        raise RuntimeError(
+            f"{table.name}: {report.rows_in} rows in but {report.accepted} accepted + {report.quarantined} "
+            "quarantined; validation lost rows"
+        )
+    return accepted_rows, quarantined_rows, report
+
+
+def _run_suite(
+    frame: pd.DataFrame, table: Table, as_of: pd.Timestamp, references: set[str], context: object
+) -> dict[str, np.ndarray]:
+    """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it."""
+    suite = build_suite(table, as_of, references)
+    batch = _batch(context, table.name, frame)
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    broken: dict[str, np.ndarray] = {}
+    for expectation_result in result.results:
+        if expectation_result.exception_info.get("raised_exception"):
+            raise RuntimeError(
+                f"{table.name}: expectation {expectation_result.expectation_config.type} could not run: "
+                f"{expectation_result.exception_info.get('exception_message')}"
+            )
+        rows = expectation_result.result.get("unexpected_index_list") or []
+        if rows:
+            broken[expectation_result.expectation_config.meta["rule"]] = np.asarray(rows, dtype=np.int64)
+    return broken
+
+
+def _gx_context() -> object:
+    # The project must never talk to the internet; GX analytics would.
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.data_sources.add_pandas("contract")
+    return context
+
+
+def _batch(context: object, name: str, frame: pd.DataFrame) -> object:
+    datasource = context.data_sources.get("contract")  # type: ignore[attr-defined]
+    asset = datasource.add_dataframe_asset(name)
+    definition = asset.add_batch_definition_whole_dataframe("all rows")
+    return definition.get_batch(batch_parameters={"dataframe": frame})
+
+
+def _quarantine_rows(raw: pd.DataFrame, failures: dict[str, np.ndarray], rejected: np.ndarray) -> pd.DataFrame:
+    """The rejected rows exactly as the source had them, with their source row number and the rules they broke."""
+    positions = np.flatnonzero(rejected)
+    rules_per_row: list[list[str]] = [[] for _ in positions]
+    slot = np.full(len(rejected), -1)
+    slot[positions] = np.arange(len(positions))
+    for rule, mask in failures.items():
+        for position in np.flatnonzero(mask):
+            rules_per_row[slot[position]].append(rule)
+    rows = raw.iloc[positions].reset_index(drop=True)
+    rows.insert(0, RULES_COLUMN, pd.array(["; ".join(sorted(r)) for r in rules_per_row], dtype="string"))
+    rows.insert(0, SOURCE_ROW_COLUMN, positions)
+    return rows
+
+
+def top_rules(report: TableReport, n: int = 3) -> str:
+    counts = Counter(report.rule_counts).most_common(n)
+    return ", ".join(f"{rule} ({count})" for rule, count in counts)
+
