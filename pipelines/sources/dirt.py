@@ -77,13 +77,13 @@ def _review_before_order(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random
 
 
 def _orphan_ticket_customer(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(ticket_id=_fresh_ids("X", len(rows), rng), customer_id=_fresh_ids("X", len(rows), rng),
-                       order_id=None)
+    return rows.assign(
+        ticket_id=_fresh_ids("X", len(rows), rng), customer_id=_fresh_ids("X", len(rows), rng), order_id=None
+    )
 
 
 def _resolved_before_opened(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(ticket_id=_fresh_ids("X", len(rows), rng),
-                       resolved_at=rows["opened_at"] - pd.Timedelta(hours=5))
+    return rows.assign(ticket_id=_fresh_ids("X", len(rows), rng), resolved_at=rows["opened_at"] - pd.Timedelta(hours=5))
 
 
 def _unknown_reason(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
@@ -114,6 +114,7 @@ DIRT_KINDS: tuple[DirtKind, ...] = (
     DirtKind("returns", "unknown_reason", "returns.reason.allowed", _unknown_reason),
 )
 
+
 def inject_dirt(
     tables: dict[str, pd.DataFrame], share: float, as_of: pd.Timestamp, seed: int
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -127,7 +128,7 @@ def inject_dirt(
     records = []
     for name, table in tables.items():
         kinds = [kind for kind in DIRT_KINDS if kind.table == name]
-        per_kind = int(round(share * len(table) / max(len(kinds), 1)))
+        per_kind = round(share * len(table) / max(len(kinds), 1))
         if share > 0:
             per_kind = max(per_kind, 1)
         dirty_parts, kind_names, sort_keys = [], [], [np.arange(len(table), dtype=float)]
@@ -142,8 +143,7 @@ def inject_dirt(
         new_position = np.empty(order.size, dtype=np.int64)
         new_position[order] = np.arange(order.size)
         rules = {kind.name: kind.rule for kind in kinds}
-        dirty_positions = new_position[len(table):]
+        dirty_positions = new_position[len(table) :]
         records += [(name, int(row), kind, rules[kind]) for row, kind in zip(dirty_positions, kind_names, strict=True)]
     dirt = pd.DataFrame(records, columns=["table", "row", "kind", "rule"])
     return result, dirt
-

@@ -112,7 +112,11 @@ def read_csv(path: Path, options: CsvOptions) -> pd.DataFrame:
     """Read a CSV as text cells, turning a wrong encoding or delimiter into an error that says how to fix it."""
     try:
         frame = pd.read_csv(
-            path, sep=options.delimiter, encoding=options.encoding, dtype=str, keep_default_na=False,
+            path,
+            sep=options.delimiter,
+            encoding=options.encoding,
+            dtype=str,
+            keep_default_na=False,
             na_values=[""],
         )
     except UnicodeDecodeError as error:

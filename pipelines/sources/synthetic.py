@@ -66,12 +66,8 @@ class SyntheticShopParams:
     recovery_effect: float = 0.6
     recovery_days: float = 2.0
     # How orders go.
-    late_rate_by_channel: dict[str, float] = field(
-        default_factory=lambda: {"web": 0.08, "app": 0.06, "store": 0.03}
-    )
-    promised_days_by_channel: dict[str, float] = field(
-        default_factory=lambda: {"web": 3.0, "app": 3.0, "store": 2.0}
-    )
+    late_rate_by_channel: dict[str, float] = field(default_factory=lambda: {"web": 0.08, "app": 0.06, "store": 0.03})
+    promised_days_by_channel: dict[str, float] = field(default_factory=lambda: {"web": 3.0, "app": 3.0, "store": 2.0})
     out_of_stock_rate: float = 0.03
     customer_cancel_rate: float = 0.02
     payment_failure_rate: float = 0.01
@@ -93,12 +89,8 @@ class SyntheticShopParams:
     ticket_resolution_median_days: float = 2.0
     ticket_unresolved_share: float = 0.05
     channel_shares: dict[str, float] = field(default_factory=lambda: {"web": 0.55, "app": 0.35, "store": 0.10})
-    payment_shares: dict[str, float] = field(
-        default_factory=lambda: {"card": 0.6, "invoice": 0.3, "wallet": 0.1}
-    )
-    country_shares: dict[str, float] = field(
-        default_factory=lambda: {"SE": 0.45, "NO": 0.2, "DK": 0.2, "FI": 0.15}
-    )
+    payment_shares: dict[str, float] = field(default_factory=lambda: {"card": 0.6, "invoice": 0.3, "wallet": 0.1})
+    country_shares: dict[str, float] = field(default_factory=lambda: {"SE": 0.45, "NO": 0.2, "DK": 0.2, "FI": 0.15})
     # Share of preferred channel / payment method used on an order.
     habit_strength: float = 0.85
     order_value_median: float = 55.0
@@ -247,10 +239,10 @@ def _next_order_day(sampler: _Sampler, day: np.ndarray, rate: np.ndarray, start_
     current = day.copy()
     while pending.size:
         current[pending] += sampler.rng.exponential(1.0 / peak_rate[pending])
-        multiplier = seasonal_multiplier(start_epoch + current[pending], p.seasonality_amplitude, p.seasonality_peak_day)
-        accept_probability = multiplier / (
-            1 + p.seasonality_amplitude
+        multiplier = seasonal_multiplier(
+            start_epoch + current[pending], p.seasonality_amplitude, p.seasonality_peak_day
         )
+        accept_probability = multiplier / (1 + p.seasonality_amplitude)
         accepted = sampler.rng.random(pending.size) < accept_probability
         beyond = current[pending] >= p.horizon_days
         result[pending[accepted]] = current[pending[accepted]]
@@ -337,7 +329,10 @@ def _order_timeline(sampler: _Sampler, day: np.ndarray, exp: dict[str, np.ndarra
 
 
 def _dropout_probability(
-    p: SyntheticShopParams, base: np.ndarray, loyalty: np.ndarray, exp: dict[str, np.ndarray],
+    p: SyntheticShopParams,
+    base: np.ndarray,
+    loyalty: np.ndarray,
+    exp: dict[str, np.ndarray],
     resolution_days: np.ndarray,
 ) -> np.ndarray:
     invoice_code = list(p.payment_shares).index("invoice") if "invoice" in p.payment_shares else -1
@@ -357,7 +352,9 @@ def _dropout_probability(
     return 1 - stay
 
 
-def _simulate_orders(sampler: _Sampler, customers: pd.DataFrame, start: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray]:
+def _simulate_orders(
+    sampler: _Sampler, customers: pd.DataFrame, start: pd.Timestamp
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Run the rounds; returns one row per order (times in days) and each customer's dropout day (inf = never)."""
     p = sampler.params
     start_epoch = epoch_days(start)
@@ -514,7 +511,11 @@ def _review_scores(orders: pd.DataFrame, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, 1])
     item_problem = (orders["wrong_item"] | orders["damaged"]).to_numpy()
     late = orders["late_delivery"].to_numpy()
-    kinds = {"none": ~item_problem & ~late, "late_delivery": ~item_problem & late, "item_problem": item_problem}
+    kinds = {
+        "none": ~item_problem & ~late,
+        "late_delivery": ~item_problem & late,
+        "item_problem": item_problem,
+    }
     scores = np.zeros(len(orders), dtype=np.int64)
     for name, probabilities in REVIEW_SCORE_PROBABILITIES.items():
         mask = kinds[name]
@@ -527,7 +528,8 @@ TICKET_REASON_NAMES = ["wrong_item", "damaged", "late_delivery", "refund", "othe
 
 def _ticket_reasons(orders: pd.DataFrame) -> pd.Series:
     codes = np.select(
-        [orders["wrong_item"], orders["damaged"], orders["late_delivery"], orders["out_of_stock"]], [0, 1, 2, 3],
+        [orders["wrong_item"], orders["damaged"], orders["late_delivery"], orders["out_of_stock"]],
+        [0, 1, 2, 3],
         default=4,
     )
     return _strings(codes, TICKET_REASON_NAMES)
@@ -540,7 +542,8 @@ def _return_reasons(orders: pd.DataFrame, seed: int) -> pd.Series:
     rng = np.random.default_rng([seed, 2])
     customer_side = rng.choice([2, 3], size=len(orders), p=[0.6, 0.4])
     codes = np.select(
-        [orders["wrong_item"] & orders["returned_bad"], orders["damaged"] & orders["returned_bad"]], [0, 1],
+        [orders["wrong_item"] & orders["returned_bad"], orders["damaged"] & orders["returned_bad"]],
+        [0, 1],
         default=customer_side,
     )
     return _strings(codes, RETURN_REASON_NAMES)

@@ -98,7 +98,9 @@ def _column_expectations(table: Table, column: Column, as_of: pd.Timestamp, chec
     if column.references and check_reference:
         expectations.append(
             gxe.ExpectColumnValuesToBeInSet(
-                column=known_column(name), value_set=[True], meta={"rule": rule_id(table, column, "references")}
+                column=known_column(name),
+                value_set=[True],
+                meta={"rule": rule_id(table, column, "references")},
             )
         )
     return expectations
@@ -128,17 +130,23 @@ def add_lookup_columns(
             reached = other.not_before
             if reached and reached.startswith(column.references.split(".")[0] + "."):
                 referenced_table, referenced_name = reached.split(".")
-                source = accepted[referenced_table][referenced_name].to_numpy()
-                lookups[referenced_column(reached)] = pd.Series(
-                    np.where(positions >= 0, source[np.maximum(positions, 0)], np.datetime64("NaT")),
-                    index=typed.index,
-                ).astype(source.dtype)
+                lookups[referenced_column(reached)] = _look_up(
+                    accepted[referenced_table][referenced_name], positions, typed.index
+                )
     for column in table.columns:
         reached = column.not_before
         if reached and "." in reached and referenced_column(reached) not in lookups:
             # Referenced table absent: nothing to compare with.
             lookups[referenced_column(reached)] = pd.Series(pd.NaT, index=typed.index, dtype="datetime64[ns]")
     return typed.assign(**lookups), checked
+
+
+def _look_up(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
+    """values[positions] where a position was found (>= 0), else missing."""
+    found = positions >= 0
+    result = pd.Series(pd.NaT, index=index, dtype=values.dtype)
+    result[found] = values.to_numpy()[positions[found]]
+    return result
 
 
 def _reference_keys(reference: str, accepted: dict[str, pd.DataFrame]) -> pd.Index | None:

@@ -1,0 +1,48 @@
+# churn-pipeline: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+INSTALLED := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(INSTALLED) ## Create .venv with the locked dependencies and the project
+	@true
+
+run: install ## Run the pipeline on the default (synthetic) data: dvc repro
+	PATH=$(CURDIR)/$(BIN):$$PATH dvc repro
+
+test: install lint ## Lint, type-check and run the test suite
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
+
+lint: install ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: ## Re-resolve requirements.lock from pyproject.toml (Python 3.11)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+
+contract: install ## Print the data contract as Markdown
+	$(BIN)/churn contract
+
+clean: ## Remove the environment and everything the pipeline generated
+	rm -rf $(VENV) data/raw data/truth data/validated data/quarantine reports .dvc/cache .dvc/tmp
+
+.PHONY: help install run test lint format lock contract clean

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.sources.files import SourceTable
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+AS_OF = pd.Timestamp("2024-07-01")
+
+
+def clean_tables() -> dict[str, pd.DataFrame]:
+    """A tiny shop that breaks no rule: two customers, four orders, one review, ticket and return."""
+    ts = pd.Timestamp
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "signed_up_at": [ts("2024-01-01"), ts("2024-02-01")],
+            "loyalty_member": [True, False],
+            "country": ["SE", "NO"],
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4"],
+            "customer_id": ["c1", "c1", "c2", "c2"],
+            "ordered_at": [ts("2024-01-05"), ts("2024-03-01"), ts("2024-02-10"), ts("2024-06-20")],
+            "order_value": [50.0, 20.0, 0.0, 75.5],
+            "status": ["delivered", "returned", "cancelled", "shipped"],
+            "cancel_reason": [None, None, "out_of_stock", None],
+            "channel": ["web", "app", "web", "store"],
+            "payment_method": ["card", "invoice", "card", "card"],
+            "promised_delivery_at": [ts("2024-01-08"), ts("2024-03-04"), pd.NaT, ts("2024-07-05")],
+            "delivered_at": [ts("2024-01-07"), ts("2024-03-06"), pd.NaT, pd.NaT],
+        }
+    )
+    reviews = pd.DataFrame({"order_id": ["o1"], "review_score": [5], "reviewed_at": [ts("2024-01-09")]})
+    tickets = pd.DataFrame(
+        {
+            "ticket_id": ["t1"],
+            "customer_id": ["c1"],
+            "order_id": ["o2"],
+            "opened_at": [ts("2024-03-06 10:00")],
+            "resolved_at": [ts("2024-03-07")],
+            "reason": ["late_delivery"],
+        }
+    )
+    returns = pd.DataFrame({"order_id": ["o2"], "returned_at": [ts("2024-03-10")], "reason": ["damaged"]})
+    return {"customers": customers, "orders": orders, "reviews": reviews, "tickets": tickets, "returns": returns}
+
+
+def as_sources(tables: dict[str, pd.DataFrame]) -> dict[str, SourceTable]:
+    return {name: SourceTable(name=name, raw=frame, origin=f"<{name}>") for name, frame in tables.items()}
+
+
+@pytest.fixture
+def tables() -> dict[str, pd.DataFrame]:
+    return clean_tables()
+
+
+def write_params(path: Path, **blocks: dict[str, object]) -> Path:
+    """A params file whose blocks are the repository's params.yaml with `blocks` merged in."""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, values in blocks.items():
+        params[name] = {**params.get(name, {}), **values}
+    path.write_text(yaml.safe_dump(params))
+    return path
