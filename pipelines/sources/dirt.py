@@ -12,7 +12,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-Breaker = Callable[[pd.DataFrame, pd.Timestamp, np.random.Generator], pd.DataFrame]
+
+class DirtContext:
+    """What breakers draw on: the data's as-of time, the random generator and identifiers no other row has."""
+
+    def __init__(self, as_of: pd.Timestamp, rng: np.random.Generator) -> None:
+        self.as_of = as_of
+        self.rng = rng
+        self._next_id = 0
+
+    def fresh_ids(self, n: int) -> np.ndarray:
+        """Identifiers unique across all dirt (X0, X1, ...); real ids never start with X."""
+        ids = np.char.add("X", np.arange(self._next_id, self._next_id + n).astype(str))
+        self._next_id += n
+        return ids
+
+
+Breaker = Callable[[pd.DataFrame, DirtContext], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -24,39 +40,35 @@ class DirtKind:
     breaker: Breaker
 
 
-def _fresh_ids(prefix: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.char.add(prefix, rng.choice(10**9, size=n, replace=False).astype(str))
-
-
-def _duplicate(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
+def _duplicate(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
     return rows
 
 
-def _negative_value(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(order_id=_fresh_ids("X", len(rows), rng), order_value=-rows["order_value"] - 1)
+def _negative_value(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(order_id=dirt.fresh_ids(len(rows)), order_value=-rows["order_value"] - 1)
 
 
-def _missing_customer(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(order_id=_fresh_ids("X", len(rows), rng), customer_id=None)
+def _missing_customer(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(order_id=dirt.fresh_ids(len(rows)), customer_id=None)
 
 
-def _unknown_status(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(order_id=_fresh_ids("X", len(rows), rng), status="lost_in_space")
+def _unknown_status(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(order_id=dirt.fresh_ids(len(rows)), status="lost_in_space")
 
 
-def _delivered_before_ordered(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
+def _delivered_before_ordered(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
     return rows.assign(
-        order_id=_fresh_ids("X", len(rows), rng),
+        order_id=dirt.fresh_ids(len(rows)),
         status="delivered",
         promised_delivery_at=rows["ordered_at"] + pd.Timedelta(days=3),
         delivered_at=rows["ordered_at"] - pd.Timedelta(days=2),
     )
 
 
-def _future_order(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
+def _future_order(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
     return rows.assign(
-        order_id=_fresh_ids("X", len(rows), rng),
-        ordered_at=as_of + pd.Timedelta(days=30),
+        order_id=dirt.fresh_ids(len(rows)),
+        ordered_at=dirt.as_of + pd.Timedelta(days=30),
         status="placed",
         cancel_reason=None,
         promised_delivery_at=pd.NaT,
@@ -64,34 +76,32 @@ def _future_order(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Genera
     )
 
 
-def _orphan_order(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(order_id=_fresh_ids("X", len(rows), rng))
+def _orphan_order(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(order_id=dirt.fresh_ids(len(rows)))
 
 
-def _score_out_of_range(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(review_score=rng.choice([0, 6, 10], size=len(rows)))
+def _score_out_of_range(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(review_score=dirt.rng.choice([0, 6, 10], size=len(rows)))
 
 
-def _review_before_order(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
+def _review_before_order(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
     return rows.assign(reviewed_at=pd.Timestamp("1999-01-01"))
 
 
-def _orphan_ticket_customer(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(
-        ticket_id=_fresh_ids("X", len(rows), rng), customer_id=_fresh_ids("X", len(rows), rng), order_id=None
-    )
+def _orphan_ticket_customer(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(ticket_id=dirt.fresh_ids(len(rows)), customer_id=dirt.fresh_ids(len(rows)), order_id=None)
 
 
-def _resolved_before_opened(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    return rows.assign(ticket_id=_fresh_ids("X", len(rows), rng), resolved_at=rows["opened_at"] - pd.Timedelta(hours=5))
+def _resolved_before_opened(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(ticket_id=dirt.fresh_ids(len(rows)), resolved_at=rows["opened_at"] - pd.Timedelta(hours=5))
 
 
-def _unknown_reason(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
-    ids = {"ticket_id": _fresh_ids("X", len(rows), rng)} if "ticket_id" in rows else {}
+def _unknown_reason(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    ids = {"ticket_id": dirt.fresh_ids(len(rows))} if "ticket_id" in rows else {}
     return rows.assign(reason="gremlins", **ids)
 
 
-def _missing_customer_id(rows: pd.DataFrame, as_of: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
+def _missing_customer_id(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
     return rows.assign(customer_id=None)
 
 
@@ -124,6 +134,7 @@ def inject_dirt(
     kind and the rule that must quarantine it.
     """
     rng = np.random.default_rng([seed, 3])
+    context = DirtContext(as_of, rng)
     result: dict[str, pd.DataFrame] = {}
     records = []
     for name, table in tables.items():
@@ -134,7 +145,7 @@ def inject_dirt(
         dirty_parts, kind_names, sort_keys = [], [], [np.arange(len(table), dtype=float)]
         for kind in kinds if len(table) else ():
             positions = rng.choice(len(table), size=per_kind, replace=False)
-            dirty_parts.append(kind.breaker(table.iloc[positions], as_of, rng).astype(table.dtypes.to_dict()))
+            dirty_parts.append(kind.breaker(table.iloc[positions], context).astype(table.dtypes.to_dict()))
             kind_names += [kind.name] * per_kind
             # Right after the row it was copied from, so "keep first" keeps an exact duplicate's original.
             sort_keys.append(positions + rng.uniform(0.01, 0.99, per_kind))

@@ -575,6 +575,6 @@ def generate_shop(params: SyntheticShopParams) -> SyntheticShop:
         missing = set(TABLES_BY_NAME[name].column_names) ^ set(table.columns)
         if missing:
             raise AssertionError(f"generator wrote {name} with columns off the contract: {sorted(missing)}")
-    truth = _customer_truth(customers, dropped_out, start)
-    joined = truth["signed_up_at"] < pd.Timestamp(params.end_date)
-    return SyntheticShop(tables=dirty_tables, customer_truth=truth[joined].reset_index(drop=True), dirt=dirt)
+    joined = (customers["signed_up_day"] < params.horizon_days).to_numpy()  # the same test as the customers table
+    truth = _customer_truth(customers[joined], dropped_out[joined], start)
+    return SyntheticShop(tables=dirty_tables, customer_truth=truth, dirt=dirt)

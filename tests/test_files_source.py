@@ -1,0 +1,138 @@
+"""The CSV/Parquet folder source: file discovery, mappings, and clear errors for files that are read wrongly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import AS_OF
+
+from pipelines.sources.files import CsvOptions, FolderSourceConfig, read_folder
+from pipelines.validation.run import validate_tables
+
+ORDERS_CSV = """order_id,customer_id,ordered_at,order_value,status
+o1,c1,2024-01-05 10:00:00,50.0,delivered
+o2,c1,2024-03-01 12:30:00,20.5,returned
+o3,c2,2024-02-10,0,cancelled
+"""
+
+
+def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_reads_csv_as_text_and_validates(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", ORDERS_CSV)
+    sources = read_folder(FolderSourceConfig(path=tmp_path))
+    assert set(sources) == {"orders"}
+    assert sources["orders"].raw["order_value"].tolist() == ["50.0", "20.5", "0"]
+    result = validate_tables(sources, AS_OF)
+    assert result.accepted["orders"]["order_value"].tolist() == [50.0, 20.5, 0.0]
+    assert result.accepted["orders"]["ordered_at"].iloc[2] == pd.Timestamp("2024-02-10")
+
+
+def test_reads_parquet(tmp_path: Path) -> None:
+    frame = pd.read_csv(pd.io.common.StringIO(ORDERS_CSV), dtype=str)
+    frame.to_parquet(tmp_path / "orders.parquet")
+    assert read_folder(FolderSourceConfig(path=tmp_path))["orders"].raw.shape == (3, 5)
+
+
+def mapped_export_config(folder: Path) -> FolderSourceConfig:
+    return FolderSourceConfig.from_params(
+        {
+            "path": str(folder),
+            "csv": {"delimiter": ";"},
+            "files": {"orders": "export.csv"},
+            "column_mapping": {
+                "orders": {
+                    "OrderNo": "order_id",
+                    "Kund": "customer_id",
+                    "Datum": "ordered_at",
+                    "Belopp": "order_value",
+                    "Status": "status",
+                }
+            },
+            "value_mapping": {"orders": {"status": {"Levererad": "delivered", "Avbruten": "cancelled"}}},
+        }
+    )
+
+
+def test_column_and_value_mapping_from_params(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "export.csv",
+        "OrderNo;Kund;Datum;Belopp;Status\n1;A;2024-01-05;50.0;Levererad\n2;A;2024-02-05;10,5;Avbruten\n",
+    )
+    result = validate_tables(read_folder(mapped_export_config(tmp_path)), AS_OF)
+    assert result.accepted["orders"]["status"].tolist() == ["delivered"]
+    # "10,5" uses a decimal comma: unreadable as a number, so quarantined with the cast rule, not silently 0.
+    assert result.quarantined["orders"]["_rules"].tolist() == ["orders.order_value.cast"]
+    assert result.quarantined["orders"]["Belopp"].tolist() == ["10,5"]
+
+
+def test_a_column_nothing_of_which_can_be_read_is_fatal(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "export.csv",
+        "OrderNo;Kund;Datum;Belopp;Status\n1;A;2024-01-05;50,0;Levererad\n2;A;2024-02-05;10,5;Avbruten\n",
+    )
+    with pytest.raises(ValueError, match=r"orders.order_value cannot be read as float \(e.g. \['50,0', '10,5'\]\)"):
+        validate_tables(read_folder(mapped_export_config(tmp_path)), AS_OF)
+
+
+def test_value_mapping_accepts_mapped_statuses(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_value,status\n1,A,2024-01-05,5,Levererad\n")
+    config = FolderSourceConfig(path=tmp_path, value_mapping={"orders": {"status": {"Levererad": "delivered"}}})
+    result = validate_tables(read_folder(config), AS_OF)
+    assert result.accepted["orders"]["status"].tolist() == ["delivered"]
+
+
+def test_wrong_encoding_says_which_setting_to_change(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", ORDERS_CSV.replace("c2", "Åsa"), encoding="latin-1")
+    with pytest.raises(ValueError, match=r"orders.csv is not valid utf-8 .*set data.csv.encoding"):
+        read_folder(FolderSourceConfig(path=tmp_path))
+
+
+def test_wrong_encoding_reads_with_the_right_setting(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", ORDERS_CSV.replace("c2", "Åsa"), encoding="latin-1")
+    sources = read_folder(FolderSourceConfig(path=tmp_path, csv=CsvOptions(encoding="latin-1")))
+    assert "Åsa" in sources["orders"].raw["customer_id"].tolist()
+
+
+def test_wrong_delimiter_names_the_likely_one(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", ORDERS_CSV.replace(",", ";"))
+    with pytest.raises(ValueError, match=r"looks ';'-delimited: set data.csv.delimiter"):
+        read_folder(FolderSourceConfig(path=tmp_path))
+
+
+def test_missing_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"does not exist; set data.path"):
+        read_folder(FolderSourceConfig(path=tmp_path / "nowhere"))
+
+
+def test_two_files_for_one_table_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", ORDERS_CSV)
+    pd.read_csv(tmp_path / "orders.csv").to_parquet(tmp_path / "orders.parquet")
+    with pytest.raises(ValueError, match=r"keep one or name it in data.files.orders"):
+        read_folder(FolderSourceConfig(path=tmp_path))
+
+
+def test_params_naming_an_unknown_table_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"not in the contract: \['order'\]"):
+        read_folder(FolderSourceConfig(path=tmp_path, column_mapping={"order": {"a": "b"}}))
+
+
+def test_csv_without_orders_fails_validation(tmp_path: Path) -> None:
+    write(tmp_path, "reviews.csv", "order_id,review_score,reviewed_at\no1,5,2024-01-01\n")
+    with pytest.raises(ValueError, match="no orders table"):
+        validate_tables(read_folder(FolderSourceConfig(path=tmp_path)), AS_OF)
+
+
+def test_header_only_orders_csv_is_empty_and_fatal(tmp_path: Path) -> None:
+    write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_value\n")
+    with pytest.raises(ValueError, match="orders has no rows"):
+        validate_tables(read_folder(FolderSourceConfig(path=tmp_path)), AS_OF)

@@ -1,0 +1,130 @@
+"""The generate and validate stages on a small synthetic shop in tmp_path, through the `churn` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import write_params
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.stages.generate import TRUTH_DIRT
+from pipelines.validation.run import RULES_COLUMN, SOURCE_ROW_COLUMN
+
+N_CUSTOMERS = 3000
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """generate + validate once, with paths to everything they wrote."""
+    root = tmp_path_factory.mktemp("shop")
+    paths = {
+        "params": root / "params.yaml",
+        "raw": root / "raw",
+        "truth": root / "truth",
+        "validated": root / "validated",
+        "quarantine": root / "quarantine",
+        "report": root / "validation.json",
+        "report_md": root / "validation.md",
+    }
+    write_params(paths["params"], generate={"n_customers": N_CUSTOMERS}, data={"path": str(paths["raw"])})
+    invoke("generate", "--params", paths["params"], "--out", paths["raw"], "--truth", paths["truth"])
+    invoke(
+        "validate", "--params", paths["params"], "--validated", paths["validated"],
+        "--quarantine", paths["quarantine"], "--report", paths["report"], "--report-md", paths["report_md"],
+    )  # fmt: skip
+    return paths
+
+
+def invoke(*args: object) -> str:
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_every_injected_dirty_row_is_quarantined_with_its_rule(shop: dict[str, Path]) -> None:
+    dirt = pd.read_parquet(shop["truth"] / TRUTH_DIRT)
+    assert set(dirt["table"]) == {"customers", "orders", "reviews", "tickets", "returns"}
+    for table, expected in dirt.groupby("table"):
+        quarantined = pd.read_parquet(shop["quarantine"] / f"{table}.parquet")
+        rules = dict(zip(quarantined[SOURCE_ROW_COLUMN], quarantined[RULES_COLUMN].str.split("; "), strict=True))
+        for row, rule in zip(expected["row"], expected["rule"], strict=True):
+            assert rule in rules.get(row, []), f"{table} row {row} should break {rule}"
+
+
+def test_only_dirty_rows_are_quarantined(shop: dict[str, Path]) -> None:
+    dirt = pd.read_parquet(shop["truth"] / TRUTH_DIRT)
+    for table, expected in dirt.groupby("table"):
+        quarantined = pd.read_parquet(shop["quarantine"] / f"{table}.parquet")
+        assert set(quarantined[SOURCE_ROW_COLUMN]) == set(expected["row"]), table
+
+
+def test_rows_in_equal_accepted_plus_quarantined(shop: dict[str, Path]) -> None:
+    report = json.loads(shop["report"].read_text())
+    assert report["passed"] is True
+    for name, table in report["tables"].items():
+        raw = pd.read_parquet(shop["raw"] / f"{name}.parquet")
+        validated = pd.read_parquet(shop["validated"] / f"{name}.parquet")
+        quarantined = pd.read_parquet(shop["quarantine"] / f"{name}.parquet")
+        assert table["rows_in"] == len(raw) == len(validated) + len(quarantined), name
+        assert table["accepted"] == len(validated)
+
+
+def test_markdown_report_lists_tables_and_rules(shop: dict[str, Path]) -> None:
+    text = shop["report_md"].read_text()
+    for name in ("customers", "orders", "reviews", "tickets", "returns"):
+        assert f"| {name} |" in text
+    assert "`orders.order_value.range`" in text
+
+
+def test_validate_fails_over_the_quarantine_limit_and_keeps_the_rows(shop: dict[str, Path], tmp_path: Path) -> None:
+    params = write_params(
+        tmp_path / "params.yaml", data={"path": str(shop["raw"])}, validate={"max_quarantine_share": 0.001}
+    )
+    quarantine = tmp_path / "quarantine"
+    result = CliRunner().invoke(
+        app,
+        ["validate", "--params", str(params), "--validated", str(tmp_path / "v"), "--quarantine", str(quarantine),
+         "--report", str(tmp_path / "r.json"), "--report-md", str(tmp_path / "r.md")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "too much bad data (limit validate.max_quarantine_share = 0.1%)" in result.output
+    assert "orders: 0.5% of" in result.output
+    assert "orders.duplicate_row" in result.output or "orders.order_value.range" in result.output
+    assert (quarantine / "orders.parquet").is_file()
+    assert json.loads((tmp_path / "r.json").read_text())["passed"] is False
+
+
+def test_unknown_source_is_rejected(tmp_path: Path) -> None:
+    params = write_params(tmp_path / "params.yaml", data={"source": "ftp"})
+    result = CliRunner().invoke(app, ["validate", "--params", str(params)])
+    assert result.exit_code == 1
+    assert "unknown data.source 'ftp'" in result.output
+
+
+def test_unknown_generate_param_is_rejected(tmp_path: Path) -> None:
+    params = write_params(tmp_path / "params.yaml", generate={"n_custmers": 5})
+    with pytest.raises(ValueError, match="unknown generate params: \\['n_custmers'\\]"):
+        CliRunner().invoke(app, ["generate", "--params", str(params)], catch_exceptions=False)
+
+
+def test_help_lists_stages_without_importing_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from pipelines.cli import app\n"
+        "out = CliRunner().invoke(app, ['--help']).output\n"
+        "assert 'generate' in out and 'validate' in out, out\n"
+        "heavy = [m for m in ('great_expectations', 'mlflow', 'lightgbm', 'sklearn', 'ibis') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_contract_command_prints_the_table() -> None:
+    assert "| orders | order_id | string |" in invoke("contract")
