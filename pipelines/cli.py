@@ -83,6 +83,36 @@ def validate(
 
 
 @app.command()
+def features(
+    params: ParamsOption = Path("params.yaml"),
+    validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
+    validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's as-of time).")] = Path(
+        "reports/validation.json"
+    ),
+    out: Annotated[Path, typer.Option(help="Feature table (Parquet).")] = Path("data/features/features.parquet"),
+    dictionary: Annotated[Path, typer.Option(help="Feature dictionary (CSV).")] = Path(
+        "data/features/feature_dictionary.csv"
+    ),
+    dictionary_md: Annotated[Path, typer.Option(help="Feature dictionary (Markdown).")] = Path(
+        "reports/feature_dictionary.md"
+    ),
+    summary: Annotated[Path, typer.Option(help="Rows and churn rate per cutoff (JSON).")] = Path(
+        "reports/features.json"
+    ),
+) -> None:
+    """Point-in-time features and churn labels at every cutoff (block `features`)."""
+    from pipelines.stages import features as stage
+
+    outputs = stage.FeatureOutputs(out, dictionary, dictionary_md, summary)
+    table = stage.run(params, validated, validation_report, outputs)
+    labelled = table[table["label_observed"]]
+    typer.echo(
+        f"{len(table)} cutoffs ({len(labelled)} with labels), {int(table['customers'].sum()):,} rows; "
+        f"churn rate {labelled['churn_rate'].mean():.1%} on average. Features in {out}, dictionary in {dictionary_md}"
+    )
+
+
+@app.command()
 def contract() -> None:
     """Print the data contract as a Markdown table."""
     from features.contract import contract_markdown

@@ -1,0 +1,42 @@
+"""Small expression helpers shared by the feature groups (portable Ibis: no backend-specific SQL)."""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+
+SECONDS_PER_DAY = 86_400
+
+
+def at(timestamp: pd.Timestamp) -> ibis.Scalar:
+    return ibis.literal(timestamp.to_pydatetime(), type="timestamp")
+
+
+def days_between(later: ibis.Value, earlier: ibis.Value) -> ibis.Value:
+    """Fractional days from `earlier` to `later`."""
+    return (later.epoch_seconds() - earlier.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
+
+
+def days_before(cutoff: pd.Timestamp, days: int) -> ibis.Scalar:
+    return at(cutoff - pd.Timedelta(days=days))
+
+
+def count_if(condition: ibis.Value) -> ibis.Value:
+    return ibis.ifelse(condition, 1, 0).sum()
+
+
+def not_cancelled(orders: ibis.Table) -> ibis.Value:
+    """A qualifying order: anything but a cancellation (an unknown status counts)."""
+    return orders.status.fill_null("") != "cancelled"
+
+
+def orders_before(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
+    return orders.filter(orders.ordered_at < at(cutoff))
+
+
+def latest(table: ibis.Table, time: str, value: str, name: str) -> ibis.Table:
+    """Per customer, `value` on the row with the latest `time`; ties resolve to the largest value, so the result
+    never depends on row order."""
+    last = table.aggregate(by="customer_id", last_time=table[time].max())
+    on_last = table.join(last, [table.customer_id == last.customer_id, table[time] == last.last_time])
+    return on_last.aggregate(by="customer_id", **{name: on_last[value].max()})

@@ -1,0 +1,28 @@
+"""Who is in the population at a cutoff, and whether they churned after it."""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+
+from features.common import at, days_before, not_cancelled
+from features.cutoffs import label_observed
+
+
+def population(orders: ibis.Table, cutoff: pd.Timestamp, active_window_days: int) -> ibis.Table:
+    """Customers with at least one order (any status: an out-of-stock cancellation is a reason to look at them)
+    in the `active_window_days` before the cutoff."""
+    active = orders.filter(
+        (orders.ordered_at < at(cutoff)) & (orders.ordered_at >= days_before(cutoff, active_window_days))
+    )
+    return active.select("customer_id").distinct()
+
+
+def churn_labels(orders: ibis.Table, cutoff: pd.Timestamp, horizon_days: int, as_of: pd.Timestamp) -> ibis.Table | None:
+    """customer_id and churned (1 when no non-cancelled order in [cutoff, cutoff + horizon)), for customers who
+    ordered in the window; None when the window is not fully observed by the data's as-of time."""
+    if not label_observed(cutoff, horizon_days, as_of):
+        return None
+    end = at(cutoff + pd.Timedelta(days=horizon_days))
+    returned = orders.filter((orders.ordered_at >= at(cutoff)) & (orders.ordered_at < end) & not_cancelled(orders))
+    return returned.select("customer_id").distinct().mutate(churned=ibis.literal(0, type="int8"))

@@ -1,0 +1,164 @@
+"""Recency, frequency, monetary value and their trend, from orders placed before the cutoff."""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+
+from features.common import at, count_if, days_before, days_between, not_cancelled, orders_before
+from features.spec import FeatureSpec
+
+COUNT_WINDOWS = (30, 90, 365)
+
+RFM_SPECS: tuple[FeatureSpec, ...] = (
+    FeatureSpec(
+        "days_since_last_order",
+        "rfm",
+        "float64",
+        "days",
+        "all history",
+        "Days from the last non-cancelled order to the cutoff.",
+    ),
+    FeatureSpec(
+        "days_since_first_order",
+        "rfm",
+        "float64",
+        "days",
+        "all history",
+        "Days from the first order (any status) to the cutoff.",
+    ),
+    *(
+        FeatureSpec(
+            f"orders_{days}d",
+            "rfm",
+            "int64",
+            "orders",
+            f"{days} days",
+            f"Non-cancelled orders placed in the {days} days before the cutoff.",
+        )
+        for days in COUNT_WINDOWS
+    ),
+    FeatureSpec(
+        "orders_total", "rfm", "int64", "orders", "all history", "Non-cancelled orders placed before the cutoff."
+    ),
+    FeatureSpec("value_sum", "rfm", "float64", "currency", "all history", "Total value of non-cancelled orders."),
+    FeatureSpec("value_mean", "rfm", "float64", "currency", "all history", "Mean value of non-cancelled orders."),
+    FeatureSpec("value_max", "rfm", "float64", "currency", "all history", "Largest non-cancelled order."),
+    FeatureSpec(
+        "value_365d",
+        "rfm",
+        "float64",
+        "currency",
+        "365 days",
+        "Value of non-cancelled orders in the 365 days before the cutoff.",
+    ),
+    FeatureSpec(
+        "gap_mean_days",
+        "rfm",
+        "float64",
+        "days",
+        "all history",
+        "Mean days between consecutive non-cancelled orders (null with fewer than two).",
+    ),
+    FeatureSpec(
+        "gap_std_days",
+        "rfm",
+        "float64",
+        "days",
+        "all history",
+        "Standard deviation of those gaps (null with fewer than three orders).",
+    ),
+    FeatureSpec(
+        "overdue_ratio",
+        "rfm",
+        "float64",
+        "ratio",
+        "all history",
+        "days_since_last_order / gap_mean_days: above 1, the customer is later than usual.",
+    ),
+    FeatureSpec(
+        "cancelled_share",
+        "rfm",
+        "float64",
+        "share",
+        "all history",
+        "Share of orders placed before the cutoff that were cancelled.",
+        ("orders.status",),
+    ),
+)
+
+TREND_SPECS: tuple[FeatureSpec, ...] = (
+    FeatureSpec("orders_prev_90d", "trend", "int64", "orders", "180 to 90 days",
+                "Non-cancelled orders placed between 180 and 90 days before the cutoff."),
+    FeatureSpec("orders_90d_change", "trend", "int64", "orders", "last 90 vs the 90 before",
+                "orders_90d minus orders_prev_90d."),
+    FeatureSpec("value_90d", "trend", "float64", "currency", "90 days",
+                "Value of non-cancelled orders in the 90 days before the cutoff."),
+    FeatureSpec("value_90d_change", "trend", "float64", "currency", "last 90 vs the 90 before",
+                "value_90d minus the value of the 90 days before those."),
+    FeatureSpec("cutoff_month", "trend", "int64", "month", "at the cutoff",
+                "Calendar month of the cutoff (1-12), so seasonal churn is learned across years."),
+)  # fmt: skip
+
+
+def rfm_and_trend_features(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
+    """One row per customer with an order before the cutoff."""
+    placed = orders_before(orders, cutoff)
+    qualifying = _with_gaps(placed.filter(not_cancelled(placed)))
+    t = at(cutoff)
+    in_window = {days: qualifying.ordered_at >= days_before(cutoff, days) for days in (*COUNT_WINDOWS, 180)}
+    previous_90 = ~in_window[90] & in_window[180]
+    value = qualifying.order_value
+    repeat = qualifying.aggregate(
+        by="customer_id",
+        last_order_at=qualifying.ordered_at.max(),
+        **{f"orders_{days}d": count_if(in_window[days]) for days in COUNT_WINDOWS},
+        orders_total=qualifying.count(),
+        value_sum=value.sum(),
+        value_mean=value.mean(),
+        value_max=value.max(),
+        value_365d=ibis.ifelse(in_window[365], value, 0.0).sum(),
+        gap_mean_days=qualifying.gap_days.mean(),
+        gap_std_days=qualifying.gap_days.std(),
+        orders_prev_90d=count_if(previous_90),
+        value_90d=ibis.ifelse(in_window[90], value, 0.0).sum(),
+        value_prev_90d=ibis.ifelse(previous_90, value, 0.0).sum(),
+    )
+    everything = placed.aggregate(
+        by="customer_id",
+        first_order_at=placed.ordered_at.min(),
+        orders_placed=placed.count(),
+        orders_cancelled=count_if(~not_cancelled(placed)),
+    )
+    joined = everything.left_join(repeat, "customer_id").drop("customer_id_right")
+    days_since_last = days_between(t, joined.last_order_at)
+    counts = {
+        name: joined[name].fill_null(0)
+        for name in ("orders_30d", "orders_90d", "orders_365d", "orders_total", "orders_prev_90d")
+    }
+    values = {name: joined[name].fill_null(0.0) for name in ("value_sum", "value_365d", "value_90d", "value_prev_90d")}
+    return joined.select(
+        "customer_id",
+        days_since_last_order=days_since_last,
+        days_since_first_order=days_between(t, joined.first_order_at),
+        **{name: counts[name] for name in ("orders_30d", "orders_90d", "orders_365d", "orders_total")},
+        value_sum=values["value_sum"],
+        value_mean=joined.value_mean,
+        value_max=joined.value_max,
+        value_365d=values["value_365d"],
+        gap_mean_days=joined.gap_mean_days,
+        gap_std_days=joined.gap_std_days,
+        overdue_ratio=days_since_last / joined.gap_mean_days.nullif(0.0),
+        cancelled_share=joined.orders_cancelled.cast("float64") / joined.orders_placed,
+        orders_prev_90d=counts["orders_prev_90d"],
+        orders_90d_change=counts["orders_90d"] - counts["orders_prev_90d"],
+        value_90d=values["value_90d"],
+        value_90d_change=values["value_90d"] - values["value_prev_90d"],
+        cutoff_month=ibis.literal(cutoff.month, type="int64"),
+    )
+
+
+def _with_gaps(orders: ibis.Table) -> ibis.Table:
+    """Days since the customer's previous order in `orders`, on each order (null on the first)."""
+    window = ibis.window(group_by=orders.customer_id, order_by=[orders.ordered_at, orders.order_id])
+    return orders.mutate(gap_days=days_between(orders.ordered_at, orders.ordered_at.lag().over(window)))

@@ -1,0 +1,266 @@
+"""Bad experiences and how the shop handled them, each counted from the moment it became known.
+
+| kind                  | what                                                   | known from                 |
+|-----------------------|--------------------------------------------------------|----------------------------|
+| late_delivery         | not delivered by the promised date                     | promised_delivery_at       |
+| retailer_cancellation | cancelled by the shop (out of stock, fraud, other)     | ordered_at (no cancel time |
+|                       |                                                        | in the contract)           |
+| retailer_return       | returned as wrong item, damaged or not as described    | returned_at                |
+| low_review            | review score <= `low_review_max`                       | reviewed_at                |
+| complaint             | a customer-service ticket                              | opened_at                  |
+
+A delivery is late from its promised date on, whether it then arrives late (delivered_at > promised) or has not
+arrived at all; how late is measured up to the cutoff, so a parcel still on its way counts the days so far.
+"""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+
+from features.common import at, count_if, days_before, days_between, latest, not_cancelled, orders_before
+from features.contract import RETAILER_CANCEL_REASONS, RETAILER_RETURN_REASONS
+from features.cutoffs import FeatureParams
+from features.inputs import FeatureInputs
+from features.spec import FeatureSpec
+
+# kind -> what the source must provide for it
+BAD_KINDS: dict[str, tuple[str, ...]] = {
+    "late_delivery": ("orders.promised_delivery_at", "orders.delivered_at"),
+    "retailer_cancellation": ("orders.status", "orders.cancel_reason"),
+    "retailer_return": ("returns", "returns.reason"),
+    "low_review": ("reviews",),
+    "complaint": ("tickets",),
+}
+BAD_WINDOWS = (90, 365)
+
+
+def _count_specs() -> tuple[FeatureSpec, ...]:
+    specs = []
+    for kind, needs in BAD_KINDS.items():
+        for days in BAD_WINDOWS:
+            specs.append(
+                FeatureSpec(
+                    f"{kind}_{days}d",
+                    "satisfaction",
+                    "int64",
+                    "events",
+                    f"{days} days",
+                    f"{kind.replace('_', ' ').capitalize()}s known in the {days} days before the cutoff.",
+                    needs,
+                )
+            )
+        specs.append(
+            FeatureSpec(
+                f"{kind}_total",
+                "satisfaction",
+                "int64",
+                "events",
+                "all history",
+                f"{kind.replace('_', ' ').capitalize()}s known before the cutoff.",
+                needs,
+            )
+        )
+    return tuple(specs)
+
+
+SATISFACTION_SPECS: tuple[FeatureSpec, ...] = (
+    *_count_specs(),
+    *(
+        FeatureSpec(f"bad_experiences_{days}d", "satisfaction", "int64", "events", f"{days} days",
+                    f"Bad experiences of every available kind known in the {days} days before the cutoff.")
+        for days in BAD_WINDOWS
+    ),
+    FeatureSpec("bad_experiences_total", "satisfaction", "int64", "events", "all history",
+                "Bad experiences of every available kind known before the cutoff."),
+    FeatureSpec("late_days_max_365d", "satisfaction", "float64", "days", "365 days",
+                "Most days late of a late delivery known in the 365 days before the cutoff (counted up to the cutoff "
+                "while the parcel is still on its way).", BAD_KINDS["late_delivery"]),
+    FeatureSpec("bad_order_share", "satisfaction", "float64", "share", "all history",
+                "Share of the orders placed before the cutoff with a bad experience known by then."),
+    FeatureSpec("last_order_went_wrong", "satisfaction", "boolean", "flag", "last order",
+                "The customer's last order before the cutoff has a bad experience known by then."),
+    FeatureSpec("days_since_last_bad_experience", "satisfaction", "float64", "days", "all history",
+                "Days from the last bad experience becoming known to the cutoff (null: none)."),
+    FeatureSpec("review_score_mean", "satisfaction", "float64", "score 1-5", "all history",
+                "Mean score of reviews written before the cutoff.", ("reviews",)),
+    FeatureSpec("review_score_min", "satisfaction", "float64", "score 1-5", "all history",
+                "Lowest score of reviews written before the cutoff.", ("reviews",)),
+    FeatureSpec("review_score_last", "satisfaction", "float64", "score 1-5", "last review",
+                "Score of the last review written before the cutoff.", ("reviews",)),
+    FeatureSpec("tickets_open", "satisfaction", "int64", "tickets", "at the cutoff",
+                "Tickets opened before the cutoff and not resolved by then.", ("tickets",)),
+    FeatureSpec("ticket_resolution_days_mean", "satisfaction", "float64", "days", "all history",
+                "Mean days from opening to resolution of tickets resolved before the cutoff.",
+                ("tickets", "tickets.resolved_at")),
+    FeatureSpec("last_bad_experience_recovered", "satisfaction", "boolean", "flag", "last bad experience",
+                "The order of the last bad experience has a ticket resolved within recovery_days, by the cutoff "
+                "(null: no bad experience tied to an order).", ("tickets", "tickets.resolved_at")),
+)  # fmt: skip
+
+
+def bad_events(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:
+    """Every bad experience of the kinds the source supports: customer_id, order_id, kind, known_at, delivered_at.
+
+    The table is cutoff-independent; a cutoff keeps the events with known_at before it.
+    """
+    orders = inputs.orders
+    customer_of_order = orders.select("order_id", "customer_id")
+    parts = []
+
+    def event(table: ibis.Table, kind: str, known_at: ibis.Value, delivered_at: ibis.Value | None = None) -> None:
+        parts.append(
+            table.select(
+                customer_id=table.customer_id,
+                order_id=table.order_id.cast("string"),
+                kind=ibis.literal(kind),
+                known_at=known_at.cast("timestamp"),
+                delivered_at=(delivered_at if delivered_at is not None else ibis.null()).cast("timestamp"),
+            )
+        )
+
+    if _supported(inputs, "late_delivery"):
+        status = orders.status.fill_null("")
+        late = orders.filter(
+            orders.promised_delivery_at.notnull()
+            & not_cancelled(orders)
+            & (
+                (orders.delivered_at > orders.promised_delivery_at)
+                | (orders.delivered_at.isnull() & ~status.isin(["delivered", "returned"]))
+            )
+        )
+        event(late, "late_delivery", late.promised_delivery_at, late.delivered_at)
+    if _supported(inputs, "retailer_cancellation"):
+        cancelled = orders.filter(
+            (orders.status == "cancelled") & orders.cancel_reason.isin(list(RETAILER_CANCEL_REASONS))
+        )
+        event(cancelled, "retailer_cancellation", cancelled.ordered_at)
+    if inputs.returns is not None and _supported(inputs, "retailer_return"):
+        returns = inputs.returns.filter(inputs.returns.reason.isin(list(RETAILER_RETURN_REASONS)))
+        returns = returns.join(customer_of_order, "order_id")
+        event(returns, "retailer_return", returns.returned_at)
+    if inputs.reviews is not None and _supported(inputs, "low_review"):
+        low = inputs.reviews.filter(inputs.reviews.review_score <= params.low_review_max)
+        low = low.join(customer_of_order, "order_id")
+        event(low, "low_review", low.reviewed_at)
+    if inputs.tickets is not None and _supported(inputs, "complaint"):
+        event(inputs.tickets, "complaint", inputs.tickets.opened_at)
+    if not parts:
+        return _no_events(inputs)
+    return ibis.union(*parts)
+
+
+def _supported(inputs: FeatureInputs, kind: str) -> bool:
+    return all(inputs.has(need) for need in BAD_KINDS[kind])
+
+
+def _no_events(inputs: FeatureInputs) -> ibis.Table:
+    orders = inputs.orders
+    return orders.filter(ibis.literal(False)).select(
+        customer_id=orders.customer_id,
+        order_id=orders.order_id,
+        kind=ibis.literal("none"),
+        known_at=orders.ordered_at.cast("timestamp"),
+        delivered_at=orders.ordered_at.cast("timestamp"),
+    )
+
+
+def satisfaction_features(
+    inputs: FeatureInputs, events: ibis.Table, cutoff: pd.Timestamp, params: FeatureParams
+) -> ibis.Table:
+    """One row per customer with an order before the cutoff."""
+    t = at(cutoff)
+    known = events.filter(events.known_at < t)
+    recent = {days: known.known_at >= days_before(cutoff, days) for days in BAD_WINDOWS}
+    is_late = known.kind == "late_delivery"
+    days_late = days_between(ibis.least(known.delivered_at.fill_null(t), t), known.known_at)
+    counts = known.aggregate(
+        by="customer_id",
+        **{
+            f"{kind}_{days}d": count_if((known.kind == kind) & recent[days])
+            for kind in BAD_KINDS
+            for days in BAD_WINDOWS
+        },
+        **{f"{kind}_total": count_if(known.kind == kind) for kind in BAD_KINDS},
+        **{f"bad_experiences_{days}d": count_if(recent[days]) for days in BAD_WINDOWS},
+        bad_experiences_total=known.count(),
+        late_days_max_365d=ibis.ifelse(is_late & recent[365], days_late, ibis.null()).max(),
+        last_bad_at=known.known_at.max(),
+    )
+    placed = orders_before(inputs.orders, cutoff)
+    bad_orders = known.filter(known.order_id.notnull()).select("order_id").distinct()
+    order_level = (
+        placed.left_join(bad_orders.mutate(went_wrong=ibis.literal(True)), "order_id")
+        .drop("order_id_right")
+        .mutate(went_wrong=lambda o: o.went_wrong.fill_null(False))
+    )
+    per_order = order_level.aggregate(
+        by="customer_id",
+        bad_order_share=count_if(order_level.went_wrong).cast("float64") / order_level.count(),
+    )
+    per_order = _join(per_order, latest(order_level, "ordered_at", "went_wrong", "last_order_went_wrong"))
+    zero_filled = [f"{kind}_{days}d" for kind in BAD_KINDS for days in BAD_WINDOWS]
+    zero_filled += [f"{kind}_total" for kind in BAD_KINDS]
+    zero_filled += [f"bad_experiences_{days}d" for days in BAD_WINDOWS] + ["bad_experiences_total"]
+    joined = per_order.left_join(counts, "customer_id").drop("customer_id_right")
+    joined = joined.mutate(**{name: joined[name].fill_null(0) for name in zero_filled})
+    joined = joined.mutate(days_since_last_bad_experience=days_between(t, joined.last_bad_at))
+    joined = _join(joined, _review_features(inputs, cutoff))
+    joined = _join(joined, _ticket_features(inputs, cutoff))
+    if "tickets_open" in joined.columns:
+        joined = joined.mutate(tickets_open=joined.tickets_open.fill_null(0))
+    last_bad = latest(known, "known_at", "order_id", "last_bad_order_id")
+    joined = _join(joined, _recovery(inputs, last_bad, cutoff, params))
+    return joined.select("customer_id", *[spec.name for spec in SATISFACTION_SPECS if spec.name in joined.columns])
+
+
+def _join(left: ibis.Table, right: ibis.Table | None) -> ibis.Table:
+    if right is None:
+        return left
+    return left.left_join(right, "customer_id").drop("customer_id_right")
+
+
+def _review_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
+    if inputs.reviews is None:
+        return None
+    reviews = inputs.reviews.filter(inputs.reviews.reviewed_at < at(cutoff))
+    reviews = reviews.join(inputs.orders.select("order_id", "customer_id"), "order_id")
+    reviews = reviews.mutate(score=reviews.review_score.cast("float64"))
+    summary = reviews.aggregate(
+        by="customer_id", review_score_mean=reviews.score.mean(), review_score_min=reviews.score.min()
+    )
+    return _join(summary, latest(reviews, "reviewed_at", "score", "review_score_last"))
+
+
+def _ticket_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
+    if inputs.tickets is None:
+        return None
+    t = at(cutoff)
+    tickets = inputs.tickets.filter(inputs.tickets.opened_at < t)
+    resolved = tickets.resolved_at < t
+    open_at_cutoff = tickets.resolved_at.isnull() | ~resolved
+    return tickets.aggregate(
+        by="customer_id",
+        tickets_open=count_if(open_at_cutoff),
+        ticket_resolution_days_mean=ibis.ifelse(
+            resolved, days_between(tickets.resolved_at, tickets.opened_at), ibis.null()
+        ).mean(),
+    )
+
+
+def _recovery(
+    inputs: FeatureInputs, last_bad: ibis.Table, cutoff: pd.Timestamp, params: FeatureParams
+) -> ibis.Table | None:
+    """Whether the order of the last bad experience had a ticket resolved within recovery_days, by the cutoff."""
+    if inputs.tickets is None:
+        return None
+    tickets = inputs.tickets
+    fast = tickets.filter(
+        tickets.order_id.notnull()
+        & (tickets.resolved_at < at(cutoff))
+        & (days_between(tickets.resolved_at, tickets.opened_at) <= params.recovery_days)
+    )
+    recovered_orders = fast.select(last_bad_order_id=fast.order_id).distinct().mutate(recovered=ibis.literal(True))
+    with_order = last_bad.filter(last_bad.last_bad_order_id.notnull())
+    flagged = with_order.left_join(recovered_orders, "last_bad_order_id")
+    return flagged.select("customer_id", last_bad_experience_recovered=flagged.recovered.fill_null(False))

@@ -1,0 +1,127 @@
+"""Stage `features`: point-in-time features and labels at every cutoff, from the validated tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from features.build import LABEL, feature_dictionary, feature_table, features_at
+from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
+from features.inputs import FeatureInputs, read_validated
+from features.satisfaction import bad_events
+from pipelines.params import block, load_params
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("per_cutoff", "one_query")
+
+
+@dataclass(frozen=True)
+class FeatureOutputs:
+    features: Path
+    dictionary_csv: Path
+    dictionary_markdown: Path
+    summary: Path
+
+
+def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs: FeatureOutputs) -> pd.DataFrame:
+    """Build and write the feature table; returns the per-cutoff summary."""
+    params = load_params(params_path)
+    block_values = dict(block(params, "features"))
+    strategy = block_values.pop("strategy", "per_cutoff")
+    feature_params = FeatureParams.from_dict(block_values)
+    as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    inputs = read_validated(ibis.duckdb.connect(), validated_dir, as_of)
+    cutoffs = cutoff_schedule(pd.Timestamp(feature_params.first_cutoff), feature_params.every_days, as_of)
+    log.info("features at %d cutoffs, %s to %s", len(cutoffs), cutoffs[0].date(), cutoffs[-1].date())
+    write_features(inputs, cutoffs, feature_params, outputs.features, strategy)
+    summary = summarise(outputs.features, feature_params, as_of)
+    write_dictionary(inputs, outputs)
+    outputs.summary.parent.mkdir(parents=True, exist_ok=True)
+    outputs.summary.write_text(json.dumps(summary_json(summary), indent=2) + "\n")
+    return summary
+
+
+def write_features(
+    inputs: FeatureInputs, cutoffs: list[pd.Timestamp], params: FeatureParams, path: Path, strategy: str
+) -> None:
+    """One Parquet file with every (customer, cutoff) row, written by cutoff (with progress) or as one query."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if strategy == "one_query":
+        feature_table(inputs, cutoffs, params).to_parquet(path)
+        return
+    if strategy != "per_cutoff":
+        raise ValueError(f"unknown features.strategy {strategy!r}; choose one of {STRATEGIES}")
+    events = bad_events(inputs, params)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for cutoff in tqdm(cutoffs, desc="cutoffs", unit="cutoff"):
+            batch: pa.Table = features_at(inputs, cutoff, params, events).to_pyarrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema)
+            writer.write_table(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def summarise(path: Path, params: FeatureParams, as_of: pd.Timestamp) -> pd.DataFrame:
+    table = pd.read_parquet(path, columns=["cutoff", LABEL])
+    summary = table.groupby("cutoff").agg(customers=(LABEL, "size"), churn_rate=(LABEL, "mean")).reset_index()
+    summary["label_observed"] = [label_observed(c, params.horizon_days, as_of) for c in summary["cutoff"]]
+    return summary
+
+
+def summary_json(summary: pd.DataFrame) -> dict[str, object]:
+    labelled = summary[summary["label_observed"]]
+    return {
+        "cutoffs": len(summary),
+        "labelled_cutoffs": len(labelled),
+        "rows": int(summary["customers"].sum()),
+        "labelled_rows": int(labelled["customers"].sum()),
+        "churn_rate": round(
+            float((labelled["churn_rate"] * labelled["customers"]).sum() / labelled["customers"].sum()), 6
+        )
+        if len(labelled)
+        else None,
+        "per_cutoff": [
+            {
+                "cutoff": row.cutoff.date().isoformat(),
+                "customers": int(row.customers),
+                "churn_rate": None if pd.isna(row.churn_rate) else round(float(row.churn_rate), 6),
+            }
+            for row in summary.itertuples()
+        ],
+    }
+
+
+def write_dictionary(inputs: FeatureInputs, outputs: FeatureOutputs) -> None:
+    dictionary = feature_dictionary(inputs)
+    outputs.dictionary_csv.parent.mkdir(parents=True, exist_ok=True)
+    dictionary.to_csv(outputs.dictionary_csv, index=False)
+    outputs.dictionary_markdown.parent.mkdir(parents=True, exist_ok=True)
+    outputs.dictionary_markdown.write_text(dictionary_markdown(dictionary))
+
+
+def dictionary_markdown(dictionary: pd.DataFrame) -> str:
+    lines = [
+        "# Feature dictionary",
+        "",
+        "Generated from `features/` by the `features` stage. Every feature at cutoff t sees only events known "
+        "before t. Unavailable features (their source is absent) are null in the feature table.",
+        "",
+        "| feature | group | unit | window | definition | available |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in dictionary.itertuples():
+        available = "yes" if getattr(row, "available", True) else f"no (needs {row.needs})"
+        lines.append(f"| `{row.name}` | {row.group} | {row.unit} | {row.window} | {row.definition} | {available} |")
+    return "\n".join(lines) + "\n"
