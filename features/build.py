@@ -55,8 +55,10 @@ def feature_table(inputs: FeatureInputs, cutoffs: list[pd.Timestamp], params: Fe
 
 def _column(table: ibis.Table, spec: FeatureSpec, inputs: FeatureInputs) -> ibis.Value:
     """The feature, or a typed null when its source is absent (missing, not zero)."""
-    if spec.name not in table.columns or not all(inputs.has(need) for need in spec.needs):
+    if not all(inputs.has(need) for need in spec.needs):
         return ibis.null().cast(spec.dtype)
+    if spec.name not in table.columns:
+        raise RuntimeError(f"feature {spec.name} is in the dictionary but no builder made it")
     return table[spec.name].cast(spec.dtype)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import ibis
 import pandas as pd
 
-from features.contract import TABLES
+from features.contract import PANDAS_DTYPES, TABLES, TABLES_BY_NAME
 
-OPTIONAL_TABLES = tuple(table.name for table in TABLES if not table.required)
+IBIS_TYPES = {"string": "string", "timestamp": "timestamp", "float": "float64", "int": "int64", "bool": "boolean"}
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,13 @@ class FeatureInputs:
         return need in self.available
 
 
-def inputs_from_tables(tables: dict[str, ibis.Table], as_of: pd.Timestamp) -> FeatureInputs:
+def inputs_from_tables(
+    tables: dict[str, ibis.Table], as_of: pd.Timestamp, available: frozenset[str] | None = None
+) -> FeatureInputs:
+    """`available` defaults to what the tables hold; pass the training data's to score with the same schema."""
     if "orders" not in tables:
         raise ValueError("features need the orders table")
+    tables = {name: _with_contract_columns(name, table) for name, table in tables.items()}
     return FeatureInputs(
         orders=tables["orders"],
         customers=tables.get("customers"),
@@ -41,7 +45,7 @@ def inputs_from_tables(tables: dict[str, ibis.Table], as_of: pd.Timestamp) -> Fe
         tickets=tables.get("tickets"),
         returns=tables.get("returns"),
         as_of=as_of,
-        available=frozenset(_available(tables)),
+        available=frozenset(_available(tables)) if available is None else available,
     )
 
 
@@ -55,10 +59,29 @@ def read_validated(con: ibis.BaseBackend, folder: Path, as_of: pd.Timestamp) -> 
     return inputs_from_tables(tables, as_of)
 
 
-def inputs_from_frames(frames: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> FeatureInputs:
-    """In-memory tables on a fresh DuckDB connection (tests and notebooks)."""
+def inputs_from_frames(
+    frames: dict[str, pd.DataFrame], as_of: pd.Timestamp, available: frozenset[str] | None = None
+) -> FeatureInputs:
+    """In-memory tables on a fresh DuckDB connection (tests and notebooks), cast to the contract's types."""
     con = ibis.duckdb.connect()
-    return inputs_from_tables({name: con.create_table(name, frame) for name, frame in frames.items()}, as_of)
+    typed = {name: _contract_types(name, frame) for name, frame in frames.items()}
+    tables = {name: con.create_table(name, frame) for name, frame in typed.items()}
+    return inputs_from_tables(tables, as_of, available)
+
+
+def _contract_types(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    columns = {column.name: column for column in TABLES_BY_NAME[name].columns}
+    return frame.astype({c: PANDAS_DTYPES[columns[c].dtype] for c in frame.columns if c in columns})
+
+
+def _with_contract_columns(name: str, table: ibis.Table) -> ibis.Table:
+    """Add any contract column the table lacks as typed nulls, as validation does."""
+    missing = {
+        column.name: ibis.null().cast(IBIS_TYPES[column.dtype])
+        for column in TABLES_BY_NAME[name].columns
+        if column.name not in table.columns
+    }
+    return table.mutate(**missing) if missing else table
 
 
 def _available(tables: dict[str, ibis.Table]) -> set[str]:
