@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.contract import TABLES
 
@@ -102,7 +104,8 @@ def _find_file(config: FolderSourceConfig, table: str) -> Path | None:
 
 def _read_file(path: Path, options: CsvOptions) -> pd.DataFrame:
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        # Arrow-backed strings: a tenth of the memory of Python string objects on large tables.
+        return pq.read_table(path).to_pandas(types_mapper=_arrow_strings)
     if path.suffix == ".csv":
         return read_csv(path, options)
     raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
@@ -134,6 +137,12 @@ def read_csv(path: Path, options: CsvOptions) -> pd.DataFrame:
                 f"it looks {sniffed!r}-delimited: set data.csv.delimiter in params.yaml"
             )
     return frame
+
+
+def _arrow_strings(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow")
+    return None
 
 
 def _sniff_delimiter(path: Path, encoding: str) -> str | None:

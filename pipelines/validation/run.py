@@ -15,7 +15,7 @@ import pandas as pd
 from features.contract import TABLES, Table
 from pipelines.sources.files import SourceTable
 from pipelines.validation.coerce import coerce_table
-from pipelines.validation.suite import add_lookup_columns, build_suite, duplicate_row_rule
+from pipelines.validation.suite import ReferenceKeys, add_lookup_columns, build_suite, duplicate_row_rule
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> Val
         raise ValueError("the source has no orders table, the one table the contract requires")
     context = _gx_context()
     accepted: dict[str, pd.DataFrame] = {}
+    references = ReferenceKeys(accepted)
     quarantined: dict[str, pd.DataFrame] = {}
     reports = []
     for table in TABLES:
@@ -68,7 +69,9 @@ def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> Val
             reports.append(TableReport(table=table.name, origin=None, present=False))
             continue
         started = time.perf_counter()
-        accepted[table.name], quarantined[table.name], report = validate_table(source, table, accepted, as_of, context)
+        accepted[table.name], quarantined[table.name], report = validate_table(
+            source, table, accepted, references, as_of, context
+        )
         reports.append(report)
         if table.name == "orders" and accepted["orders"].empty:
             raise ValueError("orders: no row passed validation, so there is nothing to learn from")
@@ -87,6 +90,7 @@ def validate_table(
     source: SourceTable,
     table: Table,
     accepted: dict[str, pd.DataFrame],
+    references: ReferenceKeys,
     as_of: pd.Timestamp,
     context: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableReport]:
@@ -95,7 +99,7 @@ def validate_table(
     coerced = coerce_table(source, table)
     typed = coerced.typed
     failures = dict(coerced.cast_failures)
-    duplicates = typed.duplicated(keep="first").to_numpy()
+    duplicates = exact_duplicates(typed, table)
     if duplicates.any():
         failures[duplicate_row_rule(table)] = duplicates
     unreadable = np.zeros(len(typed), dtype=bool)
@@ -104,8 +108,8 @@ def validate_table(
     # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
     checked = typed[~duplicates & ~unreadable]
     # Lookup columns exist only in the frame GX sees, never in the accepted table.
-    with_lookups, references = add_lookup_columns(checked, table, accepted)
-    for rule, positions in _run_suite(with_lookups, table, as_of, references, context).items():
+    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
+    for rule, positions in _run_suite(with_lookups, table, as_of, checked_references, context).items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
         failures[rule] = failures[rule] | mask if rule in failures else mask
@@ -131,6 +135,18 @@ def validate_table(
             "quarantined; validation lost rows"
         )
     return accepted_rows, quarantined_rows, report
+
+
+def exact_duplicates(typed: pd.DataFrame, table: Table) -> np.ndarray:
+    """Rows equal in every column to an earlier row. With a key, only rows sharing a key can be equal, so the
+    full-row comparison runs on those alone (on 8M orders: seconds instead of half a minute)."""
+    if table.key is None:
+        return typed.duplicated(keep="first").to_numpy()
+    candidates = typed[table.key].duplicated(keep=False).to_numpy()
+    duplicates = np.zeros(len(typed), dtype=bool)
+    if candidates.any():
+        duplicates[candidates] = typed[candidates].duplicated(keep="first").to_numpy()
+    return duplicates
 
 
 def _run_suite(

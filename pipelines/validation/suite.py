@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.contract import Column, Table
 
@@ -106,32 +108,57 @@ def _column_expectations(table: Table, column: Column, as_of: pd.Timestamp, chec
     return expectations
 
 
-def add_lookup_columns(
-    typed: pd.DataFrame, table: Table, accepted: dict[str, pd.DataFrame]
-) -> tuple[pd.DataFrame, set[str]]:
-    """Add the lookup columns cross-table rules need; returns the frame and the columns whose reference is checked.
+class ReferenceKeys:
+    """The accepted keys other tables may point to, as Arrow arrays built once per referenced column."""
 
-    A reference to `customers.customer_id` falls back to the customers seen in accepted orders when the shop has
-    no customers table; any other reference to an absent table is not checked.
-    """
+    def __init__(self, accepted: dict[str, pd.DataFrame]) -> None:
+        self._accepted = accepted
+        self._keys: dict[str, pa.Array] = {}
+
+    def keys(self, reference: str) -> pa.Array | None:
+        """Keys of `table.column`; a reference to `customers.customer_id` falls back to the customers seen in
+        accepted orders when the shop has no customers table; None when the referenced table is absent."""
+        if reference not in self._keys:
+            table_name, column_name = reference.split(".")
+            if table_name in self._accepted:
+                values = self._accepted[table_name][column_name]
+            elif reference == "customers.customer_id" and "orders" in self._accepted:
+                values = self._accepted["orders"]["customer_id"]
+            else:
+                return None  # not accepted yet (or absent): nothing to cache
+            self._keys[reference] = pc.unique(pa.array(values.dropna()))
+        return self._keys[reference]
+
+    def positions(self, reference: str, values: pd.Series) -> np.ndarray | None:
+        """Row position of each value among the referenced table's rows (-1: unknown), or None if unchecked."""
+        keys = self.keys(reference)
+        if keys is None:
+            return None
+        found = pc.index_in(pa.array(values), value_set=keys)
+        return np.asarray(found.fill_null(-1), dtype=np.int64)
+
+
+def add_lookup_columns(
+    typed: pd.DataFrame, table: Table, accepted: dict[str, pd.DataFrame], references: ReferenceKeys
+) -> tuple[pd.DataFrame, set[str]]:
+    """Add the lookup columns cross-table rules need; returns the frame and the columns whose reference is checked."""
     lookups: dict[str, Any] = {}
     checked = set()
     for column in table.columns:
         if not column.references:
             continue
-        keys = _reference_keys(column.references, accepted)
-        if keys is None:
+        positions = references.positions(column.references, typed[column.name])
+        if positions is None:
             continue
-        positions = keys.get_indexer(typed[column.name])
-        values = typed[column.name]
-        lookups[known_column(column.name)] = (positions >= 0) | values.isna().to_numpy()
+        lookups[known_column(column.name)] = (positions >= 0) | typed[column.name].isna().to_numpy()
         checked.add(column.name)
+        referenced_table = column.references.split(".")[0]
         for other in table.columns:
             reached = other.not_before
-            if reached and reached.startswith(column.references.split(".")[0] + "."):
-                referenced_table, referenced_name = reached.split(".")
+            if reached and reached.startswith(referenced_table + "."):
+                # Keys are unique in accepted tables, so a key's position among the unique keys is its row.
                 lookups[referenced_column(reached)] = _look_up(
-                    accepted[referenced_table][referenced_name], positions, typed.index
+                    accepted[referenced_table][reached.split(".")[1]], positions, typed.index
                 )
     for column in table.columns:
         reached = column.not_before
@@ -147,12 +174,3 @@ def _look_up(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Se
     result = pd.Series(pd.NaT, index=index, dtype=values.dtype)
     result[found] = values.to_numpy()[positions[found]]
     return result
-
-
-def _reference_keys(reference: str, accepted: dict[str, pd.DataFrame]) -> pd.Index | None:
-    table_name, column_name = reference.split(".")
-    if table_name in accepted:
-        return pd.Index(accepted[table_name][column_name].dropna().unique())
-    if reference == "customers.customer_id" and "orders" in accepted:
-        return pd.Index(accepted["orders"]["customer_id"].dropna().unique())
-    return None
