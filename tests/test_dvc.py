@@ -14,7 +14,11 @@ import yaml
 from conftest import REPO
 
 PACKAGES = ("pipelines", "features", "models")
-STAGE_MODULES = {"generate": "pipelines.stages.generate", "validate": "pipelines.stages.validate"}
+STAGE_MODULES = {
+    "generate": "pipelines.stages.generate",
+    "validate": "pipelines.stages.validate",
+    "features": "pipelines.stages.features",
+}
 
 
 def project_imports(module: str, skip: frozenset[str], seen: set[str] | None = None) -> set[str]:
