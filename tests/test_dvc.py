@@ -82,7 +82,15 @@ def test_dvc_repro_in_a_scratch_copy_then_nothing_to_do(tmp_path: Path) -> None:
     first = subprocess.run(["dvc", "repro"], **run)  # type: ignore[call-overload]
     assert first.returncode == 0, first.stdout + first.stderr
     assert "orders:" in first.stdout and "quarantined" in first.stdout
-    for output in ("data/validated/orders.parquet", "data/quarantine/orders.parquet", "reports/validation.md"):
+    outputs = (
+        "data/validated/orders.parquet",
+        "data/quarantine/orders.parquet",
+        "reports/validation.md",
+        "data/features/features.parquet",
+        "reports/feature_dictionary.md",
+        "reports/features.json",
+    )
+    for output in outputs:
         assert (work / output).is_file(), output
     second = subprocess.run(["dvc", "repro"], **run)  # type: ignore[call-overload]
     assert second.returncode == 0, second.stdout + second.stderr

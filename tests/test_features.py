@@ -13,6 +13,7 @@ import pytest
 from conftest import AS_OF, clean_tables
 
 from features.build import FEATURE_SPECS, feature_dictionary, feature_table, features_at
+from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
 from features.inputs import inputs_from_frames
 from features.labels import churn_labels, population
@@ -264,3 +265,16 @@ def test_every_expression_compiles_for_spark() -> None:
     for expression in (labelled, unlabelled, feature_table(inputs, [CUTOFF, pd.Timestamp("2024-06-25")], PARAMS)):
         sql = ibis.to_sql(expression, dialect="pyspark")
         assert "SELECT" in sql and "`customer_id`" in sql
+
+
+def test_invariants_hold_on_real_features_and_catch_breakage(shop_features: pd.DataFrame) -> None:
+    table = shop_features.reset_index()
+    check_feature_invariants(table)
+    with pytest.raises(ValueError, match="repeated"):
+        check_feature_invariants(pd.concat([table, table.iloc[[0]]]))
+    with pytest.raises(ValueError, match="exceeds tenure_days"):
+        check_feature_invariants(table.assign(tenure_days=0.5))
+    with pytest.raises(ValueError, match="orders_total is negative"):
+        check_feature_invariants(table.assign(orders_total=-1))
+    with pytest.raises(ValueError, match="churned holds"):
+        check_feature_invariants(table.assign(churned=2))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm import tqdm
 
 from features.contract import TABLES_BY_NAME
 
@@ -369,7 +370,9 @@ def _simulate_orders(
     keep = day < p.horizon_days
     who, day = who[keep], day[keep]
     rounds: list[pd.DataFrame] = []
+    progress = tqdm(desc="simulating orders", unit=" orders", unit_scale=True, mininterval=1.0)
     while who.size:
+        progress.update(who.size)
         exp = _order_experiences(sampler, customers, who)
         timeline = _order_timeline(sampler, day, exp)
         drops = sampler.rng.random(who.size) < _dropout_probability(
@@ -391,6 +394,7 @@ def _simulate_orders(
         active = next_day < p.horizon_days
         who, day = who[~drops][active], next_day[active]
         log.debug("round %d: %d customers still ordering", len(rounds), who.size)
+    progress.close()
     orders = pd.concat(rounds, ignore_index=True).sort_values(["day", "customer_index"], kind="stable")
     return orders.reset_index(drop=True), dropped_out
 

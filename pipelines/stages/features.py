@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.build import LABEL, feature_dictionary, feature_table, features_at
+from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
 from features.satisfaction import bad_events
@@ -43,6 +44,7 @@ def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs
     cutoffs = cutoff_schedule(pd.Timestamp(feature_params.first_cutoff), feature_params.every_days, as_of)
     log.info("features at %d cutoffs, %s to %s", len(cutoffs), cutoffs[0].date(), cutoffs[-1].date())
     write_features(inputs, cutoffs, feature_params, outputs.features, strategy)
+    check_feature_invariants(pd.read_parquet(outputs.features))
     summary = summarise(outputs.features, feature_params, as_of)
     write_dictionary(inputs, outputs)
     outputs.summary.parent.mkdir(parents=True, exist_ok=True)
