@@ -104,11 +104,11 @@ def features(
     from pipelines.stages import features as stage
 
     outputs = stage.FeatureOutputs(out, dictionary, dictionary_md, summary)
-    table = stage.run(params, validated, validation_report, outputs)
-    labelled = table[table["label_observed"]]
+    result = stage.run(params, validated, validation_report, outputs)
+    churn_rate = "no labelled cutoff" if result["churn_rate"] is None else f"churn rate {result['churn_rate']:.1%}"
     typer.echo(
-        f"{len(table)} cutoffs ({len(labelled)} with labels), {int(table['customers'].sum()):,} rows; "
-        f"churn rate {labelled['churn_rate'].mean():.1%} on average. Features in {out}, dictionary in {dictionary_md}"
+        f"{result['cutoffs']} cutoffs ({result['labelled_cutoffs']} with labels), {result['rows']:,} rows; "
+        f"{churn_rate} over the labelled rows. Features in {out}, dictionary in {dictionary_md}"
     )
 
 

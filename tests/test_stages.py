@@ -128,3 +128,23 @@ def test_help_lists_stages_without_importing_heavy_libraries() -> None:
 
 def test_contract_command_prints_the_table() -> None:
     assert "| orders | order_id | string |" in invoke("contract")
+
+
+def test_features_stage_writes_table_dictionary_and_summary(shop: dict[str, Path], tmp_path: Path) -> None:
+    params = write_params(tmp_path / "params.yaml", features={"first_cutoff": "2025-06-01", "every_days": 60})
+    paths = {name: tmp_path / name for name in ("features.parquet", "dictionary.csv", "dictionary.md", "summary.json")}
+    output = invoke(
+        "features", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
+        "--out", paths["features.parquet"], "--dictionary", paths["dictionary.csv"],
+        "--dictionary-md", paths["dictionary.md"], "--summary", paths["summary.json"],
+    )  # fmt: skip
+    summary = json.loads(paths["summary.json"].read_text())
+    assert (summary["cutoffs"], summary["labelled_cutoffs"]) == (4, 3)  # 06-01, 07-31, 09-29, 11-28 (+90 d > as-of)
+    assert f"{summary['rows']:,} rows" in output
+    table = pd.read_parquet(paths["features.parquet"])
+    assert len(table) == summary["rows"]
+    assert table.groupby("cutoff")["churned"].apply(lambda s: s.isna().all()).tolist() == [False, False, False, True]
+    dictionary = pd.read_csv(paths["dictionary.csv"])
+    assert set(dictionary["name"]) == set(table.columns) - {"customer_id", "cutoff", "churned"}
+    assert dictionary["available"].all()  # the synthetic shop has every table and column
+    assert "| `late_delivery_90d` |" in paths["dictionary.md"].read_text()

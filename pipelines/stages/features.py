@@ -33,8 +33,8 @@ class FeatureOutputs:
     summary: Path
 
 
-def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs: FeatureOutputs) -> pd.DataFrame:
-    """Build and write the feature table; returns the per-cutoff summary."""
+def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs: FeatureOutputs) -> dict[str, object]:
+    """Build and write the feature table; returns the summary also written to `outputs.summary`."""
     params = load_params(params_path)
     block_values = dict(block(params, "features"))
     strategy = block_values.pop("strategy", "per_cutoff")
@@ -45,10 +45,10 @@ def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs
     log.info("features at %d cutoffs, %s to %s", len(cutoffs), cutoffs[0].date(), cutoffs[-1].date())
     write_features(inputs, cutoffs, feature_params, outputs.features, strategy)
     check_feature_invariants(pd.read_parquet(outputs.features))
-    summary = summarise(outputs.features, feature_params, as_of)
+    summary = summary_json(summarise(outputs.features, feature_params, as_of))
     write_dictionary(inputs, outputs)
     outputs.summary.parent.mkdir(parents=True, exist_ok=True)
-    outputs.summary.write_text(json.dumps(summary_json(summary), indent=2) + "\n")
+    outputs.summary.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
