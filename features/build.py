@@ -5,6 +5,7 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
+from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
 from features.labels import churn_labels, population
@@ -30,12 +31,12 @@ def features_at(
         satisfaction_features(inputs, events, cutoff, params),
         relationship_features(inputs, cutoff),
     ):
-        table = table.left_join(group, "customer_id").drop("customer_id_right")
+        table = join_customers(table, group)
     labels = churn_labels(inputs.orders, cutoff, params.horizon_days, inputs.as_of)
     if labels is None:
         label = ibis.null().cast("int8")
     else:
-        table = table.left_join(labels, "customer_id").drop("customer_id_right")
+        table = join_customers(table, labels)
         label = table.churned.fill_null(1).cast("int8")
     return table.select(
         "customer_id",

@@ -34,6 +34,13 @@ def orders_before(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
     return orders.filter(orders.ordered_at < at(cutoff))
 
 
+def join_customers(left: ibis.Table, right: ibis.Table | None) -> ibis.Table:
+    """Left join of per-customer tables on customer_id (None: nothing to add)."""
+    if right is None:
+        return left
+    return left.left_join(right, "customer_id").drop("customer_id_right")
+
+
 def latest(table: ibis.Table, time: str, value: str, name: str) -> ibis.Table:
     """Per customer, `value` on the row with the latest `time`; ties resolve to the largest value, so the result
     never depends on row order."""

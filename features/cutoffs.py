@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from features.blocks import from_block
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,7 @@ class FeatureParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FeatureParams:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown features params: {sorted(unknown)}; known: {sorted(known)}")
-        params = cls(**values)
+        params = from_block(cls, values, "features")
         if params.every_days <= 0 or params.horizon_days <= 0 or params.active_window_days <= 0:
             raise ValueError("features.every_days, horizon_days and active_window_days must be positive")
         return params

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, days_between, orders_before
+from features.common import at, days_between, join_customers, orders_before
 from features.inputs import FeatureInputs
 from features.spec import FeatureSpec
 
@@ -37,17 +37,13 @@ def relationship_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.T
         invoice_share=(placed.payment_method == "invoice").cast("float64").mean(),
         channels_used=placed.channel.nunique(),
     )
-    summary = summary.left_join(_most_common(placed, "channel", "main_channel"), "customer_id").drop(
-        "customer_id_right"
-    )
-    summary = summary.left_join(_most_common(placed, "payment_method", "main_payment_method"), "customer_id").drop(
-        "customer_id_right"
-    )
+    summary = join_customers(summary, _most_common(placed, "channel", "main_channel"))
+    summary = join_customers(summary, _most_common(placed, "payment_method", "main_payment_method"))
     started = summary.first_order_at
     extra: dict[str, ibis.Value] = {}
     if inputs.customers is not None:
         customers = inputs.customers.select("customer_id", "signed_up_at", "loyalty_member", "country")
-        summary = summary.left_join(customers, "customer_id").drop("customer_id_right")
+        summary = join_customers(summary, customers)
         started = ibis.least(summary.signed_up_at.fill_null(summary.first_order_at), summary.first_order_at)
         extra = {"loyalty_member": summary.loyalty_member, "country": summary.country}
     return summary.select(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, count_if, days_before, days_between, not_cancelled, orders_before
+from features.common import at, count_if, days_before, days_between, join_customers, not_cancelled, orders_before
 from features.spec import FeatureSpec
 
 COUNT_WINDOWS = (30, 90, 365)
@@ -130,7 +130,7 @@ def rfm_and_trend_features(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Tab
         orders_placed=placed.count(),
         orders_cancelled=count_if(~not_cancelled(placed)),
     )
-    joined = everything.left_join(repeat, "customer_id").drop("customer_id_right")
+    joined = join_customers(everything, repeat)
     days_since_last = days_between(t, joined.last_order_at)
     counts = {
         name: joined[name].fill_null(0)

@@ -18,7 +18,16 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, count_if, days_before, days_between, latest, not_cancelled, orders_before
+from features.common import (
+    at,
+    count_if,
+    days_before,
+    days_between,
+    join_customers,
+    latest,
+    not_cancelled,
+    orders_before,
+)
 from features.contract import RETAILER_CANCEL_REASONS, RETAILER_RETURN_REASONS
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
@@ -198,26 +207,20 @@ def satisfaction_features(
         by="customer_id",
         bad_order_share=count_if(order_level.went_wrong).cast("float64") / order_level.count(),
     )
-    per_order = _join(per_order, latest(order_level, "ordered_at", "went_wrong", "last_order_went_wrong"))
+    per_order = join_customers(per_order, latest(order_level, "ordered_at", "went_wrong", "last_order_went_wrong"))
     zero_filled = [f"{kind}_{days}d" for kind in BAD_KINDS for days in BAD_WINDOWS]
     zero_filled += [f"{kind}_total" for kind in BAD_KINDS]
     zero_filled += [f"bad_experiences_{days}d" for days in BAD_WINDOWS] + ["bad_experiences_total"]
-    joined = per_order.left_join(counts, "customer_id").drop("customer_id_right")
+    joined = join_customers(per_order, counts)
     joined = joined.mutate(**{name: joined[name].fill_null(0) for name in zero_filled})
     joined = joined.mutate(days_since_last_bad_experience=days_between(t, joined.last_bad_at))
-    joined = _join(joined, _review_features(inputs, cutoff))
-    joined = _join(joined, _ticket_features(inputs, cutoff))
+    joined = join_customers(joined, _review_features(inputs, cutoff))
+    joined = join_customers(joined, _ticket_features(inputs, cutoff))
     if "tickets_open" in joined.columns:
         joined = joined.mutate(tickets_open=joined.tickets_open.fill_null(0))
     last_bad = latest(known, "known_at", "order_id", "last_bad_order_id")
-    joined = _join(joined, _recovery(inputs, last_bad, cutoff, params))
+    joined = join_customers(joined, _recovery(inputs, last_bad, cutoff, params))
     return joined.select("customer_id", *[spec.name for spec in SATISFACTION_SPECS if spec.name in joined.columns])
-
-
-def _join(left: ibis.Table, right: ibis.Table | None) -> ibis.Table:
-    if right is None:
-        return left
-    return left.left_join(right, "customer_id").drop("customer_id_right")
 
 
 def _review_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
@@ -229,7 +232,7 @@ def _review_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table 
     summary = reviews.aggregate(
         by="customer_id", review_score_mean=reviews.score.mean(), review_score_min=reviews.score.min()
     )
-    return _join(summary, latest(reviews, "reviewed_at", "score", "review_score_last"))
+    return join_customers(summary, latest(reviews, "reviewed_at", "score", "review_score_last"))
 
 
 def _ticket_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:

@@ -17,7 +17,7 @@ still active, so the loop runs as many rounds as the most loyal customer has ord
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from features.blocks import from_block
 from features.contract import TABLES_BY_NAME
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,7 @@ class SyntheticShopParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SyntheticShopParams:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown generate params: {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        return from_block(cls, values, "generate")
 
     @property
     def horizon_days(self) -> float:
