@@ -39,10 +39,13 @@ format: install ## Format the code with ruff
 lock: ## Re-resolve requirements.lock from pyproject.toml (Python 3.11)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
 
+mlflow-ui: install ## Browse runs and registered models: MLflow UI on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
 contract: install ## Print the data contract as Markdown
 	$(BIN)/churn contract
 
 clean: ## Remove the environment and everything the pipeline generated
-	rm -rf $(VENV) data/raw data/truth data/validated data/quarantine reports .dvc/cache .dvc/tmp
+	rm -rf $(VENV) data/raw data/truth data/validated data/quarantine data/features data/models reports .dvc/cache .dvc/tmp
 
-.PHONY: help install run test lint format lock contract clean
+.PHONY: help install run test lint format lock mlflow-ui contract clean

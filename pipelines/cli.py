@@ -113,6 +113,69 @@ def features(
 
 
 @app.command()
+def train(
+    params: ParamsOption = Path("params.yaml"),
+    features: Annotated[Path, typer.Option(help="Feature table (Parquet) from `churn features`.")] = Path(
+        "data/features/features.parquet"
+    ),
+    validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's as-of time).")] = Path(
+        "reports/validation.json"
+    ),
+    backtest: Annotated[Path, typer.Option(help="Folder for the model deployed at the test cutoff.")] = Path(
+        "data/models/backtest"
+    ),
+    current: Annotated[Path, typer.Option(help="Folder for the model deployed at the as-of time (scores today).")] = (
+        Path("data/models/current")
+    ),
+) -> None:
+    """Fit the LightGBM recipe twice: at the test cutoff (for evaluation) and at the as-of time (block `train`)."""
+    from pipelines.stages import train as stage
+
+    summary = stage.run(params, features, validation_report, stage.TrainOutputs(backtest, current))
+    for name in ("backtest", "current"):
+        model = summary[name]
+        assert isinstance(model, dict)
+        typer.echo(
+            f"{name:>8}: deployed at {model['deploy_at'][:10]}, {model['train_rows']:,} training rows, "
+            f"{model['best_iteration']} rounds, {model['calibration']} calibration"
+        )
+
+
+@app.command()
+def evaluate(
+    params: ParamsOption = Path("params.yaml"),
+    features: Annotated[Path, typer.Option(help="Feature table (Parquet).")] = Path("data/features/features.parquet"),
+    backtest: Annotated[Path, typer.Option(help="The model deployed at the test cutoff.")] = Path(
+        "data/models/backtest"
+    ),
+    current: Annotated[Path, typer.Option(help="The model that scores today (logged and registered).")] = Path(
+        "data/models/current"
+    ),
+    truth: Annotated[Path, typer.Option(help="Ground truth of the synthetic shop (for the oracle).")] = Path(
+        "data/truth"
+    ),
+    metrics: Annotated[Path, typer.Option(help="Metrics (JSON, DVC metrics).")] = Path("reports/metrics.json"),
+    plots: Annotated[Path, typer.Option(help="Folder for plot data (CSV, DVC plots).")] = Path("reports/plots"),
+    figures: Annotated[Path, typer.Option(help="Folder for images (importance, SHAP).")] = Path("reports/figures"),
+    track: Annotated[bool, typer.Option(help="Log the run to MLflow and register the current model.")] = True,
+) -> None:
+    """Out-of-time evaluation on the test cutoff against baselines; logs to MLflow (blocks `evaluate`, `mlflow`)."""
+    from pipelines.stages import evaluate as stage
+
+    outputs = stage.EvaluateOutputs(metrics, plots, figures)
+    result = stage.run(params, features, (backtest, current), truth, outputs, track=track)
+    typer.echo(f"test cutoff {result['test_cutoff']}: ROC-AUC, PR-AUC, Brier, ECE")
+    for method, values in result["overall"].items():
+        typer.echo(
+            f"{method:>14}: {values['roc_auc']:.4f}  {values['pr_auc']:.4f}  "
+            f"{values.get('brier', float('nan')):.4f}  {values.get('ece', float('nan')):.4f}"
+        )
+    for method, reason in result["skipped"].items():
+        typer.echo(f"{method:>14}: skipped ({reason})")
+    typer.echo(f"metrics in {metrics}, plots in {plots}, figures in {figures}")
+
+
+@app.command()
 def contract() -> None:
     """Print the data contract as a Markdown table."""
     from features.contract import contract_markdown

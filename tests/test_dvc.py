@@ -18,6 +18,8 @@ STAGE_MODULES = {
     "generate": "pipelines.stages.generate",
     "validate": "pipelines.stages.validate",
     "features": "pipelines.stages.features",
+    "train": "pipelines.stages.train",
+    "evaluate": "pipelines.stages.evaluate",
 }
 
 

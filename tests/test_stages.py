@@ -148,3 +148,55 @@ def test_features_stage_writes_table_dictionary_and_summary(shop: dict[str, Path
     assert set(dictionary["name"]) == set(table.columns) - {"customer_id", "cutoff", "churned"}
     assert dictionary["available"].all()  # the synthetic shop has every table and column
     assert "| `late_delivery_90d` |" in paths["dictionary.md"].read_text()
+
+
+def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
+    shop: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = write_params(
+        tmp_path / "params.yaml",
+        features={"first_cutoff": "2024-07-01", "every_days": 60},
+        train={"num_threads": 1},
+        evaluate={"contact_k": 50},
+    )
+    features = tmp_path / "features.parquet"
+    invoke(
+        "features", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
+        "--out", features, "--dictionary", tmp_path / "d.csv", "--dictionary-md", tmp_path / "d.md",
+        "--summary", tmp_path / "features.json",
+    )  # fmt: skip
+    models = {name: tmp_path / name for name in ("backtest", "current")}
+    output = invoke(
+        "train", "--params", params, "--features", features, "--validation-report", shop["report"],
+        "--backtest", models["backtest"], "--current", models["current"],
+    )  # fmt: skip
+    # Cutoffs every 60 days from 2024-07-01; 2025-08-25 is the last whose 90 days end by the as-of time 2026-01-01.
+    assert "backtest: deployed at 2025-08-25" in output
+    assert "current: deployed at 2026-01-01" in output
+    metrics_path, plots, figures = tmp_path / "metrics.json", tmp_path / "plots", tmp_path / "figures"
+    output = invoke(
+        "evaluate", "--params", params, "--features", features, "--backtest", models["backtest"],
+        "--current", models["current"], "--truth", shop["truth"], "--metrics", metrics_path, "--plots", plots,
+        "--figures", figures,
+    )  # fmt: skip
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["test_cutoff"] == "2025-08-25"
+    overall = metrics["overall"]
+    assert {"lightgbm", "recency_rule", "rfm_logistic", "oracle"} <= set(overall)
+    assert overall["oracle"]["roc_auc"] > overall["lightgbm"]["roc_auc"] > 0.5
+    assert {"bad_experience_90d", "first_time_buyer", "repeat_buyer"} == set(metrics["cohorts"])
+    cohort_rows = [metrics["cohorts"][name]["lightgbm"]["rows"] for name in ("first_time_buyer", "repeat_buyer")]
+    assert sum(cohort_rows) == overall["lightgbm"]["rows"]
+    assert "roc_auc_gain_over_best_baseline" in metrics["comparison"]
+    roc = pd.read_csv(plots / "roc.csv")
+    assert list(roc.columns) == ["fpr", "lightgbm", "recency_rule", "rfm_logistic", "bg_nbd", "oracle"]
+    assert {path.name for path in plots.iterdir()} == {"roc.csv", "pr.csv", "gains.csv", "calibration.csv"}
+    assert (figures / "shap_summary.png").stat().st_size > 10_000
+    assert "lightgbm" in output
+    from mlflow.tracking import MlflowClient
+
+    champion = MlflowClient().get_model_version_by_alias("churn-model", "champion")
+    run = MlflowClient().get_run(champion.run_id)
+    assert run.data.metrics["test_roc_auc"] == pytest.approx(overall["lightgbm"]["roc_auc"])
+    assert run.data.tags["test_cutoff"] == "2025-08-25"

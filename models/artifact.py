@@ -1,0 +1,110 @@
+"""The model of record: LightGBM's text model plus JSON metadata, never a pickle.
+
+`metadata.json` holds what scoring needs to reproduce training exactly (feature list, dtypes, category levels,
+calibration) and what an auditor needs (training cutoffs, data hash, params, library versions), plus the SHA-256 of
+the model file so a swapped or truncated model is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibration
+from models.dataset import ModelInput, to_matrix
+
+MODEL_FILE = "model.txt"
+METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 1
+LIBRARIES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow")
+
+
+class ModelFileError(ValueError):
+    """The model folder is incomplete, or its files disagree with each other."""
+
+
+@dataclass
+class ChurnModel:
+    """A fitted booster with what it needs to score: the input spec and the calibration."""
+
+    booster: lgb.Booster
+    model_input: ModelInput
+    calibration: Calibration
+    # Training facts (cutoffs, rows, rounds, params, data hash); saved, never used to predict.
+    training: dict[str, Any]
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return to_matrix(frame, self.model_input)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.booster.predict(self.matrix(frame)), dtype=np.float64)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of churn."""
+        return self.calibration.apply(self.predict_raw(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """SHAP values from LightGBM (pred_contrib), in log-odds of the raw model, one column per feature plus
+        `bias`. They explain the ranking; calibration is monotone, so it does not reorder customers."""
+        values = np.asarray(self.booster.predict(self.matrix(frame), pred_contrib=True))
+        return pd.DataFrame(values, columns=[*self.model_input.features, "bias"], index=frame.index)
+
+
+def save_model(model: ChurnModel, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = model.booster.model_to_string()
+    (folder / MODEL_FILE).write_text(text)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "model_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        **model.model_input.to_dict(),
+        "calibration": model.calibration.to_dict(),
+        "training": model.training,
+        "libraries": {name: version(name) for name in LIBRARIES},
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+
+
+def load_model(folder: Path) -> ChurnModel:
+    """Load and check a saved model; raises ModelFileError saying what is wrong."""
+    metadata = read_metadata(folder)
+    text = (folder / MODEL_FILE).read_text()
+    if hashlib.sha256(text.encode()).hexdigest() != metadata["model_sha256"]:
+        raise ModelFileError(f"{folder / MODEL_FILE} does not match the SHA-256 recorded in its metadata")
+    booster = lgb.Booster(model_str=text)
+    model_input = ModelInput.from_dict(metadata)
+    if booster.feature_name() != list(model_input.features):
+        raise ModelFileError(f"{folder}: the booster's features differ from the metadata's feature list")
+    return ChurnModel(
+        booster=booster,
+        model_input=model_input,
+        calibration=Calibration.from_dict(metadata["calibration"]),
+        training=metadata["training"],
+    )
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    for name in (MODEL_FILE, METADATA_FILE):
+        if not (folder / name).is_file():
+            raise ModelFileError(f"{folder} is not a churn model: {name} is missing")
+    try:
+        metadata: dict[str, Any] = json.loads((folder / METADATA_FILE).read_text())
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"{folder / METADATA_FILE} is not valid JSON: {error}") from error
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{folder / METADATA_FILE} has format_version {metadata.get('format_version')!r}; "
+            f"this version of churn-pipeline reads {FORMAT_VERSION}"
+        )
+    missing = {"model_sha256", "features", "categories", "calibration", "training"} - set(metadata)
+    if missing:
+        raise ModelFileError(f"{folder / METADATA_FILE} lacks {sorted(missing)}")
+    return metadata

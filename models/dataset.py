@@ -1,0 +1,118 @@
+"""The model's view of the feature table: which columns it reads and how, fixed at training time.
+
+Strings become pandas categoricals with the levels seen in training (LightGBM splits on them natively); everything
+else becomes float64, so booleans and counts with missing values need no special case. A level the model never saw
+is missing at scoring time, not a new category.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.build import FEATURE_SPECS, KEY_COLUMNS, LABEL
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The feature columns in model order; categorical ones with their levels."""
+
+    features: tuple[str, ...]
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "dtypes": {name: "category" if name in self.categories else "float64" for name in self.features},
+            "categories": {name: list(levels) for name, levels in self.categories.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelInput:
+        return cls(
+            features=tuple(values["features"]),
+            categories={name: tuple(levels) for name, levels in values["categories"].items()},
+        )
+
+
+def model_input_from(training_rows: pd.DataFrame) -> ModelInput:
+    """Every feature of the dictionary, with the category levels found in the training rows."""
+    missing = [spec.name for spec in FEATURE_SPECS if spec.name not in training_rows.columns]
+    if missing:
+        raise ValueError(f"the feature table lacks features the model needs: {missing}")
+    categories = {
+        spec.name: tuple(sorted(training_rows[spec.name].dropna().astype(str).unique()))
+        for spec in FEATURE_SPECS
+        if spec.dtype == "string"
+    }
+    return ModelInput(features=tuple(spec.name for spec in FEATURE_SPECS), categories=categories)
+
+
+def to_matrix(frame: pd.DataFrame, model_input: ModelInput) -> pd.DataFrame:
+    """The model's input matrix: the features in model order, as float64 or categoricals with the saved levels."""
+    missing = [name for name in model_input.features if name not in frame.columns]
+    if missing:
+        raise ValueError(f"the input lacks model features: {missing}")
+    columns = {}
+    for name in model_input.features:
+        values = frame[name]
+        if name in model_input.categories:
+            columns[name] = pd.Categorical(
+                values.astype("string").to_numpy(dtype=object, na_value=None),
+                categories=list(model_input.categories[name]),
+            )
+        else:
+            columns[name] = _as_float(values)
+    return _order_never_with_long_ago(pd.DataFrame(columns, index=frame.index))
+
+
+def _order_never_with_long_ago(matrix: pd.DataFrame) -> pd.DataFrame:
+    """A customer who never had a bad experience gets, instead of "missing", the least risky value on each scale:
+    days since the last one = days since the first order, and "recovered" = yes (nothing to recover from). Then
+    "a bad experience never lowers the risk" can be a monotone constraint; a learned direction for missing values
+    could otherwise rank "never" above "long ago". Where the satisfaction sources are absent the count is missing
+    too, and so are these."""
+    never = matrix.get("bad_experiences_total", pd.Series(np.nan, index=matrix.index)) == 0
+    if "days_since_last_bad_experience" in matrix and "days_since_first_order" in matrix:
+        matrix.loc[never, "days_since_last_bad_experience"] = matrix.loc[never, "days_since_first_order"]
+    if "last_bad_experience_recovered" in matrix:
+        matrix.loc[never, "last_bad_experience_recovered"] = 1.0
+    return matrix
+
+
+def plain_input(frame: pd.DataFrame, model_input: ModelInput) -> pd.DataFrame:
+    """The model input as plain columns (float64, and strings with None for missing): the MLflow model's
+    signature, which any client can build without pandas categoricals."""
+    matrix = to_matrix(frame, model_input)
+    for name in model_input.categories:
+        matrix[name] = matrix[name].astype(object).where(matrix[name].notna(), None)
+    return matrix
+
+
+def _as_float(values: pd.Series) -> np.ndarray:
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
+        # Nullable booleans read from Parquet arrive as objects holding True/False/None.
+        values = values.astype("boolean") if _looks_boolean(values) else pd.to_numeric(values)
+    return values.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _looks_boolean(values: pd.Series) -> bool:
+    return bool(values.dropna().map(type).isin([bool, np.bool_]).all())
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose label window was fully observed, with the label as int8."""
+    rows = frame[frame[LABEL].notna()].copy()
+    rows[LABEL] = rows[LABEL].astype("int8")
+    return rows
+
+
+def read_feature_table(path: Path) -> pd.DataFrame:
+    """The feature table's keys, features and label, sorted by cutoff and customer so that row order (and so the
+    model) never depends on the order the engine wrote the rows in."""
+    frame = pd.read_parquet(path, columns=[*KEY_COLUMNS, *(spec.name for spec in FEATURE_SPECS), LABEL])
+    return frame.sort_values(["cutoff", "customer_id"], kind="stable", ignore_index=True)

@@ -1,0 +1,67 @@
+"""Out-of-time evaluation: every method's metrics on the test cutoff, overall and per customer cohort."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.build import LABEL
+from models.baselines import Scores
+from models.metrics import score_metrics
+
+MODEL = "lightgbm"
+BASELINES = ("recency_rule", "rfm_logistic", "bg_nbd")
+ORACLE = "oracle"
+METHODS = (MODEL, *BASELINES, ORACLE)
+
+# Cohorts the service team asks about; a cohort whose defining feature is unavailable (null) is empty.
+COHORTS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "bad_experience_90d": lambda rows: rows["bad_experiences_90d"].fillna(0) > 0,
+    "first_time_buyer": lambda rows: rows["orders_total"] <= 1,
+    "repeat_buyer": lambda rows: rows["orders_total"] >= 2,
+}
+
+
+def evaluate_methods(test_rows: pd.DataFrame, methods: dict[str, Scores], contact_k: int) -> dict[str, Any]:
+    """{"overall": {method: metrics}, "cohorts": {cohort: {method: metrics}}} on the same rows for every method."""
+    labels = test_rows[LABEL].to_numpy(dtype=np.int8)
+    result: dict[str, Any] = {"overall": _metrics_by_method(labels, methods, np.ones(len(labels), bool), contact_k)}
+    result["cohorts"] = {
+        name: _metrics_by_method(labels, methods, in_cohort(test_rows).to_numpy(dtype=bool), contact_k)
+        for name, in_cohort in COHORTS.items()
+    }
+    return result
+
+
+def _metrics_by_method(
+    labels: np.ndarray, methods: dict[str, Scores], rows: np.ndarray, contact_k: int
+) -> dict[str, dict[str, float]]:
+    if not rows.any():
+        return {}
+    return {
+        name: score_metrics(
+            labels[rows], scores.ranking[rows], None if scores.probability is None else scores.probability[rows],
+            contact_k,
+        )
+        for name, scores in methods.items()
+    }  # fmt: skip
+
+
+def comparison(overall: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The model's ROC-AUC against the best baseline and, when known, the share of the gap to the oracle closed."""
+    baselines = {name: overall[name]["roc_auc"] for name in BASELINES if name in overall}
+    if MODEL not in overall or not baselines:
+        return {}
+    best = max(baselines, key=lambda name: baselines[name])
+    model_auc = overall[MODEL]["roc_auc"]
+    result: dict[str, Any] = {
+        "best_baseline": best,
+        "roc_auc_gain_over_best_baseline": model_auc - baselines[best],
+    }
+    if ORACLE in overall:
+        gap = overall[ORACLE]["roc_auc"] - baselines[best]
+        result["oracle_gap_closed"] = (model_auc - baselines[best]) / gap if gap > 0 else None
+    return result

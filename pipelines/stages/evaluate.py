@@ -1,0 +1,215 @@
+"""Stage `evaluate`: the backtest model and the baselines on the test cutoff, plots, and the MLflow run that logs
+and registers the current model with these out-of-time figures."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.blocks import from_block
+from features.build import LABEL
+from models.artifact import ChurnModel, load_model
+from models.baselines import Scores, buy_till_you_die, recency_rule, rfm_logistic
+from models.dataset import labelled, read_feature_table
+from models.evaluate import METHODS, MODEL, ORACLE, comparison, evaluate_methods
+from models.plots import calibration_plot_table, curve_tables, feature_importance_figure, shap_summary_figure
+from models.split import split_for_deployment
+from pipelines.params import block, load_params
+from pipelines.provenance import dvc_output_hash, git_commit
+from pipelines.sources.synthetic import SyntheticShopParams, true_churn_probability
+from pipelines.stages.generate import TRUTH_CUSTOMERS, TRUTH_PARAMS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """The `evaluate` block of params.yaml."""
+
+    # How many customers the retention team can contact: precision and recall are reported at this k.
+    contact_k: int = 1000
+    # Compare with the generator's true probabilities (synthetic data only; set false for your own data).
+    oracle: bool = True
+
+
+@dataclass(frozen=True)
+class EvaluateOutputs:
+    metrics: Path
+    plots: Path
+    figures: Path
+
+
+def run(
+    params_path: Path,
+    features_path: Path,
+    models: tuple[Path, Path],
+    truth_dir: Path,
+    outputs: EvaluateOutputs,
+    track: bool = True,
+) -> dict[str, Any]:
+    """`models` is (backtest, current): the backtest model is evaluated, the current one is logged with its
+    figures. Returns the metrics written to `outputs.metrics`."""
+    params = load_params(params_path)
+    settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
+    backtest = load_model(models[0])
+    frame = read_feature_table(features_path)
+    test_cutoff = pd.Timestamp(backtest.training["deploy_at"])
+    test_rows = labelled(frame[frame["cutoff"] == test_cutoff])
+    if test_rows.empty:
+        raise ValueError(f"no labelled rows at the backtest model's test cutoff {test_cutoff.date()}")
+    log.info("evaluating on the test cutoff %s: %d customers", test_cutoff.date(), len(test_rows))
+    methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
+    evaluation = evaluate_methods(test_rows, methods, settings.contact_k)
+    metrics = {
+        "test_cutoff": test_cutoff.date().isoformat(),
+        "horizon_days": backtest.training["horizon_days"],
+        "contact_k": settings.contact_k,
+        "comparison": comparison(evaluation["overall"]),
+        "skipped": skipped,
+        **evaluation,
+    }
+    write_json(outputs.metrics, metrics)
+    write_plots(backtest, test_rows, methods, outputs)
+    if track:
+        record = track_run(params, backtest, models[1], test_rows, metrics, outputs, features_path)
+        log.info("registered %s as %s", record.model_uri, record.alias)
+    return metrics
+
+
+def method_scores(
+    model: ChurnModel, frame: pd.DataFrame, test_rows: pd.DataFrame, truth_dir: Path | None
+) -> tuple[dict[str, Scores], dict[str, str]]:
+    """Every method's scores on the test rows; baselines are fitted on the model's own fitting rows."""
+    training = model.training
+    split = split_for_deployment(
+        frame,
+        pd.Timestamp(training["deploy_at"]),
+        training["horizon_days"],
+        training["params"]["validation_share"],
+        training["params"]["seed"],
+    )
+    fitting_rows = frame.iloc[split.fitting]
+    methods = {
+        MODEL: Scores(ranking=model.predict_raw(test_rows), probability=model.predict(test_rows)),
+        "recency_rule": recency_rule(fitting_rows, test_rows),
+        "rfm_logistic": rfm_logistic(fitting_rows, test_rows),
+    }
+    skipped: dict[str, str] = {}
+    try:
+        methods["bg_nbd"] = buy_till_you_die(test_rows, training["horizon_days"], training["params"]["seed"])
+    except ImportError as error:  # BTYDUnavailable, or pymc-marketing missing altogether
+        log.warning("skipping the buy-till-you-die baseline: %s", error)
+        skipped["bg_nbd"] = str(error)
+    if truth_dir is None:
+        skipped[ORACLE] = "evaluate.oracle is false"
+    else:
+        probability = oracle_probability(truth_dir, test_rows, training["horizon_days"])
+        methods[ORACLE] = Scores(ranking=probability, probability=probability)
+    return methods, skipped
+
+
+def oracle_probability(truth_dir: Path, test_rows: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """The generator's true P(no order in the horizon) for each test customer."""
+    paths = (truth_dir / TRUTH_CUSTOMERS, truth_dir / TRUTH_PARAMS)
+    if not all(path.is_file() for path in paths):
+        raise ValueError(f"evaluate.oracle is true but {truth_dir} holds no ground truth; set it false for own data")
+    shop_params = SyntheticShopParams.from_dict(json.loads(paths[1].read_text()))
+    cutoff = pd.Timestamp(test_rows["cutoff"].iloc[0])
+    truth = true_churn_probability(pd.read_parquet(paths[0]), cutoff, horizon_days, shop_params)
+    probability = truth.reindex(test_rows["customer_id"]).to_numpy(dtype=np.float64)
+    if np.isnan(probability).any():
+        raise ValueError(
+            f"the ground truth in {truth_dir} does not cover {int(np.isnan(probability).sum())} test customers: "
+            "is the data synthetic? Set evaluate.oracle: false for your own data"
+        )
+    return probability
+
+
+def write_plots(
+    model: ChurnModel, test_rows: pd.DataFrame, methods: dict[str, Scores], outputs: EvaluateOutputs
+) -> None:
+    labels = test_rows[LABEL].to_numpy()
+    outputs.plots.mkdir(parents=True, exist_ok=True)
+    for name, table in curve_tables(labels, methods, METHODS).items():
+        table.to_csv(outputs.plots / f"{name}.csv", index=False)
+    probability = methods[MODEL].probability
+    assert probability is not None  # the model always gives probabilities
+    calibration_plot_table(labels, probability).to_csv(outputs.plots / "calibration.csv", index=False)
+    importance = pd.Series(model.booster.feature_importance("gain"), index=model.booster.feature_name())
+    feature_importance_figure(importance, outputs.figures / "feature_importance.png")
+    shap_summary_figure(model.contributions(test_rows), model.matrix(test_rows), outputs.figures / "shap_summary.png")
+
+
+def track_run(
+    params: dict[str, Any],
+    backtest: ChurnModel,
+    current_folder: Path,
+    test_rows: pd.DataFrame,
+    metrics: dict[str, Any],
+    outputs: EvaluateOutputs,
+    features_path: Path,
+) -> Any:
+    from models.tracking import TrackingSettings, log_run
+
+    settings = from_block(TrackingSettings, block(params, "mlflow"), "mlflow")
+    current = load_model(current_folder)
+    repo = Path.cwd()
+    return log_run(
+        settings,
+        current,
+        current_folder,
+        test_rows.head(5),
+        params=run_params(params, backtest, current),
+        metrics=flat_metrics(metrics),
+        tags={
+            "git_commit": git_commit(repo),
+            "dvc_features_md5": dvc_output_hash(repo / "dvc.lock", features_path.parent.as_posix()),
+            "features_sha256": current.training["data_sha256"],
+            "test_cutoff": metrics["test_cutoff"],
+        },
+        artifacts=[outputs.metrics, outputs.plots, outputs.figures, current_folder / "metadata.json"],
+    )
+
+
+def run_params(params: dict[str, Any], backtest: ChurnModel, current: ChurnModel) -> dict[str, Any]:
+    values = {f"train.{key}": value for key, value in backtest.training["params"].items()}
+    values.update({f"features.{key}": value for key, value in block(params, "features").items()})
+    values.update({f"evaluate.{key}": value for key, value in block(params, "evaluate").items()})
+    values["backtest.best_iteration"] = backtest.training["best_iteration"]
+    values["current.best_iteration"] = current.training["best_iteration"]
+    values["current.calibration"] = current.calibration.method
+    return values
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """test_<metric> for the model, test_<method>_<metric> for the others, cohort_<cohort>_<metric> for the model."""
+    flat = {f"test_{key}": value for key, value in metrics["overall"][MODEL].items()}
+    for method, values in metrics["overall"].items():
+        if method != MODEL:
+            flat.update({f"test_{method}_{key}": value for key, value in values.items()})
+    for cohort, by_method in metrics["cohorts"].items():
+        flat.update({f"cohort_{cohort}_{key}": value for key, value in by_method.get(MODEL, {}).items()})
+    flat.update({key: value for key, value in metrics["comparison"].items() if isinstance(value, float)})
+    return {key: float(value) for key, value in flat.items() if value is not None and np.isfinite(value)}
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(values), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: an undefined metric (e.g. AUC of a cohort with one class) is written as null."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

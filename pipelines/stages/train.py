@@ -1,0 +1,59 @@
+"""Stage `train`: the backtest model (deployed at the test cutoff T) and the current model (deployed at the data's
+as-of time), both by the same recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.cutoffs import FeatureParams
+from models.artifact import save_model
+from models.dataset import read_feature_table
+from models.split import last_labelled_cutoff
+from models.train import TrainParams, fit_recipe
+from pipelines.params import block, load_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    backtest: Path
+    current: Path
+
+
+def run(params_path: Path, features_path: Path, validation_report: Path, outputs: TrainOutputs) -> dict[str, object]:
+    params = load_params(params_path)
+    train_params = TrainParams.from_dict(block(params, "train"))
+    feature_block = dict(block(params, "features"))
+    feature_block.pop("strategy", None)
+    horizon_days = FeatureParams.from_dict(feature_block).horizon_days
+    as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    frame = read_feature_table(features_path)
+    data_hash = file_sha256(features_path)
+    test_cutoff = last_labelled_cutoff(frame)
+    summary: dict[str, object] = {"test_cutoff": test_cutoff.date().isoformat(), "as_of": as_of.isoformat()}
+    for name, deploy_at, folder in (("backtest", test_cutoff, outputs.backtest), ("current", as_of, outputs.current)):
+        model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash)
+        save_model(model, folder)
+        summary[name] = {
+            "deploy_at": deploy_at.isoformat(),
+            "best_iteration": model.training["best_iteration"],
+            "train_rows": model.training["train_rows"],
+            "calibration": model.calibration.method,
+        }
+        log.info("%s model saved to %s", name, folder)
+    return summary
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
