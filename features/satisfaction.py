@@ -159,6 +159,16 @@ def bad_events(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:
     return ibis.union(*parts)
 
 
+def last_bad_experience(events: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
+    """Per customer, the latest bad experience known before the cutoff: customer_id, last_bad_kind,
+    last_bad_known_at. For the risk list, not a model feature; simultaneous events resolve to the kind that sorts
+    last, so the answer never depends on row order."""
+    known = events.filter(events.known_at < at(cutoff))
+    kinds = latest(known, "known_at", "kind", "last_bad_kind")
+    when = known.aggregate(by="customer_id", last_bad_known_at=known.known_at.max())
+    return join_customers(when, kinds)
+
+
 def _supported(inputs: FeatureInputs, kind: str) -> bool:
     return all(inputs.has(need) for need in BAD_KINDS[kind])
 

@@ -20,6 +20,7 @@ from features.build import LABEL
 from models.artifact import ChurnModel
 from models.calibration import choose_calibration
 from models.dataset import model_input_from, to_matrix
+from models.drift import feature_profile
 from models.split import Split, held_out_customers, split_for_deployment
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,17 @@ def lightgbm_params(params: TrainParams, features: tuple[str, ...]) -> dict[str,
 
 
 def fit_recipe(
-    frame: pd.DataFrame, deploy_at: pd.Timestamp, horizon_days: int, params: TrainParams, data_hash: str
+    frame: pd.DataFrame,
+    deploy_at: pd.Timestamp,
+    horizon_days: int,
+    params: TrainParams,
+    data_hash: str,
+    available_features: tuple[str, ...],
 ) -> tuple[ChurnModel, Split]:
-    """The model that could have been fitted at deploy_at, with the split it was fitted on."""
+    """The model that could have been fitted at deploy_at, with the split it was fitted on.
+
+    `available_features` are those whose source the data provided (the others are all missing); scoring refuses
+    data that lacks one of them."""
     split = split_for_deployment(frame, deploy_at, horizon_days, params.validation_share, params.seed)
     train_rows, validation_rows = frame.iloc[split.train], frame.iloc[split.validation]
     model_input = model_input_from(train_rows)
@@ -120,8 +129,9 @@ def fit_recipe(
         len(validation_rows),
         len(model_input.features),
     )
+    train_matrix = to_matrix(train_rows, model_input)
     booster, curve = fit_booster(
-        to_matrix(train_rows, model_input),
+        train_matrix,
         train_rows[LABEL].to_numpy(),
         to_matrix(validation_rows, model_input),
         validation_rows[LABEL].to_numpy(),
@@ -145,6 +155,8 @@ def fit_recipe(
         "validation_curve": curve,
         "calibration_log_loss": calibration_losses,
         "data_sha256": data_hash,
+        "available_features": sorted(available_features),
+        "feature_profile": feature_profile(train_matrix),
         "params": asdict(params),
     }
     return ChurnModel(booster, model_input, calibration, training), split

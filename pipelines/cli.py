@@ -118,6 +118,9 @@ def train(
     features: Annotated[Path, typer.Option(help="Feature table (Parquet) from `churn features`.")] = Path(
         "data/features/features.parquet"
     ),
+    dictionary: Annotated[Path, typer.Option(help="Feature dictionary (CSV): which features the data provides.")] = (
+        Path("data/features/feature_dictionary.csv")
+    ),
     validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's as-of time).")] = Path(
         "reports/validation.json"
     ),
@@ -131,7 +134,7 @@ def train(
     """Fit the LightGBM recipe twice: at the test cutoff (for evaluation) and at the as-of time (block `train`)."""
     from pipelines.stages import train as stage
 
-    summary = stage.run(params, features, validation_report, stage.TrainOutputs(backtest, current))
+    summary = stage.run(params, features, dictionary, validation_report, stage.TrainOutputs(backtest, current))
     for name in ("backtest", "current"):
         model = summary[name]
         assert isinstance(model, dict)
@@ -173,6 +176,53 @@ def evaluate(
     for method, reason in result["skipped"].items():
         typer.echo(f"{method:>14}: skipped ({reason})")
     typer.echo(f"metrics in {metrics}, plots in {plots}, figures in {figures}")
+
+
+@app.command()
+def score(
+    params: ParamsOption = Path("params.yaml"),
+    model: Annotated[
+        str, typer.Option(help="A model folder, or an MLflow model URI such as models:/churn-model@champion.")
+    ] = "data/models/current",
+    validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
+    validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's export time).")] = Path(
+        "reports/validation.json"
+    ),
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Score as of this time (ISO). Default: params score.as_of, else the end of the day of "
+            "the data's latest event."
+        ),
+    ] = None,
+    bad_experience_within: Annotated[
+        int | None, typer.Option(help="Only customers with a bad experience in the last N days.")
+    ] = None,
+    min_probability: Annotated[float | None, typer.Option(help="Only customers at least this likely to churn.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Only the k customers with the most value at risk.")] = None,
+    out: Annotated[Path, typer.Option(help="Risk list (Parquet).")] = Path("data/risk/risk_list.parquet"),
+    out_csv: Annotated[Path, typer.Option(help="Risk list (CSV).")] = Path("data/risk/risk_list.csv"),
+    report: Annotated[Path, typer.Option(help="Scoring report (JSON).")] = Path("reports/scoring.json"),
+    report_md: Annotated[Path, typer.Option(help="Scoring report (Markdown).")] = Path("reports/scoring.md"),
+) -> None:
+    """Write today's risk list: churn probability, tier, value at risk, reasons and a suggested action per customer
+    (block `score`). Refuses, leaving the previous list untouched, when the model or data do not fit."""
+    from pipelines.stages import score as stage
+
+    outputs = stage.ScoreOutputs(out, out_csv, report, report_md)
+    filters = stage.Filters(bad_experience_within, min_probability, top_k)
+    try:
+        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters)
+    except ValueError as error:  # ScoringRefused, ModelFileError, bad params
+        typer.echo(f"scoring refused: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    tiers = ", ".join(f"{tier} {values['customers']:,}" for tier, values in result["tiers"].items())
+    typer.echo(
+        f"as of {result['as_of']}: {result['customers_scored']:,} customers scored ({tiers}); "
+        f"{result['customers_written']:,} in {out}; value at risk {result['value_at_risk']:,.0f}"
+    )
+    if result["drift_warnings"]:
+        typer.echo(f"drift warning: {', '.join(result['drift_warnings'])} (see {report_md})")
 
 
 @app.command()

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from pipelines.sources.files import SourceTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,3 +72,34 @@ def write_params(path: Path, **blocks: dict[str, object]) -> Path:
         params[name] = {**params.get(name, {}), **values}
     path.write_text(yaml.safe_dump(params))
     return path
+
+
+N_CUSTOMERS = 3000
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """generate + validate once, with paths to everything they wrote."""
+    root = tmp_path_factory.mktemp("shop")
+    paths = {
+        "params": root / "params.yaml",
+        "raw": root / "raw",
+        "truth": root / "truth",
+        "validated": root / "validated",
+        "quarantine": root / "quarantine",
+        "report": root / "validation.json",
+        "report_md": root / "validation.md",
+    }
+    write_params(paths["params"], generate={"n_customers": N_CUSTOMERS}, data={"path": str(paths["raw"])})
+    invoke("generate", "--params", paths["params"], "--out", paths["raw"], "--truth", paths["truth"])
+    invoke(
+        "validate", "--params", paths["params"], "--validated", paths["validated"],
+        "--quarantine", paths["quarantine"], "--report", paths["report"], "--report-md", paths["report_md"],
+    )  # fmt: skip
+    return paths
+
+
+def invoke(*args: object) -> str:
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output

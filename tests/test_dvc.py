@@ -20,6 +20,7 @@ STAGE_MODULES = {
     "features": "pipelines.stages.features",
     "train": "pipelines.stages.train",
     "evaluate": "pipelines.stages.evaluate",
+    "score": "pipelines.stages.score",
 }
 
 

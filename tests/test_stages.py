@@ -9,42 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import write_params
+from conftest import invoke, write_params
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.stages.generate import TRUTH_DIRT
 from pipelines.validation.run import RULES_COLUMN, SOURCE_ROW_COLUMN
-
-N_CUSTOMERS = 3000
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """generate + validate once, with paths to everything they wrote."""
-    root = tmp_path_factory.mktemp("shop")
-    paths = {
-        "params": root / "params.yaml",
-        "raw": root / "raw",
-        "truth": root / "truth",
-        "validated": root / "validated",
-        "quarantine": root / "quarantine",
-        "report": root / "validation.json",
-        "report_md": root / "validation.md",
-    }
-    write_params(paths["params"], generate={"n_customers": N_CUSTOMERS}, data={"path": str(paths["raw"])})
-    invoke("generate", "--params", paths["params"], "--out", paths["raw"], "--truth", paths["truth"])
-    invoke(
-        "validate", "--params", paths["params"], "--validated", paths["validated"],
-        "--quarantine", paths["quarantine"], "--report", paths["report"], "--report-md", paths["report_md"],
-    )  # fmt: skip
-    return paths
-
-
-def invoke(*args: object) -> str:
-    result = CliRunner().invoke(app, [str(arg) for arg in args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
 
 
 def test_every_injected_dirty_row_is_quarantined_with_its_rule(shop: dict[str, Path]) -> None:
@@ -168,7 +138,8 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     )  # fmt: skip
     models = {name: tmp_path / name for name in ("backtest", "current")}
     output = invoke(
-        "train", "--params", params, "--features", features, "--validation-report", shop["report"],
+        "train", "--params", params, "--features", features, "--dictionary", tmp_path / "d.csv",
+        "--validation-report", shop["report"],
         "--backtest", models["backtest"], "--current", models["current"],
     )  # fmt: skip
     # Cutoffs every 60 days from 2024-07-01; 2025-08-25 is the last whose 90 days end by the as-of time 2026-01-01.

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import LABEL, feature_table, features_at
+from features.build import FEATURE_SPECS, LABEL, feature_table, features_at
 from features.cutoffs import FeatureParams, cutoff_schedule
 from features.inputs import inputs_from_frames
 from models.artifact import ChurnModel, load_model, save_model
@@ -25,6 +25,7 @@ FEATURES = FeatureParams(first_cutoff="2024-01-01", every_days=60)
 HORIZON = FEATURES.horizon_days
 # Default params, fewer threads so the test does not compete with itself; determinism holds for any fixed count.
 PARAMS = replace(TrainParams(), num_threads=1)
+ALL_FEATURES = tuple(spec.name for spec in FEATURE_SPECS)
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +43,16 @@ def frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def backtest(frame: pd.DataFrame) -> ChurnModel:
-    model, _ = fit_recipe(frame, last_labelled_cutoff(frame), HORIZON, PARAMS, data_hash="test")
+    model, _ = fit_recipe(
+        frame, last_labelled_cutoff(frame), HORIZON, PARAMS, data_hash="test", available_features=ALL_FEATURES
+    )
     return model
 
 
 def test_same_data_and_params_give_a_byte_identical_model(frame: pd.DataFrame, tmp_path: Path) -> None:
     deploy_at = last_labelled_cutoff(frame)
     for name in ("first", "second"):
-        model, _ = fit_recipe(frame, deploy_at, HORIZON, PARAMS, data_hash="test")
+        model, _ = fit_recipe(frame, deploy_at, HORIZON, PARAMS, data_hash="test", available_features=ALL_FEATURES)
         save_model(model, tmp_path / name)
     for file in ("model.txt", "metadata.json"):
         assert (tmp_path / "first" / file).read_bytes() == (tmp_path / "second" / file).read_bytes(), file

@@ -27,7 +27,9 @@ class TrainOutputs:
     current: Path
 
 
-def run(params_path: Path, features_path: Path, validation_report: Path, outputs: TrainOutputs) -> dict[str, object]:
+def run(
+    params_path: Path, features_path: Path, dictionary: Path, validation_report: Path, outputs: TrainOutputs
+) -> dict[str, object]:
     params = load_params(params_path)
     train_params = TrainParams.from_dict(block(params, "train"))
     feature_block = dict(block(params, "features"))
@@ -36,10 +38,11 @@ def run(params_path: Path, features_path: Path, validation_report: Path, outputs
     as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
     frame = read_feature_table(features_path)
     data_hash = file_sha256(features_path)
+    available = available_features(dictionary)
     test_cutoff = last_labelled_cutoff(frame)
     summary: dict[str, object] = {"test_cutoff": test_cutoff.date().isoformat(), "as_of": as_of.isoformat()}
     for name, deploy_at, folder in (("backtest", test_cutoff, outputs.backtest), ("current", as_of, outputs.current)):
-        model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash)
+        model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash, available)
         save_model(model, folder)
         summary[name] = {
             "deploy_at": deploy_at.isoformat(),
@@ -49,6 +52,12 @@ def run(params_path: Path, features_path: Path, validation_report: Path, outputs
         }
         log.info("%s model saved to %s", name, folder)
     return summary
+
+
+def available_features(dictionary: Path) -> tuple[str, ...]:
+    """Features whose source the data provided, from the feature dictionary the features stage wrote."""
+    table = pd.read_csv(dictionary)
+    return tuple(table.loc[table["available"], "name"])
 
 
 def file_sha256(path: Path) -> str:

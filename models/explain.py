@@ -1,0 +1,119 @@
+"""Reasons in plain words: the features that push a customer's risk up the most (LightGBM's SHAP values), each
+written with the customer's own value, e.g. "late delivery 12 days ago" or "no order for 3.0x the usual gap"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+N_REASONS = 3
+
+# Singular and plural.
+KIND_WORDS = {
+    "late_delivery": ("late delivery", "late deliveries"),
+    "retailer_cancellation": ("order cancelled by the shop", "orders cancelled by the shop"),
+    "retailer_return": ("return of a faulty or wrong item", "returns of faulty or wrong items"),
+    "low_review": ("low review", "low reviews"),
+    "complaint": ("complaint", "complaints"),
+    "bad_experiences": ("bad experience", "bad experiences"),
+}
+# The same for every customer of one list, so it explains nothing about why one customer ranks above another.
+NOT_REASONS = frozenset({"cutoff_month"})
+WINDOW_WORDS = {"90d": "in the last 90 days", "365d": "in the last year", "total": "in total"}
+
+Template = Callable[[float | str], str]
+
+
+def _count_template(words: tuple[str, str], when: str) -> Template:
+    return lambda v: f"{v:.0f} {words[0] if v == 1 else words[1]} {when}"
+
+
+TEMPLATES: dict[str, Template] = {
+    "days_since_last_order": lambda v: f"no order for {v:.0f} days",
+    "days_since_first_order": lambda v: f"first order {v:.0f} days ago",
+    "overdue_ratio": lambda v: f"no order for {v:.1f}x the usual gap",
+    "orders_30d": lambda v: f"{v:.0f} orders in the last 30 days",
+    "orders_90d": lambda v: f"{v:.0f} orders in the last 90 days",
+    "orders_365d": lambda v: f"{v:.0f} orders in the last year",
+    "orders_total": lambda v: f"{v:.0f} orders in total",
+    "value_sum": lambda v: f"spent {v:,.0f} in total",
+    "value_mean": lambda v: f"average order {v:,.0f}",
+    "value_max": lambda v: f"largest order {v:,.0f}",
+    "value_365d": lambda v: f"spent {v:,.0f} in the last year",
+    "gap_mean_days": lambda v: f"usually orders every {v:.0f} days",
+    "gap_std_days": lambda v: f"irregular orders (gaps vary by {v:.0f} days)",
+    "cancelled_share": lambda v: f"{v:.0%} of orders cancelled",
+    "late_days_max_365d": lambda v: f"a delivery {v:.0f} days late in the last year",
+    "bad_order_share": lambda v: f"{v:.0%} of orders went wrong",
+    "last_order_went_wrong": lambda v: "the last order went wrong" if v else "the last order went fine",
+    "days_since_last_bad_experience": lambda v: f"bad experience {v:.0f} days ago",
+    "review_score_mean": lambda v: f"average review {v:.1f} of 5",
+    "review_score_min": lambda v: f"lowest review {v:.0f} of 5",
+    "review_score_last": lambda v: f"last review {v:.0f} of 5",
+    "tickets_open": lambda v: f"{v:.0f} complaint(s) still open",
+    "ticket_resolution_days_mean": lambda v: f"complaints took {v:.1f} days to resolve",
+    "last_bad_experience_recovered": lambda v: (
+        "last bad experience was put right quickly" if v else "last bad experience was not put right quickly"
+    ),
+    "tenure_days": lambda v: f"customer for {v:.0f} days",
+    "loyalty_member": lambda v: "loyalty member" if v else "not a loyalty member",
+    "country": lambda v: f"country {v}",
+    "invoice_share": lambda v: f"pays by invoice {v:.0%} of the time",
+    "channels_used": lambda v: f"uses {v:.0f} channel(s)",
+    "main_channel": lambda v: f"mostly orders via {v}",
+    "main_payment_method": lambda v: f"mostly pays by {v}",
+    "orders_prev_90d": lambda v: f"{v:.0f} orders in the 90 days before the last 90",
+    "orders_90d_change": lambda v: f"{v:+.0f} orders against the 90 days before",
+    "value_90d": lambda v: f"spent {v:,.0f} in the last 90 days",
+    "value_90d_change": lambda v: f"spend {v:+,.0f} against the 90 days before",
+    **{
+        f"{kind}_{window}": _count_template(words, when)
+        for kind, words in KIND_WORDS.items()
+        for window, when in WINDOW_WORDS.items()
+    },
+}
+
+
+def top_reasons(contributions: pd.DataFrame, n: int = N_REASONS) -> pd.DataFrame:
+    """Per customer, the n features with the largest positive SHAP contribution: columns reason_<i>_feature
+    (None when fewer than i features raise the risk). Features in NOT_REASONS are left out."""
+    values = contributions.drop(columns=["bias", *NOT_REASONS], errors="ignore")
+    names = values.columns.to_numpy()
+    array = values.to_numpy()
+    order = np.argsort(-array, axis=1, kind="stable")[:, :n]
+    result = {}
+    for rank in range(n):
+        column = order[:, rank]
+        raises = array[np.arange(len(array)), column] > 0
+        result[f"reason_{rank + 1}_feature"] = np.where(raises, names[column], None)
+    return pd.DataFrame(result, index=contributions.index)
+
+
+def reason_texts(reasons: pd.DataFrame, features: pd.DataFrame, last_bad_kind: pd.Series | None = None) -> pd.DataFrame:
+    """The reason features written in words with each customer's values: columns reason_1, reason_2, ..."""
+    texts = {}
+    for column in reasons.columns:
+        feature_of = reasons[column]
+        text = pd.Series([None] * len(reasons), index=reasons.index, dtype=object)
+        for name in feature_of.dropna().unique():
+            rows = feature_of == name
+            text[rows] = [
+                describe(name, value, None if last_bad_kind is None else last_bad_kind.get(customer))
+                for customer, value in features.loc[rows, name].items()
+            ]
+        texts[column.removesuffix("_feature")] = text
+    return pd.DataFrame(texts, index=reasons.index)
+
+
+def describe(feature: str, value: object, last_bad_kind: str | None = None) -> str:
+    """One feature value in words; the kind of the last bad experience names it when known."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return f"{feature.replace('_', ' ')} unknown"
+    if feature == "days_since_last_bad_experience" and last_bad_kind:
+        return f"{last_bad_kind.replace('_', ' ')} {float(value):.0f} days ago"  # type: ignore[arg-type]
+    template = TEMPLATES.get(feature)
+    if template is None:
+        return f"{feature.replace('_', ' ')}: {value}"
+    return template(value if isinstance(value, str) else float(value))  # type: ignore[arg-type]

@@ -1,0 +1,215 @@
+"""Stage `score`: today's risk list. Features at `as_of` by the training feature code, the saved model and its
+calibration, reasons from SHAP, suggested actions, a scoring report with drift; everything written all-or-nothing.
+
+Every refusal (model file, schema, as-of time, empty population) happens before anything is written, so the
+previous risk list stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from features.build import FEATURE_SPECS, feature_dictionary, features_at
+from features.cutoffs import FeatureParams
+from features.inputs import FeatureInputs, read_validated
+from features.satisfaction import bad_events, last_bad_experience
+from models.artifact import ChurnModel, load_model
+from models.drift import population_stability
+from models.explain import reason_texts, top_reasons
+from models.risk import RiskParams, assemble_risk_list, filter_risk_list
+from models.scoring_report import report_markdown, scoring_report
+from pipelines.atomic import write_all_or_nothing
+from pipelines.params import block, load_params
+
+log = logging.getLogger(__name__)
+
+MLFLOW_SCHEMES = ("models:/", "runs:/")
+# Event times a validated table holds; the latest of them is the data's end as far as events go.
+EVENT_TIMES = {
+    "orders": ("ordered_at", "delivered_at"),
+    "reviews": ("reviewed_at",),
+    "tickets": ("opened_at", "resolved_at"),
+    "returns": ("returned_at",),
+}
+
+
+class ScoringRefused(ValueError):
+    """The inputs cannot give a trustworthy risk list; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ScoreOutputs:
+    risk_list: Path
+    risk_list_csv: Path
+    report: Path
+    report_markdown: Path
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Command-line overrides of the `score` block's filters (None: use the params)."""
+
+    bad_experience_within_days: int | None = None
+    min_probability: float | None = None
+    top_k: int | None = None
+
+
+def run(
+    params_path: Path,
+    validated_dir: Path,
+    validation_report: Path,
+    model_reference: str,
+    outputs: ScoreOutputs,
+    as_of: str | None = None,
+    filters: Filters = Filters(),
+) -> dict[str, Any]:
+    params = load_params(params_path)
+    risk_params = with_overrides(RiskParams.from_dict(block(params, "score")), as_of, filters)
+    feature_block = dict(block(params, "features"))
+    feature_block.pop("strategy", None)
+    feature_params = FeatureParams.from_dict(feature_block)
+    model = resolve_model(model_reference)
+    exported_at = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    inputs = read_validated(ibis.duckdb.connect(), validated_dir, exported_at)
+    latest = latest_event_times(inputs)
+    scoring_time = choose_as_of(risk_params.as_of, latest["event"], exported_at, model)
+    inputs = inputs_like_training(inputs, model)
+    log.info("scoring at %s with the model from %s", scoring_time, model_reference)
+    features = scoring_features(inputs, scoring_time, feature_params)
+    if features.empty:
+        raise ScoringRefused(
+            f"empty population: no customer ordered in the {feature_params.active_window_days} days before "
+            f"{scoring_time}"
+        )
+    log.info("%d customers in the population; predicting and explaining", len(features))
+    events = last_bad_experience(bad_events(inputs, feature_params), scoring_time).execute().set_index("customer_id")
+    reasons = reason_texts(top_reasons(model.contributions(features)), features, events["last_bad_kind"])
+    risk = assemble_risk_list(
+        features, model.predict(features), reasons, events, scoring_time, feature_params.horizon_days, risk_params
+    )
+    written = filter_risk_list(
+        risk, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
+    )
+    freshness = {
+        "as_of": scoring_time.isoformat(),
+        "exported_at": exported_at.isoformat(),
+        "latest_event_at": latest["event"].isoformat(),
+        "latest_order_at": latest["order"].isoformat(),
+        "days_since_latest_order": (scoring_time - latest["order"]).total_seconds() / 86_400,
+    }
+    model_info = {"source": model_reference, "deploy_at": model.training["deploy_at"]}
+    psi = population_stability(model.training["feature_profile"], model.matrix(features))
+    report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
+    for name in report["drift_warnings"]:
+        log.warning("feature %s drifted from the training data: PSI %.3f", name, psi[name])
+    write_outputs(written, report, outputs)
+    return report
+
+
+def scoring_features(inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams) -> pd.DataFrame:
+    """The population's features at as_of, by the same code that built the training rows; indexed by customer."""
+    return features_at(inputs, as_of, params).execute().set_index("customer_id")
+
+
+def with_overrides(params: RiskParams, as_of: str | None, filters: Filters) -> RiskParams:
+    overrides: dict[str, Any] = {name: value for name, value in vars(filters).items() if value is not None}
+    if as_of is not None:
+        overrides["as_of"] = as_of
+    return replace(params, **overrides)
+
+
+def resolve_model(reference: str) -> ChurnModel:
+    """A local model folder, or an MLflow model URI (models:/<name>@<alias>, runs:/...) whose scorer is fetched
+    from the tracking store."""
+    if not reference.startswith(MLFLOW_SCHEMES):
+        return load_model(Path(reference))
+    import mlflow
+
+    from models.scorer import MODEL_ARTIFACT
+    from models.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=reference))
+    logged = mlflow.models.Model.load(str(local)).flavors["python_function"]["artifacts"]
+    if MODEL_ARTIFACT not in logged:
+        raise ScoringRefused(f"{reference} is not a churn-pipeline scorer: it has no {MODEL_ARTIFACT} artifact")
+    return load_model(local / logged[MODEL_ARTIFACT]["path"])
+
+
+def latest_event_times(inputs: FeatureInputs) -> dict[str, pd.Timestamp]:
+    """The latest order and the latest event of any kind in the validated tables."""
+    latest: dict[str, pd.Timestamp] = {}
+    for name, columns in EVENT_TIMES.items():
+        table = getattr(inputs, name)
+        if table is None:
+            continue
+        values = table.aggregate(**{column: table[column].max() for column in columns}).execute().iloc[0]
+        for column, value in values.items():
+            if pd.notna(value):
+                latest[f"{name}.{column}"] = pd.Timestamp(value)
+    if "orders.ordered_at" not in latest:
+        raise ScoringRefused("the orders table is empty")
+    return {"order": latest["orders.ordered_at"], "event": max(latest.values())}
+
+
+def choose_as_of(
+    requested: str | None, latest_event: pd.Timestamp, exported_at: pd.Timestamp, model: ChurnModel
+) -> pd.Timestamp:
+    """The requested time, or the end of the latest event's day (capped at the export time), after the checks:
+    not after the data's end, not before the model's training period."""
+    if requested is None:
+        as_of = min(latest_event.normalize() + pd.Timedelta(days=1), exported_at)
+    else:
+        as_of = pd.Timestamp(requested)
+    if as_of > exported_at:
+        raise ScoringRefused(
+            f"as_of {as_of} is after the data's end (exported at {exported_at}): the orders after the export are "
+            "unknown, and every customer would look like they had stopped buying"
+        )
+    training_start = pd.Timestamp(model.training["fitting_cutoffs"][0])
+    if as_of < training_start:
+        raise ScoringRefused(
+            f"as_of {as_of} is before the model's training period (its first cutoff is {training_start.date()})"
+        )
+    return as_of
+
+
+def inputs_like_training(inputs: FeatureInputs, model: ChurnModel) -> FeatureInputs:
+    """The inputs with the feature sources the model was trained on, or a refusal when one is missing.
+
+    A feature the data provides now but did not at training time was always missing for the model, so it is made
+    missing here too (the availability is narrowed to the training data's)."""
+    known = {spec.name for spec in FEATURE_SPECS}
+    unknown = [name for name in model.model_input.features if name not in known]
+    if unknown:
+        raise ScoringRefused(f"model and feature schema mismatch: the model uses features this code does not build: "
+                             f"{unknown}")  # fmt: skip
+    dictionary = feature_dictionary(inputs).set_index("name")
+    trained_with = set(model.training["available_features"])
+    lacking = sorted(name for name in trained_with if not dictionary.loc[name, "available"])
+    if lacking:
+        needs = sorted({dictionary.loc[name, "needs"] for name in lacking})
+        raise ScoringRefused(
+            f"model and feature schema mismatch: the model was trained with {lacking}, but the data lacks their "
+            f"sources ({'; '.join(needs)})"
+        )
+    needed = {need for name in trained_with for need in dictionary.loc[name, "needs"].split(", ")}
+    return replace(inputs, available=inputs.available & frozenset(needed | {"orders"}))
+
+
+def write_outputs(written: pd.DataFrame, report: dict[str, Any], outputs: ScoreOutputs) -> None:
+    write_all_or_nothing(
+        {
+            outputs.risk_list: lambda path: written.to_parquet(path, index=False),
+            outputs.risk_list_csv: lambda path: written.to_csv(path, index=False),
+            outputs.report: lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
+            outputs.report_markdown: lambda path: path.write_text(report_markdown(report)),
+        }
+    )
