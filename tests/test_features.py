@@ -19,7 +19,7 @@ from features.inputs import inputs_from_frames
 from features.labels import churn_labels, population
 from features.relationship import RELATIONSHIP_SPECS, relationship_features
 from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_features
-from features.satisfaction import SATISFACTION_SPECS, bad_events, satisfaction_features
+from features.satisfaction import SATISFACTION_SPECS, bad_events, last_bad_experience, satisfaction_features
 
 CUTOFF = pd.Timestamp("2024-03-08")
 PARAMS = FeatureParams(horizon_days=30)
@@ -278,3 +278,24 @@ def test_invariants_hold_on_real_features_and_catch_breakage(shop_features: pd.D
         check_feature_invariants(table.assign(orders_total=-1))
     with pytest.raises(ValueError, match="churned holds"):
         check_feature_invariants(table.assign(churned=2))
+
+
+def test_last_bad_experience_is_the_latest_known_before_the_cutoff() -> None:
+    inputs = inputs_from_frames(clean_tables(), AS_OF)
+    events = bad_events(inputs, PARAMS)
+
+    def last(cutoff: str) -> dict[str, tuple[str, pd.Timestamp]]:
+        table = last_bad_experience(events, pd.Timestamp(cutoff)).execute()
+        return {row.customer_id: (row.last_bad_kind, row.last_bad_known_at) for row in table.itertuples()}
+
+    # c1: o2 late (known at its promised date 03-04), ticket opened 03-06 10:00, return on 03-10 (after 03-08).
+    # c2: o3 cancelled out of stock, known at its order time 02-10.
+    assert last("2024-03-08") == {
+        "c1": ("complaint", pd.Timestamp("2024-03-06 10:00")),
+        "c2": ("retailer_cancellation", pd.Timestamp("2024-02-10")),
+    }
+    assert last("2024-03-11")["c1"] == ("retailer_return", pd.Timestamp("2024-03-10"))
+    assert last("2024-03-06 10:00") == {  # the ticket opened exactly at the cutoff is not yet known
+        "c1": ("late_delivery", pd.Timestamp("2024-03-04")),
+        "c2": ("retailer_cancellation", pd.Timestamp("2024-02-10")),
+    }
