@@ -1,20 +1,29 @@
 """The model's view of the feature table: which columns it reads and how, fixed at training time.
 
 Strings become pandas categoricals with the levels seen in training (LightGBM splits on them natively); everything
-else becomes float64, so booleans and counts with missing values need no special case. A level the model never saw
+else becomes float32, so booleans and counts with missing values need no special case. A level the model never saw
 is missing at scoring time, not a new category.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from features.build import FEATURE_SPECS, KEY_COLUMNS, LABEL
+
+log = logging.getLogger(__name__)
+
+_MODEL_COLUMNS = [*KEY_COLUMNS, *(spec.name for spec in FEATURE_SPECS), LABEL]
+_BATCH_ROWS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,7 @@ class ModelInput:
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": list(self.features),
-            "dtypes": {name: "category" if name in self.categories else "float64" for name in self.features},
+            "dtypes": {name: "category" if name in self.categories else "float32" for name in self.features},
             "categories": {name: list(levels) for name, levels in self.categories.items()},
         }
 
@@ -97,7 +106,8 @@ def _as_float(values: pd.Series) -> np.ndarray:
     if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
         # Nullable booleans read from Parquet arrive as objects holding True/False/None.
         values = values.astype("boolean") if _looks_boolean(values) else pd.to_numeric(values)
-    return values.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    # float32 halves the matrix LightGBM copies; its histogram bins are far coarser than float32 precision.
+    return values.astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _looks_boolean(values: pd.Series) -> bool:
@@ -111,8 +121,48 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def read_feature_table(path: Path) -> pd.DataFrame:
-    """The feature table's keys, features and label, sorted by cutoff and customer so that row order (and so the
-    model) never depends on the order the engine wrote the rows in."""
-    frame = pd.read_parquet(path, columns=[*KEY_COLUMNS, *(spec.name for spec in FEATURE_SPECS), LABEL])
+def read_labelled_rows(path: Path, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """The feature table's labelled rows (keys, features, label) for fitting, sorted by cutoff and customer so the
+    model never depends on the order the engine wrote them in.
+
+    With more than `max_rows` labelled rows, a stable random share of customers is kept, with all their rows, so
+    the fitting set stays near `max_rows` and memory stays bounded; the file is read in batches and never whole."""
+    source = pq.ParquetFile(path)
+    total = _labelled_count(source)
+    share = 1.0 if max_rows is None or total <= max_rows else max_rows / total
+    batches = []
+    for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=_MODEL_COLUMNS):
+        keep = pc.is_valid(batch.column(LABEL)).to_numpy(zero_copy_only=False)
+        if share < 1.0:
+            keep &= _customer_share(batch.column("customer_id"), share, seed)
+        batches.append(batch.filter(pa.array(keep)))
+    if share < 1.0:
+        log.info("kept %.1f%% of customers: %d of %d labelled rows (train.max_training_rows)",
+                 100 * share, sum(len(b) for b in batches), total)  # fmt: skip
+    schema = pa.schema([source.schema_arrow.field(name) for name in _MODEL_COLUMNS])
+    return _sorted_frame(pa.Table.from_batches(batches, schema=schema))
+
+
+def read_cutoff_rows(path: Path, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Every row of one cutoff (keys, features, label)."""
+    table = pq.read_table(path, columns=_MODEL_COLUMNS, filters=[("cutoff", "=", cutoff.to_pydatetime())])
+    return _sorted_frame(table)
+
+
+def _labelled_count(source: pq.ParquetFile) -> int:
+    total = 0
+    for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=[LABEL]):
+        total += len(batch) - batch.column(LABEL).null_count
+    return total
+
+
+def _customer_share(customer_ids: pa.Array, share: float, seed: int) -> np.ndarray:
+    """The same customers in every batch and every run: a hash of the id, independent of the validation split's."""
+    ids = customer_ids.to_numpy(zero_copy_only=False).astype(str).astype(object)
+    hashes = pd.util.hash_array(ids, hash_key=f"sample{seed:010d}"[:16])
+    return np.asarray((hashes % 1_000_000) < share * 1_000_000)
+
+
+def _sorted_frame(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
     return frame.sort_values(["cutoff", "customer_id"], kind="stable", ignore_index=True)

@@ -68,6 +68,8 @@ class TrainParams:
     early_stopping_rounds: int = 50
     # Share of customers held out from training for early stopping and calibration.
     validation_share: float = 0.2
+    # Above this many labelled rows, fit on a stable sample of customers (all their cutoffs); null = no limit.
+    max_training_rows: int | None = 2_000_000
     calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
     monotone_bad_experience: bool = True
     num_threads: int = 2

@@ -170,7 +170,7 @@ def test_model_input_keeps_training_levels_and_makes_unknown_missing() -> None:
     assert list(matrix["channel"].cat.categories) == ["app", "web"]
     assert matrix["channel"].isna().tolist() == [False, True, True]
     assert matrix["flag"].tolist()[0::2] == [1.0, 0.0] and np.isnan(matrix["flag"].iloc[1])
-    assert matrix["days"].dtype == np.float64
+    assert matrix["days"].dtype == np.float32
     plain = plain_input(frame, MODEL_INPUT)
     assert plain["channel"].tolist() == ["web", None, None]
     with pytest.raises(ValueError, match="lacks model features"):
@@ -239,3 +239,36 @@ def test_a_metadata_file_of_another_format_is_refused(tmp_path: Path) -> None:
     (folder / "metadata.json").write_text(json.dumps({**metadata, "format_version": 99}))
     with pytest.raises(ModelFileError, match="format_version 99"):
         load_model(folder)
+
+
+def feature_file(path: Path, customers: int, cutoffs: list[str]) -> Path:
+    """A feature table with every model column: one row per customer and cutoff; the last cutoff is unlabelled."""
+    from features.build import FEATURE_SPECS
+
+    rows = pd.DataFrame(
+        [(f"c{i:03d}", pd.Timestamp(cutoff)) for cutoff in cutoffs for i in range(customers)],
+        columns=["customer_id", "cutoff"],
+    )
+    for spec in FEATURE_SPECS:
+        rows[spec.name] = "web" if spec.dtype == "string" else 1.0
+    rows["churned"] = np.where(rows["cutoff"] == pd.Timestamp(cutoffs[-1]), np.nan, rows.index % 2)
+    rows.sample(frac=1.0, random_state=0).to_parquet(path, index=False)  # shuffled, as an engine may write
+    return path
+
+
+def test_labelled_rows_are_sorted_and_sampled_by_whole_customers(tmp_path: Path) -> None:
+    from models.dataset import read_labelled_rows
+
+    path = feature_file(
+        tmp_path / "features.parquet", customers=200, cutoffs=["2024-01-01", "2024-02-01", "2024-03-01"]
+    )
+    everything = read_labelled_rows(path, max_rows=None, seed=1)
+    assert len(everything) == 400 and everything["churned"].notna().all()
+    assert everything[["cutoff", "customer_id"]].equals(
+        everything[["cutoff", "customer_id"]].sort_values(["cutoff", "customer_id"], ignore_index=True)
+    )
+    sample = read_labelled_rows(path, max_rows=200, seed=1)
+    per_customer = sample.groupby("customer_id")["cutoff"].nunique()
+    assert (per_customer == 2).all()  # a kept customer keeps all their labelled cutoffs
+    assert 140 <= len(sample) <= 260
+    assert sample.equals(read_labelled_rows(path, max_rows=200, seed=1))

@@ -16,7 +16,7 @@ from features.blocks import from_block
 from features.build import LABEL
 from models.artifact import ChurnModel, load_model
 from models.baselines import Scores, buy_till_you_die, recency_rule, rfm_logistic
-from models.dataset import labelled, read_feature_table
+from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
 from models.evaluate import METHODS, MODEL, ORACLE, comparison, evaluate_methods
 from models.plots import calibration_plot_table, curve_tables, feature_importance_figure, shap_summary_figure
 from models.split import split_for_deployment
@@ -58,9 +58,11 @@ def run(
     params = load_params(params_path)
     settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
     backtest = load_model(models[0])
-    frame = read_feature_table(features_path)
-    test_cutoff = pd.Timestamp(backtest.training["deploy_at"])
-    test_rows = labelled(frame[frame["cutoff"] == test_cutoff])
+    training = backtest.training
+    # The rows the backtest model was fitted on (the same sample of customers, if any) and all of the test cutoff's.
+    frame = read_labelled_rows(features_path, training["params"]["max_training_rows"], training["params"]["seed"])
+    test_cutoff = pd.Timestamp(training["deploy_at"])
+    test_rows = labelled(read_cutoff_rows(features_path, test_cutoff))
     if test_rows.empty:
         raise ValueError(f"no labelled rows at the backtest model's test cutoff {test_cutoff.date()}")
     log.info("evaluating on the test cutoff %s: %d customers", test_cutoff.date(), len(test_rows))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from features.cutoffs import FeatureParams
 from models.artifact import save_model
-from models.dataset import read_feature_table
+from models.dataset import read_labelled_rows
 from models.split import last_labelled_cutoff
 from models.train import TrainParams, fit_recipe
 from pipelines.params import block, load_params
@@ -36,7 +36,7 @@ def run(
     feature_block.pop("strategy", None)
     horizon_days = FeatureParams.from_dict(feature_block).horizon_days
     as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
-    frame = read_feature_table(features_path)
+    frame = read_labelled_rows(features_path, train_params.max_training_rows, train_params.seed)
     data_hash = file_sha256(features_path)
     available = available_features(dictionary)
     test_cutoff = last_labelled_cutoff(frame)
