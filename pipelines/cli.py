@@ -29,8 +29,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    # Great Expectations logs its own set-up at INFO; only its warnings are news to a user.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # Great Expectations and the BG/NBD baseline's libraries log their own set-up at INFO; only warnings are news.
+    for library in ("great_expectations", "arviz", "pymc", "pytensor"):
+        logging.getLogger(library).setLevel(logging.WARNING)
 
 
 @app.command()
