@@ -32,14 +32,14 @@ STEPS = ("generate", "validate")
 GIB = 1024**3
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu_model(),
         "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "packages": {name: version(name) for name in PACKAGES},
+        "packages": {name: version(name) for name in packages},
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     }

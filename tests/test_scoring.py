@@ -59,10 +59,14 @@ def score(pipeline: dict[str, Path], out: Path, *extra: object) -> pd.DataFrame:
     return pd.read_parquet(out / "risk.parquet")
 
 
-def refused(pipeline: dict[str, Path], out: Path, *extra: object, model: Path | None = None) -> str:
+def refused(
+    pipeline: dict[str, Path], out: Path, *extra: object, model: Path | None = None, validated: Path | None = None
+) -> str:
+    """The output of a `churn score` that must refuse (exit code 1)."""
     args = score_args(pipeline, out, *extra)
-    if model is not None:
-        args[args.index("--model") + 1] = str(model)
+    for option, value in (("--model", model), ("--validated", validated)):
+        if value is not None:
+            args[args.index(option) + 1] = str(value)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     return result.output
@@ -205,11 +209,8 @@ def test_refuses_data_without_a_source_the_model_was_trained_with(
     validated = tmp_path / "validated"
     shutil.copytree(pipeline["validated"], validated)
     (validated / "reviews.parquet").unlink()
-    args = score_args(pipeline, out)
-    args[args.index("--validated") + 1] = str(validated)
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1
-    assert "model and feature schema mismatch" in result.output and "reviews" in result.output
+    output = refused(pipeline, out, validated=validated)
+    assert "model and feature schema mismatch" in output and "reviews" in output
     assert unchanged(out, before)
 
 
@@ -221,11 +222,7 @@ def test_refuses_an_empty_population(
     shutil.copytree(pipeline["validated"], validated)
     orders = pd.read_parquet(validated / "orders.parquet")
     orders[orders["ordered_at"] < pd.Timestamp("2024-06-01")].to_parquet(validated / "orders.parquet", index=False)
-    args = score_args(pipeline, out, "--as-of", "2025-12-01")
-    args[args.index("--validated") + 1] = str(validated)
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1
-    assert "empty population" in result.output
+    assert "empty population" in refused(pipeline, out, "--as-of", "2025-12-01", validated=validated)
     assert unchanged(out, before)
 
 

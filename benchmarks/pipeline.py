@@ -1,0 +1,155 @@
+"""Benchmark the whole pipeline, stage by stage, on a synthetic shop of a given size: wall time, peak RSS, and the
+model quality the run reaches (test ROC-AUC against every baseline and the oracle, calibration error).
+
+Every stage runs as its own `churn` subprocess in a scratch folder (params.yaml unchanged except the shop size and
+the paths), so its time and memory are its own, imports included; `evaluate` runs with --no-track (MLflow logging is
+a fixed cost of a few seconds, not a function of size).
+
+    .venv/bin/python benchmarks/pipeline.py --sizes 50000 1000000 --repeats 2 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from generate_validate import CHURN, REPO, machine_info, measure, summary
+
+STAGES = ("generate", "validate", "features", "train", "evaluate", "score")
+PACKAGES = (
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "great_expectations",
+    "ibis-framework",
+    "duckdb",
+    "lightgbm",
+    "pymc-marketing",
+)
+
+
+def write_params(size: int, work: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"]["n_customers"] = size
+    params["data"]["path"] = str(work / "raw")
+    path = work / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def stage_command(stage: str, params: Path, work: Path) -> list[str]:
+    paths = {
+        "generate": ["--out", work / "raw", "--truth", work / "truth"],
+        "validate": [
+            "--validated", work / "validated", "--quarantine", work / "quarantine",
+            "--report", work / "validation.json", "--report-md", work / "validation.md",
+        ],
+        "features": [
+            "--validated", work / "validated", "--validation-report", work / "validation.json",
+            "--out", work / "features.parquet", "--dictionary", work / "dictionary.csv",
+            "--dictionary-md", work / "dictionary.md", "--summary", work / "features.json",
+        ],
+        "train": [
+            "--features", work / "features.parquet", "--dictionary", work / "dictionary.csv",
+            "--validation-report", work / "validation.json", "--backtest", work / "backtest",
+            "--current", work / "current",
+        ],
+        "evaluate": [
+            "--features", work / "features.parquet", "--backtest", work / "backtest", "--current", work / "current",
+            "--truth", work / "truth", "--metrics", work / "metrics.json", "--plots", work / "plots",
+            "--figures", work / "figures", "--no-track",
+        ],
+        "score": [
+            "--model", work / "current", "--validated", work / "validated",
+            "--validation-report", work / "validation.json", "--out", work / "risk.parquet",
+            "--out-csv", work / "risk.csv", "--report", work / "scoring.json", "--report-md", work / "scoring.md",
+        ],
+    }  # fmt: skip
+    return [str(CHURN), stage, "--params", str(params), *(str(arg) for arg in paths[stage])]
+
+
+def outcome(work: Path) -> dict[str, Any]:
+    """What the run produced: rows, the model's and baselines' test metrics, the risk list's size."""
+    features = json.loads((work / "features.json").read_text())
+    metrics = json.loads((work / "metrics.json").read_text())
+    scoring = json.loads((work / "scoring.json").read_text())
+    train = {
+        name: json.loads((work / name / "metadata.json").read_text())["training"] for name in ("backtest", "current")
+    }
+    keys = ("roc_auc", "pr_auc", "brier", "ece", "lift_top_10pct")
+    return {
+        "feature_rows": features["rows"],
+        "labelled_rows": features["labelled_rows"],
+        "training_rows": {name: values["train_rows"] + values["validation_rows"] for name, values in train.items()},
+        "test_cutoff": metrics["test_cutoff"],
+        "test_rows": metrics["overall"]["lightgbm"]["rows"],
+        "test": {
+            method: {key: round(values[key], 4) for key in keys if key in values}
+            for method, values in metrics["overall"].items()
+        },
+        "comparison": metrics["comparison"],
+        "skipped": metrics["skipped"],
+        "customers_scored": scoring["customers_scored"],
+    }
+
+
+def bench_size(size: int, repeats: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, float]]] = {stage: [] for stage in STAGES}
+    outcomes = []
+    for repeat in range(1, repeats + 1):
+        with tempfile.TemporaryDirectory(prefix=f"churn-pipeline-{size}-") as tmp:
+            work = Path(tmp)
+            params = write_params(size, work)
+            for stage in STAGES:
+                run = measure(stage_command(stage, params, work), work / f"{stage}.log")
+                runs[stage].append(run)
+                print(f"{size:>9,} customers  {stage:<9} {repeat}/{repeats}: {run['seconds']:8.1f} s  "
+                      f"{run['peak_rss_gib']:6.2f} GiB", flush=True)  # fmt: skip
+            outcomes.append(outcome(work))
+    if any(result != outcomes[0] for result in outcomes[1:]):
+        raise RuntimeError(
+            f"the outcome differs between repeats at {size} customers: the pipeline is not deterministic"
+        )
+    total = [sum(runs[stage][i]["seconds"] for stage in STAGES) for i in range(repeats)]
+    return {
+        "n_customers": size,
+        "repeats": repeats,
+        "outcome": outcomes[0],
+        "total_seconds": total,
+        "max_peak_rss_gib": max(run["peak_rss_gib"] for stage_runs in runs.values() for run in stage_runs),
+        "stages": {stage: {**summary(stage_runs), "runs": stage_runs} for stage, stage_runs in runs.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 1_000_000], help="numbers of customers")
+    parser.add_argument("--repeats", type=int, nargs="+", default=[1], help="one for every size, or one per size")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/pipeline.json")
+    args = parser.parse_args()
+    if len(args.repeats) not in (1, len(args.sizes)):
+        parser.error("--repeats takes one value, or one per size")
+    repeats = args.repeats * len(args.sizes) if len(args.repeats) == 1 else args.repeats
+    machine = machine_info(PACKAGES)
+    print(f"machine: {machine['nproc']} cpus, {machine['ram_gib']} GiB RAM, commit {machine['git_commit'][:7]}")
+    results = {
+        "benchmark": "pipeline",
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "benchmarks/pipeline.py", *sys.argv[1:]]),
+        "machine": machine,
+        "sizes": [bench_size(size, n) for size, n in zip(args.sizes, repeats, strict=True)],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
