@@ -85,14 +85,13 @@ RISK_LIST_COLUMNS = (
 def assemble_risk_list(
     features: pd.DataFrame,
     probability: np.ndarray,
-    reasons: pd.DataFrame,
     last_bad: pd.DataFrame,
     as_of: pd.Timestamp,
     horizon_days: int,
     params: RiskParams,
 ) -> pd.DataFrame:
-    """One row per customer, ranked by value at risk. `features`, `reasons` (reason_1..3) and `last_bad`
-    (last_bad_kind, last_bad_known_at) are indexed by customer_id."""
+    """One row per customer, ranked by value at risk, without the reasons (see `with_reasons`). `features` and
+    `last_bad` (last_bad_kind, last_bad_known_at) are indexed by customer_id."""
     risk = pd.DataFrame(index=features.index)
     risk["churn_probability"] = probability
     risk["risk_tier"] = risk_tiers(risk["churn_probability"], params.tiers)
@@ -106,14 +105,19 @@ def assemble_risk_list(
     risk["open_tickets"] = features["tickets_open"]
     for column in ("orders_total", "loyalty_member", "overdue_ratio", "last_bad_experience_recovered"):
         risk[column] = features[column]
-    risk = risk.join(reasons)
     risk["suggested_action"] = suggested_actions(risk, params.actions)
     risk = risk.rename_axis("customer_id").reset_index()
     risk = risk.sort_values(
         ["value_at_risk", "churn_probability", "customer_id"], ascending=[False, False, True], ignore_index=True
     )
     risk["rank"] = np.arange(1, len(risk) + 1)
-    return risk[list(RISK_LIST_COLUMNS)]
+    return risk[[column for column in RISK_LIST_COLUMNS if not column.startswith("reason_")]]
+
+
+def with_reasons(risk: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
+    """The risk list with its reason_1..3 columns (`reasons` is indexed by customer_id), in the list's order."""
+    joined = risk.join(reasons, on="customer_id")
+    return joined[list(RISK_LIST_COLUMNS)]
 
 
 def expected_future_value(features: pd.DataFrame, horizon_days: int) -> pd.Series:

@@ -15,6 +15,7 @@ from typing import Any
 
 import ibis
 import pandas as pd
+from tqdm import tqdm
 
 from features.build import FEATURE_SPECS, feature_dictionary, features_at
 from features.cutoffs import FeatureParams
@@ -23,7 +24,7 @@ from features.satisfaction import bad_events, last_bad_experience
 from models.artifact import ChurnModel, load_model
 from models.drift import population_stability
 from models.explain import reason_texts, top_reasons
-from models.risk import RiskParams, assemble_risk_list, filter_risk_list
+from models.risk import RiskParams, assemble_risk_list, filter_risk_list, with_reasons
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
 from pipelines.params import block, load_params
@@ -31,6 +32,7 @@ from pipelines.params import block, load_params
 log = logging.getLogger(__name__)
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
+EXPLAIN_CHUNK = 20_000
 # Event times a validated table holds; the latest of them is the data's end as far as events go.
 EVENT_TIMES = {
     "orders": ("ordered_at", "delivered_at"),
@@ -90,13 +92,13 @@ def run(
         )
     log.info("%d customers in the population; predicting and explaining", len(features))
     events = last_bad_experience(bad_events(inputs, feature_params), scoring_time).execute().set_index("customer_id")
-    reasons = reason_texts(top_reasons(model.contributions(features)), features, events["last_bad_kind"])
     risk = assemble_risk_list(
-        features, model.predict(features), reasons, events, scoring_time, feature_params.horizon_days, risk_params
+        features, model.predict(features), events, scoring_time, feature_params.horizon_days, risk_params
     )
     written = filter_risk_list(
         risk, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
     )
+    written = with_reasons(written, explain(model, features.loc[written["customer_id"]], events["last_bad_kind"]))
     freshness = {
         "as_of": scoring_time.isoformat(),
         "exported_at": exported_at.isoformat(),
@@ -111,6 +113,17 @@ def run(
         log.warning("feature %s drifted from the training data: PSI %.3f", name, psi[name])
     write_outputs(written, report, outputs)
     return report
+
+
+def explain(model: ChurnModel, features: pd.DataFrame, last_bad_kind: pd.Series) -> pd.DataFrame:
+    """reason_1..3 in words for the customers of the written list only: exact SHAP values cost about as much as
+    fifty predictions, so they are computed where someone will read them, in chunks with progress."""
+    chunks = [features.iloc[start : start + EXPLAIN_CHUNK] for start in range(0, len(features), EXPLAIN_CHUNK)]
+    reasons = [
+        reason_texts(top_reasons(model.contributions(chunk)), chunk, last_bad_kind)
+        for chunk in tqdm(chunks, desc="reasons", unit="chunk", disable=len(chunks) < 2)
+    ]
+    return pd.concat(reasons) if reasons else pd.DataFrame(columns=[f"reason_{i + 1}" for i in range(3)])
 
 
 def scoring_features(inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams) -> pd.DataFrame:
