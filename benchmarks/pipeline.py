@@ -3,7 +3,8 @@ model quality the run reaches (test ROC-AUC against every baseline and the oracl
 
 Every stage runs as its own `churn` subprocess in a scratch folder (params.yaml unchanged except the shop size and
 the paths), so its time and memory are its own, imports included; `evaluate` runs with --no-track (MLflow logging is
-a fixed cost of a few seconds, not a function of size).
+a fixed cost of a few seconds, not a function of size). `score` writes everyone in the population with reasons;
+`score_daily` the 20,000 customers with the most value at risk (`--top-k`), reasons for them only.
 
     .venv/bin/python benchmarks/pipeline.py --sizes 50000 1000000 --repeats 2 1
 """
@@ -22,7 +23,9 @@ from typing import Any
 import yaml
 from generate_validate import CHURN, REPO, machine_info, measure, summary
 
-STAGES = ("generate", "validate", "features", "train", "evaluate", "score")
+STAGES = ("generate", "validate", "features", "train", "evaluate", "score", "score_daily")
+# A daily call list: the customers with the most value at risk, with reasons (SHAP) for them only.
+DAILY_LIST = 20_000
 PACKAGES = (
     "pandas",
     "pyarrow",
@@ -66,20 +69,26 @@ def stage_command(stage: str, params: Path, work: Path) -> list[str]:
             "--truth", work / "truth", "--metrics", work / "metrics.json", "--plots", work / "plots",
             "--figures", work / "figures", "--no-track",
         ],
-        "score": [
-            "--model", work / "current", "--validated", work / "validated",
-            "--validation-report", work / "validation.json", "--out", work / "risk.parquet",
-            "--out-csv", work / "risk.csv", "--report", work / "scoring.json", "--report-md", work / "scoring.md",
-        ],
+        "score": score_paths(work, "risk"),
+        "score_daily": [*score_paths(work, "daily"), "--top-k", DAILY_LIST],
     }  # fmt: skip
-    return [str(CHURN), stage, "--params", str(params), *(str(arg) for arg in paths[stage])]
+    command = "score" if stage == "score_daily" else stage
+    return [str(CHURN), command, "--params", str(params), *(str(arg) for arg in paths[stage])]
+
+
+def score_paths(work: Path, name: str) -> list[object]:
+    return [
+        "--model", work / "current", "--validated", work / "validated",
+        "--validation-report", work / "validation.json", "--out", work / f"{name}.parquet",
+        "--out-csv", work / f"{name}.csv", "--report", work / f"{name}.json", "--report-md", work / f"{name}.md",
+    ]  # fmt: skip
 
 
 def outcome(work: Path) -> dict[str, Any]:
     """What the run produced: rows, the model's and baselines' test metrics, the risk list's size."""
     features = json.loads((work / "features.json").read_text())
     metrics = json.loads((work / "metrics.json").read_text())
-    scoring = json.loads((work / "scoring.json").read_text())
+    scoring = json.loads((work / "risk.json").read_text())
     train = {
         name: json.loads((work / name / "metadata.json").read_text())["training"] for name in ("backtest", "current")
     }
