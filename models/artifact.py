@@ -22,6 +22,8 @@ from models.calibration import Calibration
 from models.dataset import ModelInput, to_matrix
 
 MODEL_FILE = "model.txt"
+# The name of the model folder among the artifacts of the logged MLflow scorer.
+MLFLOW_ARTIFACT = "churn_model"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 LIBRARIES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow")

@@ -15,16 +15,14 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from models.artifact import ChurnModel, load_model
-
-MODEL_ARTIFACT = "churn_model"
+from models.artifact import MLFLOW_ARTIFACT, ChurnModel, load_model
 
 
 class ChurnScorer(PythonModel):
     """Loads the project's model folder (model.txt + metadata.json) logged as an artifact."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.model: ChurnModel = load_model(Path(context.artifacts[MODEL_ARTIFACT]))
+        self.model: ChurnModel = load_model(Path(context.artifacts[MLFLOW_ARTIFACT]))
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -32,4 +30,5 @@ class ChurnScorer(PythonModel):
         return self.model.predict(model_input)
 
 
+# MLflow runs this file to load the model ("models from code"); the project never imports it.
 mlflow.models.set_model(ChurnScorer())

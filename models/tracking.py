@@ -20,9 +20,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from models.artifact import ChurnModel
+from models.artifact import MLFLOW_ARTIFACT, ChurnModel
 from models.dataset import plain_input
-from models.scorer import MODEL_ARTIFACT
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def log_scorer(model: ChurnModel, model_folder: Path, example_rows: pd.DataFrame
     return mlflow.pyfunc.log_model(
         name="scorer",
         python_model=str(SCORER_CODE),
-        artifacts={MODEL_ARTIFACT: str(model_folder)},
+        artifacts={MLFLOW_ARTIFACT: str(model_folder)},
         code_paths=[str(PACKAGES / "models"), str(PACKAGES / "features")],
         signature=signature,
         input_example=example,

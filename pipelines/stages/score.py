@@ -21,7 +21,7 @@ from features.build import FEATURE_SPECS, feature_dictionary, features_at
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs, read_validated
 from features.satisfaction import bad_events, last_bad_experience
-from models.artifact import ChurnModel, load_model
+from models.artifact import MLFLOW_ARTIFACT, ChurnModel, load_model
 from models.drift import population_stability
 from models.explain import reason_texts, top_reasons
 from models.risk import RiskParams, assemble_risk_list, filter_risk_list, with_reasons
@@ -145,15 +145,14 @@ def resolve_model(reference: str) -> ChurnModel:
         return load_model(Path(reference))
     import mlflow
 
-    from models.scorer import MODEL_ARTIFACT
     from models.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=reference))
     logged = mlflow.models.Model.load(str(local)).flavors["python_function"]["artifacts"]
-    if MODEL_ARTIFACT not in logged:
-        raise ScoringRefused(f"{reference} is not a churn-pipeline scorer: it has no {MODEL_ARTIFACT} artifact")
-    return load_model(local / logged[MODEL_ARTIFACT]["path"])
+    if MLFLOW_ARTIFACT not in logged:
+        raise ScoringRefused(f"{reference} is not a churn-pipeline scorer: it has no {MLFLOW_ARTIFACT} artifact")
+    return load_model(local / logged[MLFLOW_ARTIFACT]["path"])
 
 
 def latest_event_times(inputs: FeatureInputs) -> dict[str, pd.Timestamp]:
