@@ -148,15 +148,18 @@ def main() -> None:
     repeats = args.repeats * len(args.sizes) if len(args.repeats) == 1 else args.repeats
     machine = machine_info(PACKAGES)
     print(f"machine: {machine['nproc']} cpus, {machine['ram_gib']} GiB RAM, commit {machine['git_commit'][:7]}")
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "pipeline",
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/pipeline.py", *sys.argv[1:]]),
         "machine": machine,
-        "sizes": [bench_size(size, n) for size, n in zip(args.sizes, repeats, strict=True)],
+        "sizes": [],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for size, n in zip(args.sizes, repeats, strict=True):
+        results["sizes"].append(bench_size(size, n))
+        # Written after every size, so a long run that is stopped keeps what it measured.
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {args.out}")
 
 
