@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from generate_validate import CHURN, REPO, machine_info, measure, summary
+from generate_validate import CHURN, REPO, machine_info, measure, summary, write_params
 
 STAGES = ("generate", "validate", "features", "train", "evaluate", "score", "score_daily")
 # A daily call list: the customers with the most value at risk, with reasons (SHAP) for them only.
@@ -36,15 +35,6 @@ PACKAGES = (
     "lightgbm",
     "pymc-marketing",
 )
-
-
-def write_params(size: int, work: Path) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["generate"]["n_customers"] = size
-    params["data"]["path"] = str(work / "raw")
-    path = work / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
 
 
 def stage_command(stage: str, params: Path, work: Path) -> list[str]:
