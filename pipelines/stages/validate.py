@@ -11,13 +11,14 @@ from typing import Any
 import pandas as pd
 
 from pipelines.params import block, load_params
-from pipelines.sources.files import FolderSourceConfig, SourceTable, read_folder
+from pipelines.sources.read import SourceRead, read_source
 from pipelines.validation.report import write_reports
 from pipelines.validation.run import ValidationResult, top_rules, validate_tables
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("files",)
+# Source rows an adapter set aside (e.g. invoice lines without a customer), in the quarantine folder.
+SET_ASIDE_FILE = "source_rows.parquet"
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,9 @@ def run(params_path: Path, outputs: ValidateOutputs) -> ValidationResult:
     params = load_params(params_path)
     data_params = block(params, "data")
     max_share = float(block(params, "validate")["max_quarantine_share"])
-    sources = read_source(data_params)
-    result = validate_tables(sources, data_as_of(data_params))
-    write_outputs(result, outputs, max_share)
+    source = read_source(data_params)
+    result = validate_tables(source.tables, data_as_of(data_params))
+    write_outputs(result, source, outputs, max_share)
     failing = result.over_threshold(max_share)
     if failing:
         details = "; ".join(
@@ -52,13 +53,6 @@ def run(params_path: Path, outputs: ValidateOutputs) -> ValidationResult:
     return result
 
 
-def read_source(data_params: dict[str, Any]) -> dict[str, SourceTable]:
-    source = data_params.get("source", "files")
-    if source == "files":
-        return read_folder(FolderSourceConfig.from_params(data_params))
-    raise ValueError(f"unknown data.source {source!r}; choose one of {SOURCES}")
-
-
 def data_as_of(data_params: dict[str, Any]) -> pd.Timestamp:
     """The time the data was exported: nothing may happen after it. Defaults to now (UTC)."""
     as_of = data_params.get("as_of")
@@ -67,11 +61,16 @@ def data_as_of(data_params: dict[str, Any]) -> pd.Timestamp:
     return pd.Timestamp(as_of)
 
 
-def write_outputs(result: ValidationResult, outputs: ValidateOutputs, max_share: float) -> None:
-    outputs.validated_dir.mkdir(parents=True, exist_ok=True)
-    outputs.quarantine_dir.mkdir(parents=True, exist_ok=True)
+def write_outputs(result: ValidationResult, source: SourceRead, outputs: ValidateOutputs, max_share: float) -> None:
+    for folder in (outputs.validated_dir, outputs.quarantine_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        # A table absent from this source must not linger from an earlier run on another source.
+        for stale in folder.glob("*.parquet"):
+            stale.unlink()
     for name, table in result.accepted.items():
         table.to_parquet(outputs.validated_dir / f"{name}.parquet", index=False)
     for name, table in result.quarantined.items():
         table.to_parquet(outputs.quarantine_dir / f"{name}.parquet", index=False)
-    write_reports(result, max_share, outputs.report_json, outputs.report_markdown)
+    if source.set_aside is not None:
+        source.set_aside.to_parquet(outputs.quarantine_dir / SET_ASIDE_FILE, index=False)
+    write_reports(result, source.accounting, max_share, outputs.report_json, outputs.report_markdown)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pipelines.validation.run import ValidationResult, top_rules
 
 
-def report_dict(result: ValidationResult, max_quarantine_share: float) -> dict[str, object]:
+def report_dict(
+    result: ValidationResult, source_accounting: dict[str, Any], max_quarantine_share: float
+) -> dict[str, object]:
     present = [report for report in result.reports if report.present]
     return {
+        **({"source": source_accounting} if source_accounting else {}),
         "as_of": result.as_of.isoformat(),
         "max_quarantine_share": max_quarantine_share,
         "passed": not result.over_threshold(max_quarantine_share),
@@ -21,13 +25,14 @@ def report_dict(result: ValidationResult, max_quarantine_share: float) -> dict[s
     }
 
 
-def report_markdown(result: ValidationResult, max_quarantine_share: float) -> str:
+def report_markdown(result: ValidationResult, source_accounting: dict[str, Any], max_quarantine_share: float) -> str:
     lines = [
         "# Validation report",
         "",
         f"Data as of {result.as_of.isoformat()}; a table fails when more than "
         f"{max_quarantine_share:.1%} of its rows are quarantined.",
         "",
+        *source_markdown(source_accounting),
         "| table | rows in | accepted | quarantined | share | most broken rules |",
         "|---|---:|---:|---:|---:|---|",
     ]
@@ -58,8 +63,35 @@ def report_markdown(result: ValidationResult, max_quarantine_share: float) -> st
     return "\n".join(lines) + "\n"
 
 
-def write_reports(result: ValidationResult, max_quarantine_share: float, json_path: Path, markdown_path: Path) -> None:
+def source_markdown(accounting: dict[str, Any]) -> list[str]:
+    """What an adapter made of the source's own rows, before validation; nothing for a plain folder of tables."""
+    if not accounting:
+        return []
+    unit = accounting["unit"]
+    return [
+        f"## Source: {accounting['source']}",
+        "",
+        f"{accounting['rows_in']:,} {unit} in, {accounting['rows_used']:,} used, "
+        f"{accounting['rows_set_aside']:,} set aside (in the quarantine folder's source_rows.parquet, with the "
+        "reasons). A row can have several reasons:",
+        "",
+        *(f"- `{rule}`: {count:,}" for rule, count in accounting["set_aside_by_rule"].items()),
+        "",
+        "Tables made from them: " + ", ".join(f"{name} {rows:,} rows" for name, rows in accounting["tables"].items()),
+        "",
+        "## Contract tables",
+        "",
+    ]
+
+
+def write_reports(
+    result: ValidationResult,
+    source_accounting: dict[str, Any],
+    max_quarantine_share: float,
+    json_path: Path,
+    markdown_path: Path,
+) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report_dict(result, max_quarantine_share), indent=2) + "\n")
-    markdown_path.write_text(report_markdown(result, max_quarantine_share))
+    json_path.write_text(json.dumps(report_dict(result, source_accounting, max_quarantine_share), indent=2) + "\n")
+    markdown_path.write_text(report_markdown(result, source_accounting, max_quarantine_share))

@@ -1,0 +1,51 @@
+"""Choosing the source named by `data.source` and what every source hands to validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.sources.files import FolderSourceConfig, SourceTable, read_folder
+
+SOURCES = ("files", "online_retail", "olist")
+# Columns of a set-aside source row besides the source's own: where it came from and why it was not used.
+SET_ASIDE_FILE = "_file"
+SET_ASIDE_ROW = "_source_row"
+SET_ASIDE_RULES = "_rules"
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """Contract tables, plus the source rows an adapter could not turn into contract rows.
+
+    `accounting` counts the source's own rows (e.g. invoice lines): rows in = rows used + rows set aside, so nothing
+    vanishes before validation starts counting the contract tables' rows.
+    """
+
+    tables: dict[str, SourceTable]
+    set_aside: pd.DataFrame | None = None
+    accounting: dict[str, Any] = field(default_factory=dict)
+
+
+def read_source(data_params: dict[str, Any]) -> SourceRead:
+    source = data_params.get("source", "files")
+    if source == "files":
+        return SourceRead(tables=read_folder(FolderSourceConfig.from_params(data_params)))
+    if source == "online_retail":
+        from pipelines.sources.online_retail import read_online_retail
+
+        return read_online_retail(_folder(data_params))
+    if source == "olist":
+        from pipelines.sources.olist import read_olist
+
+        return read_olist(_folder(data_params))
+    raise ValueError(f"unknown data.source {source!r}; choose one of {SOURCES}")
+
+
+def _folder(data_params: dict[str, Any]) -> Path:
+    if not data_params.get("path"):
+        raise ValueError("data.path is not set: point it at the folder holding the source's files")
+    return Path(data_params["path"])
