@@ -206,6 +206,28 @@ def satisfaction(
     return result
 
 
+def returns(tables: dict[str, pd.DataFrame], placed: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    known = tables["returns"][tables["returns"]["returned_at"] < cutoff]
+    known = known.merge(tables["orders"][["order_id", "customer_id"]], on="order_id")
+    known = known.assign(
+        returns_90d=known["returned_at"] >= cutoff - 90 * DAY,
+        returns_365d=known["returned_at"] >= cutoff - 365 * DAY,
+    )
+    result = known.groupby("customer_id", observed=True).agg(
+        returns_90d=("returns_90d", "sum"),
+        returns_365d=("returns_365d", "sum"),
+        returns_total=("order_id", "size"),
+        last_returned_at=("returned_at", "max"),
+    )
+    share = placed["order_id"].isin(known["order_id"]).groupby(placed["customer_id"], observed=True).mean()
+    result = result.reindex(share.index)
+    counts = ["returns_90d", "returns_365d", "returns_total"]
+    result[counts] = result[counts].fillna(0)
+    result["returned_order_share"] = share
+    result["days_since_last_return"] = days(cutoff, result.pop("last_returned_at"))
+    return result
+
+
 def relationship(tables: dict[str, pd.DataFrame], placed: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     method = placed["payment_method"]
     invoice = (method == "invoice").astype("float64").where(method.notna())  # unknown methods do not count
@@ -238,6 +260,7 @@ def features_at(
     for group in (
         rfm_and_trend(placed, cutoff),
         satisfaction(tables, events, placed, cutoff, params),
+        returns(tables, placed, cutoff),
         relationship(tables, placed, cutoff),
     ):
         table = table.merge(group, left_on="customer_id", right_index=True, how="left")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import ibis
 import pandas as pd
 
@@ -10,11 +12,14 @@ from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
 from features.labels import churn_labels, population
 from features.relationship import RELATIONSHIP_SPECS, relationship_features
+from features.returns import RETURN_SPECS, returns_features
 from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_features
 from features.satisfaction import SATISFACTION_SPECS, bad_events, satisfaction_features
 from features.spec import FeatureSpec
 
-FEATURE_SPECS: tuple[FeatureSpec, ...] = RFM_SPECS + SATISFACTION_SPECS + RELATIONSHIP_SPECS + TREND_SPECS
+FEATURE_SPECS: tuple[FeatureSpec, ...] = (
+    RFM_SPECS + SATISFACTION_SPECS + RETURN_SPECS + RELATIONSHIP_SPECS + TREND_SPECS
+)
 KEY_COLUMNS = ("customer_id", "cutoff")
 LABEL = "churned"
 
@@ -29,6 +34,7 @@ def features_at(
     for group in (
         rfm_and_trend_features(inputs.orders, cutoff),
         satisfaction_features(inputs, events, cutoff, params),
+        returns_features(inputs, cutoff),
         relationship_features(inputs, cutoff),
     ):
         table = join_customers(table, group)
@@ -80,3 +86,12 @@ def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:
         for spec in FEATURE_SPECS
     ]
     return pd.DataFrame(rows)
+
+
+def feature_groups(available: Collection[str]) -> dict[str, dict[str, list[str]]]:
+    """Per feature group, which of its features the source provides (`available`: feature names) and which not."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for spec in FEATURE_SPECS:
+        group = groups.setdefault(spec.group, {"available": [], "missing": []})
+        group["available" if spec.name in available else "missing"].append(spec.name)
+    return groups

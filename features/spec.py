@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Group = Literal["rfm", "satisfaction", "relationship", "trend"]
+Group = Literal["rfm", "satisfaction", "returns", "relationship", "trend"]
 
 
 @dataclass(frozen=True)

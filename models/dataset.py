@@ -8,6 +8,7 @@ is missing at scoring time, not a new category.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,17 +49,30 @@ class ModelInput:
         )
 
 
-def model_input_from(training_rows: pd.DataFrame) -> ModelInput:
-    """Every feature of the dictionary, with the category levels found in the training rows."""
-    missing = [spec.name for spec in FEATURE_SPECS if spec.name not in training_rows.columns]
+def model_input_from(training_rows: pd.DataFrame, exclude: Collection[str] = ()) -> ModelInput:
+    """Every feature of the dictionary but those excluded (names or whole groups), with the category levels found
+    in the training rows."""
+    excluded = excluded_features(exclude)
+    specs = [spec for spec in FEATURE_SPECS if spec.name not in excluded]
+    missing = [spec.name for spec in specs if spec.name not in training_rows.columns]
     if missing:
         raise ValueError(f"the feature table lacks features the model needs: {missing}")
     categories = {
         spec.name: tuple(sorted(training_rows[spec.name].dropna().astype(str).unique()))
-        for spec in FEATURE_SPECS
+        for spec in specs
         if spec.dtype == "string"
     }
-    return ModelInput(features=tuple(spec.name for spec in FEATURE_SPECS), categories=categories)
+    return ModelInput(features=tuple(spec.name for spec in specs), categories=categories)
+
+
+def excluded_features(names: Collection[str]) -> set[str]:
+    """Feature names, with a group name standing for all its features (e.g. `returns`, for an ablation)."""
+    groups = {spec.group for spec in FEATURE_SPECS}
+    known = {spec.name for spec in FEATURE_SPECS} | groups
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"train.exclude_features names no feature or group: {unknown} (groups: {sorted(groups)})")
+    return {spec.name for spec in FEATURE_SPECS if spec.name in names or spec.group in names}
 
 
 def to_matrix(frame: pd.DataFrame, model_input: ModelInput) -> pd.DataFrame:

@@ -18,6 +18,7 @@ KIND_WORDS = {
     "low_review": ("low review", "low reviews"),
     "complaint": ("complaint", "complaints"),
     "bad_experiences": ("bad experience", "bad experiences"),
+    "returns": ("return", "returns"),
 }
 # The same for every customer of one list, so it explains nothing about why one customer ranks above another.
 NOT_REASONS = frozenset({"cutoff_month"})
@@ -57,6 +58,8 @@ TEMPLATES: dict[str, Template] = {
     "last_bad_experience_recovered": lambda v: (
         "last bad experience was put right quickly" if v else "last bad experience was not put right quickly"
     ),
+    "returned_order_share": lambda v: f"{v:.0%} of orders returned",
+    "days_since_last_return": lambda v: f"returned an order {v:.0f} days ago",
     "tenure_days": lambda v: f"customer for {v:.0f} days",
     "loyalty_member": lambda v: "loyalty member" if v else "not a loyalty member",
     "country": lambda v: f"country {v}",

@@ -72,12 +72,14 @@ class TrainParams:
     max_training_rows: int | None = 2_000_000
     calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
     monotone_bad_experience: bool = True
+    # Features (or whole groups) left out of the model, e.g. for an ablation; the default uses every feature.
+    exclude_features: tuple[str, ...] = ()
     num_threads: int = 2
     seed: int = 42
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainParams:
-        params = from_block(cls, values, "train")
+        params = from_block(cls, {**values, "exclude_features": tuple(values.get("exclude_features") or ())}, "train")
         if params.calibration not in ("auto", "isotonic", "sigmoid"):
             raise ValueError(f"train.calibration must be auto, isotonic or sigmoid, not {params.calibration!r}")
         if params.max_rounds <= 0 or params.early_stopping_rounds <= 0 or params.num_threads <= 0:
@@ -123,7 +125,7 @@ def fit_recipe(
     data that lacks one of them."""
     split = split_for_deployment(frame, deploy_at, horizon_days, params.validation_share, params.seed)
     train_rows, validation_rows = frame.iloc[split.train], frame.iloc[split.validation]
-    model_input = model_input_from(train_rows)
+    model_input = model_input_from(train_rows, params.exclude_features)
     log.info(
         "fitting for deployment at %s: %d training rows, %d validation rows, %d features",
         deploy_at.date(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -111,6 +111,13 @@ def features(
         f"{result['cutoffs']} cutoffs ({result['labelled_cutoffs']} with labels), {result['rows']:,} rows; "
         f"{churn_rate} over the labelled rows. Features in {out}, dictionary in {dictionary_md}"
     )
+    groups = cast(dict[str, dict[str, list[str]]], result["feature_groups"])
+    typer.echo(
+        "feature groups (features the data provides): "
+        + ", ".join(
+            f"{name} {len(g['available'])}/{len(g['available']) + len(g['missing'])}" for name, g in groups.items()
+        )
+    )
 
 
 @app.command()
@@ -176,6 +183,13 @@ def evaluate(
         )
     for method, reason in result["skipped"].items():
         typer.echo(f"{method:>14}: skipped ({reason})")
+    if "bootstrap" in result:
+        intervals = result["bootstrap"]
+        typer.echo(f"{intervals['level']:.0%} bootstrap intervals ({intervals['resamples']} paired resamples):")
+        for method, (low, high) in intervals["roc_auc"].items():
+            gain = intervals["gain_over"].get(method)
+            versus = "" if gain is None else f"; {intervals['reference']} gains [{gain[0]:+.4f}, {gain[1]:+.4f}]"
+            typer.echo(f"{method:>14}: ROC-AUC [{low:.4f}, {high:.4f}]{versus}")
     typer.echo(f"metrics in {metrics}, plots in {plots}, figures in {figures}")
 
 

@@ -18,6 +18,7 @@ from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
 from features.inputs import inputs_from_frames
 from features.labels import churn_labels, population
 from features.relationship import RELATIONSHIP_SPECS, relationship_features
+from features.returns import RETURN_SPECS, returns_features
 from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_features
 from features.satisfaction import SATISFACTION_SPECS, bad_events, last_bad_experience, satisfaction_features
 
@@ -121,10 +122,36 @@ def test_relationship(shop_features: pd.DataFrame) -> None:
     assert c2["main_payment_method"] == "card"
 
 
+def test_returns_of_any_reason_count_from_when_they_were_registered(shop_features: pd.DataFrame) -> None:
+    # o2's return (03-10) is after the cutoff.
+    c1 = shop_features.loc["c1"]
+    assert (c1["returns_90d"], c1["returns_total"], c1["returned_order_share"]) == (0, 0, 0.0)
+    assert pd.isna(c1["days_since_last_return"])
+    frames = clean_tables()
+    # A reason the shop is not to blame for: not a bad experience, still a return.
+    frames["returns"]["reason"] = "changed_mind"
+    later = build(frames, pd.Timestamp("2024-03-15"))
+    c1, c2 = later.loc["c1"], later.loc["c2"]
+    assert (c1["returns_90d"], c1["returns_365d"], c1["returns_total"]) == (1, 1, 1)
+    assert c1["returned_order_share"] == 0.5  # o2 of o1, o2
+    assert c1["days_since_last_return"] == 5.0
+    assert c1["retailer_return_total"] == 0
+    assert (c2["returns_total"], c2["returned_order_share"]) == (0, 0.0)
+    assert pd.isna(c2["days_since_last_return"])
+
+
 def test_absent_tables_leave_their_features_missing_not_zero() -> None:
     frames = clean_tables()
     orders_only = build({"orders": frames["orders"]})
-    for name in ("review_score_mean", "complaint_total", "tickets_open", "retailer_return_90d", "loyalty_member"):
+    for name in (
+        "review_score_mean",
+        "complaint_total",
+        "tickets_open",
+        "retailer_return_90d",
+        "returns_total",
+        "returned_order_share",
+        "loyalty_member",
+    ):
         assert orders_only[name].isna().all(), name
     assert orders_only.loc["c1", "late_delivery_total"] == 1  # orders alone still show lateness
     assert orders_only.loc["c1", "tenure_days"] == 63.0  # from the first order
@@ -245,6 +272,7 @@ def test_every_group_builds_exactly_its_specs() -> None:
             satisfaction_features(inputs, bad_events(inputs, PARAMS), CUTOFF, PARAMS),
             SATISFACTION_SPECS,
         ),
+        "returns": (returns_features(inputs, CUTOFF), RETURN_SPECS),
         "relationship": (relationship_features(inputs, CUTOFF), RELATIONSHIP_SPECS),
     }
     for group, (table, specs) in groups.items():

@@ -13,9 +13,10 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from features.build import FEATURE_SPECS
 from models.artifact import ChurnModel, ModelFileError, load_model, save_model
 from models.calibration import Calibration, choose_calibration, fit_calibration
-from models.dataset import ModelInput, plain_input, to_matrix
+from models.dataset import ModelInput, model_input_from, plain_input, to_matrix
 from models.metrics import (
     calibration_table,
     cumulative_gains,
@@ -25,6 +26,7 @@ from models.metrics import (
     score_metrics,
 )
 from models.split import Split, check_split, held_out_customers, last_labelled_cutoff, split_for_deployment
+from models.train import TrainParams
 
 LABELS = np.array([1, 0, 1, 1, 0, 0, 1, 0, 0, 0])
 SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1])
@@ -272,3 +274,16 @@ def test_labelled_rows_are_sorted_and_sampled_by_whole_customers(tmp_path: Path)
     assert (per_customer == 2).all()  # a kept customer keeps all their labelled cutoffs
     assert 140 <= len(sample) <= 260
     assert sample.equals(read_labelled_rows(path, max_rows=200, seed=1))
+
+
+def test_excluded_features_and_groups_leave_the_model_input() -> None:
+    rows = pd.DataFrame({spec.name: pd.Series([None], dtype="object") for spec in FEATURE_SPECS})
+    params = TrainParams.from_dict({"exclude_features": ["returns", "cancelled_share"]})
+    kept = model_input_from(rows, params.exclude_features).features
+    returns = [spec.name for spec in FEATURE_SPECS if spec.group == "returns"]
+    assert returns and not set(returns) & set(kept)
+    assert "cancelled_share" not in kept
+    assert len(kept) == len(FEATURE_SPECS) - len(returns) - 1
+    assert model_input_from(rows).features == tuple(spec.name for spec in FEATURE_SPECS)
+    with pytest.raises(ValueError, match=r"names no feature or group: \['returnz'\]"):
+        model_input_from(rows, ("returnz",))

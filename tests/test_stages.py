@@ -171,3 +171,14 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     run = MlflowClient().get_run(champion.run_id)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(overall["lightgbm"]["roc_auc"])
     assert run.data.tags["test_cutoff"] == "2025-08-25"
+
+
+def test_params_read_as_dvc_writes_them(tmp_path: Path) -> None:
+    """`dvc exp run -S` rewrites params.yaml as YAML 1.2, dropping the quotes around "NO" (Norway)."""
+    from pipelines.params import load_params
+    from pipelines.sources.synthetic import SyntheticShopParams
+
+    path = tmp_path / "params.yaml"
+    path.write_text("generate:\n  country_shares: {SE: 0.45, NO: 0.2, DK: 0.2, FI: 0.15}\n")
+    shares = SyntheticShopParams.from_dict(load_params(path)["generate"]).country_shares
+    assert list(shares) == ["SE", "NO", "DK", "FI"]

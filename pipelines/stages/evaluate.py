@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from features.blocks import from_block
-from features.build import LABEL
+from features.build import LABEL, feature_groups
 from models.artifact import ChurnModel, load_model
 from models.baselines import Scores, buy_till_you_die, recency_rule, rfm_logistic
+from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
 from models.evaluate import METHODS, MODEL, ORACLE, comparison, evaluate_methods
 from models.plots import calibration_plot_table, curve_tables, feature_importance_figure, shap_summary_figure
@@ -38,6 +39,9 @@ class EvaluateParams:
     contact_k: int = 1000
     # Compare with the generator's true probabilities (synthetic data only; set false for your own data).
     oracle: bool = True
+    # Paired bootstrap resamples of the test customers for 95 % intervals of each ROC-AUC and of the model's gain
+    # over each other method; 0 skips them.
+    bootstrap_resamples: int = 1000
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,26 @@ def run(
         "horizon_days": backtest.training["horizon_days"],
         "contact_k": settings.contact_k,
         "comparison": comparison(evaluation["overall"]),
+        # Features the model used per group: those the data provides (an orders-only source has no review or
+        # ticket features), less any train.exclude_features.
+        "features_per_group": {
+            group: len(names["available"])
+            for group, names in feature_groups(
+                set(backtest.training["available_features"]) & set(backtest.model_input.features)
+            ).items()
+        },
         "skipped": skipped,
         **evaluation,
     }
+    if settings.bootstrap_resamples > 0:
+        log.info("bootstrap: %d paired resamples of %d customers", settings.bootstrap_resamples, len(test_rows))
+        metrics["bootstrap"] = bootstrap_roc_auc(
+            test_rows[LABEL].to_numpy(),
+            {name: scores.ranking for name, scores in methods.items()},
+            MODEL,
+            settings.bootstrap_resamples,
+            training["params"]["seed"],
+        )
     write_json(outputs.metrics, metrics)
     write_plots(backtest, test_rows, methods, outputs)
     if track:

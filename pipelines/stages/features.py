@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import LABEL, feature_dictionary, feature_table, features_at
+from features.build import LABEL, feature_dictionary, feature_groups, feature_table, features_at
 from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
@@ -45,8 +45,11 @@ def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs
     log.info("features at %d cutoffs, %s to %s", len(cutoffs), cutoffs[0].date(), cutoffs[-1].date())
     write_features(inputs, cutoffs, feature_params, outputs.features, strategy)
     check_written_features(outputs.features, cutoffs)
-    summary = summary_json(summarise(outputs.features, feature_params, as_of))
-    write_dictionary(inputs, outputs)
+    dictionary = write_dictionary(inputs, outputs)
+    summary = {
+        **summary_json(summarise(outputs.features, feature_params, as_of)),
+        "feature_groups": feature_groups(set(dictionary.loc[dictionary["available"], "name"])),
+    }
     outputs.summary.parent.mkdir(parents=True, exist_ok=True)
     outputs.summary.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -112,12 +115,13 @@ def summary_json(summary: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def write_dictionary(inputs: FeatureInputs, outputs: FeatureOutputs) -> None:
+def write_dictionary(inputs: FeatureInputs, outputs: FeatureOutputs) -> pd.DataFrame:
     dictionary = feature_dictionary(inputs)
     outputs.dictionary_csv.parent.mkdir(parents=True, exist_ok=True)
     dictionary.to_csv(outputs.dictionary_csv, index=False)
     outputs.dictionary_markdown.parent.mkdir(parents=True, exist_ok=True)
     outputs.dictionary_markdown.write_text(dictionary_markdown(dictionary))
+    return dictionary
 
 
 def dictionary_markdown(dictionary: pd.DataFrame) -> str:

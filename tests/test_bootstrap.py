@@ -1,0 +1,43 @@
+"""Paired bootstrap intervals of ROC-AUC: the weighted AUC is sklearn's, and the intervals behave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from models.bootstrap import RankedScores, bootstrap_roc_auc, weighted_auc
+
+RNG = np.random.default_rng(7)
+LABELS = RNG.integers(0, 2, 400)
+# Rounded so that many scores tie, within and across the classes.
+SCORES = np.round(LABELS * 0.3 + RNG.normal(0, 0.5, 400), 1)
+
+
+def test_weighted_auc_is_sklearns_with_and_without_weights() -> None:
+    ranked = RankedScores.of(SCORES)
+    ones = np.ones(len(LABELS))
+    assert weighted_auc(ranked, ones * LABELS, ones * (1 - LABELS)) == pytest.approx(roc_auc_score(LABELS, SCORES))
+    counts = RNG.integers(0, 4, len(LABELS)).astype(float)
+    expected = roc_auc_score(LABELS, SCORES, sample_weight=counts)
+    assert weighted_auc(ranked, counts * LABELS, counts * (1 - LABELS)) == pytest.approx(expected)
+
+
+def test_intervals_cover_the_estimate_and_are_paired() -> None:
+    noisy = SCORES + RNG.normal(0, 1.0, len(SCORES))
+    result = bootstrap_roc_auc(LABELS, {"model": SCORES, "same": SCORES.copy(), "noisy": noisy}, "model", 300, 0)
+    low, high = result["roc_auc"]["model"]
+    assert low < roc_auc_score(LABELS, SCORES) < high
+    assert high - low < 0.2
+    # The same scores on the same resampled customers: no difference at all, in every resample.
+    assert result["gain_over"]["same"] == [0.0, 0.0]
+    gain_low, gain_high = result["gain_over"]["noisy"]
+    assert gain_low < roc_auc_score(LABELS, SCORES) - roc_auc_score(LABELS, noisy) < gain_high
+    assert result == bootstrap_roc_auc(LABELS, {"model": SCORES, "same": SCORES, "noisy": noisy}, "model", 300, 0)
+
+
+def test_a_perfect_ranking_has_a_degenerate_interval() -> None:
+    result = bootstrap_roc_auc(LABELS, {"model": LABELS.astype(float)}, "model", 50, 1)
+    assert result["roc_auc"]["model"] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="reference method 'other'"):
+        bootstrap_roc_auc(LABELS, {"model": SCORES}, "other", 10, 1)
