@@ -23,6 +23,15 @@ KIND_WORDS = {
 # The same for every customer of one list, so it explains nothing about why one customer ranks above another.
 NOT_REASONS = frozenset({"cutoff_month"})
 WINDOW_WORDS = {"90d": "in the last 90 days", "365d": "in the last year", "total": "in total"}
+OVERDUE_SHOWN_UP_TO = 10.0
+# A missing value that is itself a reason: what it means, in words.
+MISSING_TEXTS = {
+    "gap_mean_days": "only one order so far",
+    "gap_std_days": "fewer than three orders so far",
+    "overdue_ratio": "only one order so far",
+    "days_since_last_order": "every order was cancelled",
+    "days_since_last_return": "no return so far",
+}
 
 Template = Callable[[float | str], str]
 
@@ -31,14 +40,22 @@ def _count_template(words: tuple[str, str], when: str) -> Template:
     return lambda v: f"{v:.0f} {words[0] if v == 1 else words[1]} {when}"
 
 
+def _overdue(ratio: float | str) -> str:
+    # Orders minutes apart (several invoices on one day) make the usual gap tiny and the ratio meaningless as a
+    # number; past ten times the gap the customer is simply well overdue.
+    if float(ratio) >= OVERDUE_SHOWN_UP_TO:
+        return f"no order for over {OVERDUE_SHOWN_UP_TO:.0f}x the usual gap"
+    return f"no order for {float(ratio):.1f}x the usual gap"
+
+
 TEMPLATES: dict[str, Template] = {
     "days_since_last_order": lambda v: f"no order for {v:.0f} days",
     "days_since_first_order": lambda v: f"first order {v:.0f} days ago",
-    "overdue_ratio": lambda v: f"no order for {v:.1f}x the usual gap",
-    "orders_30d": lambda v: f"{v:.0f} orders in the last 30 days",
-    "orders_90d": lambda v: f"{v:.0f} orders in the last 90 days",
-    "orders_365d": lambda v: f"{v:.0f} orders in the last year",
-    "orders_total": lambda v: f"{v:.0f} orders in total",
+    "overdue_ratio": _overdue,
+    "orders_30d": _count_template(("order", "orders"), "in the last 30 days"),
+    "orders_90d": _count_template(("order", "orders"), "in the last 90 days"),
+    "orders_365d": _count_template(("order", "orders"), "in the last year"),
+    "orders_total": _count_template(("order", "orders"), "in total"),
     "value_sum": lambda v: f"spent {v:,.0f} in total",
     "value_mean": lambda v: f"average order {v:,.0f}",
     "value_max": lambda v: f"largest order {v:,.0f}",
@@ -67,7 +84,7 @@ TEMPLATES: dict[str, Template] = {
     "channels_used": lambda v: f"uses {v:.0f} channel(s)",
     "main_channel": lambda v: f"mostly orders via {v}",
     "main_payment_method": lambda v: f"mostly pays by {v}",
-    "orders_prev_90d": lambda v: f"{v:.0f} orders in the 90 days before the last 90",
+    "orders_prev_90d": _count_template(("order", "orders"), "in the 90 days before the last 90"),
     "orders_90d_change": lambda v: f"{v:+.0f} orders against the 90 days before",
     "value_90d": lambda v: f"spent {v:,.0f} in the last 90 days",
     "value_90d_change": lambda v: f"spend {v:+,.0f} against the 90 days before",
@@ -113,7 +130,7 @@ def reason_texts(reasons: pd.DataFrame, features: pd.DataFrame, last_bad_kind: p
 def describe(feature: str, value: object, last_bad_kind: str | None = None) -> str:
     """One feature value in words; the kind of the last bad experience names it when known."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return f"{feature.replace('_', ' ')} unknown"
+        return MISSING_TEXTS.get(feature, f"{feature.replace('_', ' ')} unknown")
     if feature == "days_since_last_bad_experience" and last_bad_kind:
         return f"{last_bad_kind.replace('_', ' ')} {float(value):.0f} days ago"  # type: ignore[arg-type]
     template = TEMPLATES.get(feature)

@@ -160,7 +160,8 @@ def _meets(risk: pd.DataFrame, conditions: dict[str, Any]) -> pd.Series:
         elif key == "min_overdue_ratio":
             met &= risk["overdue_ratio"].fillna(0.0) >= value
         elif key == "loyalty_member":
-            met &= risk["loyalty_member"].astype("boolean").fillna(False).astype(bool) == bool(value)
+            # Unknown membership (a shop without a loyalty programme in its data) meets neither true nor false.
+            met &= (risk["loyalty_member"].astype("boolean") == bool(value)).fillna(False).astype(bool)
         elif key == "min_orders_total":
             met &= risk["orders_total"] >= value
     return met

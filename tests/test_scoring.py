@@ -19,6 +19,7 @@ from features.cutoffs import FeatureParams
 from features.inputs import read_validated
 from models.artifact import load_model
 from models.explain import NOT_REASONS, describe, top_reasons
+from models.risk import ActionRule, suggested_actions
 from pipelines.cli import app
 from pipelines.stages.score import inputs_like_training, scoring_features
 
@@ -127,6 +128,22 @@ def test_reasons_are_the_largest_shap_contributions(
         kind = row["last_bad_experience"] if isinstance(row["last_bad_experience"], str) else None
         expected = [describe(name, features.loc[customer, name], kind) for name in top]
         assert [row[f"reason_{i + 1}"] for i in range(len(top))] == expected, customer
+
+
+def test_reasons_read_well_on_real_data_values() -> None:
+    assert describe("orders_365d", 1.0) == "1 order in the last year"
+    assert describe("orders_365d", 3.0) == "3 orders in the last year"
+    assert describe("overdue_ratio", 2.5) == "no order for 2.5x the usual gap"
+    # Several invoices minutes apart make the usual gap tiny (UCI Online Retail).
+    assert describe("overdue_ratio", 47754.0) == "no order for over 10x the usual gap"
+    assert describe("gap_mean_days", None) == "only one order so far"
+    assert describe("review_score_last", float("nan")) == "review score last unknown"
+
+
+def test_unknown_loyalty_membership_meets_no_loyalty_condition() -> None:
+    risk = pd.DataFrame({"churn_probability": [0.5, 0.5, 0.5], "loyalty_member": [True, False, None]})
+    rules = (ActionRule("invite", {"loyalty_member": False}), ActionRule("thank", {"loyalty_member": True}))
+    assert suggested_actions(risk, rules).tolist() == ["thank", "invite", "monitor"]
 
 
 def test_top_reasons_skip_features_that_lower_the_risk() -> None:
