@@ -78,6 +78,7 @@ def test_notebook_runs_top_to_bottom(
     """Any failing cell fails the test (nbclient raises CellExecutionError with the cell and its traceback); the
     executed copy is kept in tmp_path for a look, never written over the stored notebook."""
     monkeypatch.setenv("CHURN_PROJECT_DIR", str(project))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter"))  # kernel connection files, not in $HOME
     executed = nbformat.read(notebook, as_version=4)
     client = NotebookClient(
         executed,
