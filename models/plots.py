@@ -65,8 +65,21 @@ def feature_importance_figure(importance: pd.Series, path: Path) -> None:
 
 
 def shap_summary_figure(contributions: pd.DataFrame, matrix: pd.DataFrame, path: Path) -> None:
-    """Per feature, each customer's SHAP value, coloured by the feature's value (rank within the feature)."""
-    features = contributions.drop(columns="bias").abs().mean().sort_values(ascending=False).head(TOP_FEATURES).index
+    """shap_summary_plot saved as an image."""
+    _save(shap_summary_plot(contributions, matrix), path)
+
+
+def shap_summary_plot(contributions: pd.DataFrame, matrix: pd.DataFrame) -> plt.Figure:
+    """Per feature, each customer's SHAP value, coloured by the feature's value (rank within the feature); the
+    features with the largest mean |SHAP| (all of `contributions`' columns but `bias`: pass a subset to focus)."""
+    features = (
+        contributions.drop(columns="bias", errors="ignore")
+        .abs()
+        .mean()
+        .sort_values(ascending=False)
+        .head(TOP_FEATURES)
+        .index
+    )
     figure, axis = plt.subplots(figsize=(9, 0.35 * len(features) + 1.5))
     rng = np.random.default_rng(0)
     colour_map = plt.get_cmap("coolwarm").with_extremes(bad="grey")
@@ -83,7 +96,8 @@ def shap_summary_figure(contributions: pd.DataFrame, matrix: pd.DataFrame, path:
     axis.set_xlabel("contribution to the churn log-odds (raw model)")
     colourbar = figure.colorbar(points, ax=axis)
     colourbar.set_label("feature value (percentile; grey = missing)")
-    _save(figure, path)
+    figure.tight_layout()
+    return figure
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
