@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO, invoke, write_params
+from conftest import REPO, SHARED_DATA, invoke, write_params
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -78,6 +78,8 @@ def test_notebook_runs_top_to_bottom(
     """Any failing cell fails the test (nbclient raises CellExecutionError with the cell and its traceback); the
     executed copy is kept in tmp_path for a look, never written over the stored notebook."""
     monkeypatch.setenv("CHURN_PROJECT_DIR", str(project))
+    # The public datasets next to the repository; a notebook skips its real-data section, saying so, without them.
+    monkeypatch.setenv("CHURN_SHARED_DATA", str(SHARED_DATA))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter"))  # kernel connection files, not in $HOME
     executed = nbformat.read(notebook, as_version=4)
     client = NotebookClient(
@@ -98,3 +100,8 @@ def test_notebook_runs_top_to_bottom(
         if "image/png" in output.get("data", {})
     ]
     assert images, f"{notebook.name} showed no plot"
+    printed = "".join(
+        output.get("text", "") for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    if SHARED_DATA.is_dir():
+        assert "skipped" not in printed, f"{notebook.name} skipped a section although {SHARED_DATA} exists"
