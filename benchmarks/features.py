@@ -281,23 +281,27 @@ def full_comparison(new: Path, old: Path) -> dict[str, Any]:
     rows_a, rows_b, matched = con.execute(
         f"SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b), (SELECT count(*) FROM a JOIN b ON {on})"
     ).fetchone()
-    differing: dict[str, Any] = {}
-    for name, kind in columns.items():
-        if name in keys:
-            continue
-        any_difference = f"count(*) FILTER (WHERE a.{name} IS DISTINCT FROM b.{name})"
-        beyond = f"count(*) FILTER (WHERE a.{name} IS DISTINCT FROM b.{name}"
-        if kind in ("DOUBLE", "FLOAT"):
+    compared = [name for name in columns if name not in keys]
+    counts = []
+    for name in compared:
+        differs = f"a.{name} IS DISTINCT FROM b.{name}"
+        beyond = differs
+        if columns[name] in ("DOUBLE", "FLOAT"):
             beyond += f" AND NOT coalesce(abs(a.{name} - b.{name}) <= 1e-12 * abs(b.{name}), false)"
-        not_identical, not_close = con.execute(f"SELECT {any_difference}, {beyond}) FROM a JOIN b ON {on}").fetchone()
-        if not_identical:
-            differing[name] = {"values_not_bit_identical": not_identical, "values_beyond_1e-12": not_close}
+        counts += [f"count(*) FILTER (WHERE {differs})", f"count(*) FILTER (WHERE {beyond})"]
+    # One pass over the joined rows for every column.
+    found = con.execute(f"SELECT {', '.join(counts)} FROM a JOIN b ON {on}").fetchone()
+    differing = {
+        name: {"values_not_bit_identical": found[2 * i], "values_beyond_1e-12": found[2 * i + 1]}
+        for i, name in enumerate(compared)
+        if found[2 * i]
+    }
     return {
         "same_columns_and_types": True,
         "rows_new": rows_a,
         "rows_old": rows_b,
         "rows_matched": matched,
-        "columns_compared": len(columns) - len(keys),
+        "columns_compared": len(compared),
         "columns_differing": differing,
         "identical_up_to_1e-12": rows_a == rows_b == matched
         and all(column["values_beyond_1e-12"] == 0 for column in differing.values()),
