@@ -10,6 +10,9 @@ Every measured step runs as its own subprocess (this script with `--step`), so i
     ibis_12_one_query                write_features(..., the last 12 labelled cutoffs, strategy="one_query")
     ibis_12_one_query_duckdb_8gb     the same on a DuckDB connection with memory_limit 8 GiB (an experiment: the
                                      stage cannot set it); run only when named in --steps
+    baseline_ibis_1_cutoff           ibis_1_cutoff with the code of another checkout (--baseline, e.g. a git
+    baseline_ibis_12_per_cutoff      worktree of an earlier commit), run by that checkout's own copy of this script,
+                                     interleaved with the rest; their outputs are compared with this code's in full
 
 write_features is what the stage runs to build and write the table; the stage's invariant checks, summary and
 dictionary afterwards are the same for both strategies and not measured. A run is killed (and recorded as such,
@@ -19,6 +22,12 @@ machine's available memory falls below --min-available-gib: the machine may be s
 The validated data is made once per folder (`churn generate` + `churn validate`, not measured) and reused:
 
     .venv/bin/python benchmarks/features.py --data /tmp/churn-features-1m --customers 1000000 --repeats 3
+
+Old and new code in the same run (the machine is shared: only interleaved runs compare fairly):
+
+    git worktree add /tmp/features-old c406886
+    .venv/bin/python benchmarks/features.py --data /tmp/churn-features-1m --baseline /tmp/features-old \
+        --steps ibis_1_cutoff baseline_ibis_1_cutoff ibis_12_per_cutoff baseline_ibis_12_per_cutoff pandas_1_cutoff
 
 `--check` compares the pandas implementation with `features_at(...).execute()` column by column on a small shop,
 as validated and with edge cases added (missing values, ties), at a few cutoffs:
@@ -68,8 +77,16 @@ STEPS: dict[str, dict[str, Any]] = {
         "strategy": "one_query",
         "duckdb_memory_limit": "8GiB",
     },
+    # The code of --baseline (an earlier checkout), to compare old and new in the same run: only when named.
+    "baseline_ibis_1_cutoff": {"engine": "ibis", "cutoffs": 1, "strategy": "per_cutoff", "code": "baseline"},
+    "baseline_ibis_12_per_cutoff": {
+        "engine": "ibis",
+        "cutoffs": N_CUTOFFS,
+        "strategy": "per_cutoff",
+        "code": "baseline",
+    },
 }
-DEFAULT_STEPS = [step for step, spec in STEPS.items() if "duckdb_memory_limit" not in spec]
+DEFAULT_STEPS = [step for step, spec in STEPS.items() if "duckdb_memory_limit" not in spec and "code" not in spec]
 PANDAS_IDS = ("string ids", "categorical ids")
 GOAL_SECONDS, GOAL_GIB, GOAL_SPEEDUP = 60.0, 8.0, 3.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -171,12 +188,21 @@ def run_step(args: argparse.Namespace) -> None:
     args.timings.write_text(json.dumps({key: round(value, 3) for key, value in timings.items()}))
 
 
-def step_command(step: str, work: Path, data: Path, cutoffs: list[pd.Timestamp], as_of: pd.Timestamp) -> list[str]:
+def step_command(
+    step: str, work: Path, data: Path, cutoffs: list[pd.Timestamp], as_of: pd.Timestamp, baseline: Path | None
+) -> list[str]:
+    """The command of one measured run: this script with --step, or for a baseline step the baseline checkout's
+    copy of it (which imports that checkout's features/ and pipelines/)."""
     spec = STEPS[step]
     mode = spec["strategy"] or spec["engine"]
     chosen = [ONE_CUTOFF] if spec["cutoffs"] == 1 else cutoffs
+    script = Path(__file__).resolve()
+    if spec.get("code") == "baseline":
+        if baseline is None:
+            raise SystemExit(f"step {step} needs --baseline (a checkout of the code to compare with)")
+        script = baseline.resolve() / "benchmarks" / "features.py"
     return [
-        *(sys.executable, str(Path(__file__).resolve()), "--step", mode),
+        *(sys.executable, str(script), "--step", mode),
         *("--validated", str(data / "validated"), "--as-of", as_of.isoformat()),
         *("--out", str(work / f"{step}.parquet"), "--timings", str(work / f"{step}.json")),
         *(["--duckdb-memory-limit", spec["duckdb_memory_limit"]] if "duckdb_memory_limit" in spec else []),
@@ -186,6 +212,19 @@ def step_command(step: str, work: Path, data: Path, cutoffs: list[pd.Timestamp],
 
 
 # --- the benchmark (parent process) -------------------------------------------------------------------------------
+
+
+def baseline_info(baseline: Path) -> dict[str, Any]:
+    """Which code the baseline steps ran: the checkout's commit and whether it had local changes."""
+
+    def git(*command: str) -> str:
+        return subprocess.run(["git", "-C", str(baseline), *command], capture_output=True, text=True).stdout.strip()
+
+    return {
+        "path": str(baseline),
+        "commit": git("rev-parse", "HEAD"),
+        "local_changes": bool(git("status", "--porcelain")),
+    }
 
 
 def rows_per_cutoff(path: Path) -> dict[str, int]:
@@ -221,6 +260,52 @@ def same_profile(a: dict[str, tuple[float, int]], b: dict[str, tuple[float, int]
         or a[name][1] != b[name][1]
         or not np.isclose(a[name][0], b[name][0], rtol=1e-9, atol=1e-6)
     )
+
+
+def full_comparison(new: Path, old: Path) -> dict[str, Any]:
+    """Every row and column of two feature files, rows matched on (customer_id, cutoff): rows only in one of them,
+    and per column the values that differ at all and those that differ by more than a relative 1e-12 (nulls equal
+    nulls). Float sums and means may differ in the last bit: DuckDB adds floats in whatever order its threads
+    finish, so two runs of the same code can too."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW a AS SELECT * FROM read_parquet('{new}')")
+    con.execute(f"CREATE VIEW b AS SELECT * FROM read_parquet('{old}')")
+    columns = {name: kind for name, kind, *_ in con.execute("DESCRIBE a").fetchall()}
+    old_columns = {name: kind for name, kind, *_ in con.execute("DESCRIBE b").fetchall()}
+    if columns != old_columns:
+        return {"same_columns_and_types": False, "new": columns, "old": old_columns}
+    keys = ("customer_id", "cutoff")
+    on = " AND ".join(f"a.{key} = b.{key}" for key in keys)
+    rows_a, rows_b, matched = con.execute(
+        f"SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b), (SELECT count(*) FROM a JOIN b ON {on})"
+    ).fetchone()
+    compared = [name for name in columns if name not in keys]
+    counts = []
+    for name in compared:
+        differs = f"a.{name} IS DISTINCT FROM b.{name}"
+        beyond = differs
+        if columns[name] in ("DOUBLE", "FLOAT"):
+            beyond += f" AND NOT coalesce(abs(a.{name} - b.{name}) <= 1e-12 * abs(b.{name}), false)"
+        counts += [f"count(*) FILTER (WHERE {differs})", f"count(*) FILTER (WHERE {beyond})"]
+    # One pass over the joined rows for every column.
+    found = con.execute(f"SELECT {', '.join(counts)} FROM a JOIN b ON {on}").fetchone()
+    differing = {
+        name: {"values_not_bit_identical": found[2 * i], "values_beyond_1e-12": found[2 * i + 1]}
+        for i, name in enumerate(compared)
+        if found[2 * i]
+    }
+    return {
+        "same_columns_and_types": True,
+        "rows_new": rows_a,
+        "rows_old": rows_b,
+        "rows_matched": matched,
+        "columns_compared": len(compared),
+        "columns_differing": differing,
+        "identical_up_to_1e-12": rows_a == rows_b == matched
+        and all(column["values_beyond_1e-12"] == 0 for column in differing.values()),
+    }
 
 
 def rss_gib(pid: int) -> float:
@@ -325,7 +410,9 @@ def describe(run: dict[str, Any]) -> str:
     return f"({timings}; cpu {run['cpu_seconds']:.1f} s; load before {run['load_1min_before']:.1f})"
 
 
-def bench(data: Path, repeats: int, steps: list[str], guard: Guard, long_seconds: float) -> dict[str, Any]:
+def bench(
+    data: Path, repeats: int, steps: list[str], guard: Guard, long_seconds: float, baseline: Path | None
+) -> dict[str, Any]:
     """Every step `repeats` times, interleaved (repeat 1 of every step, then repeat 2, ...) so that a busy spell on
     the shared machine does not land on one step only. A step is not run again once it was killed, or once a run
     of it took longer than `long_seconds` (minutes per run: one run, said so in the results)."""
@@ -340,7 +427,8 @@ def bench(data: Path, repeats: int, steps: list[str], guard: Guard, long_seconds
             for step in steps:
                 if any(not run["finished"] or run["seconds"] > long_seconds for run in runs[step]):
                     continue
-                run = measure(step_command(step, work, data, cutoffs, as_of), work / f"{step}.log", work, guard)
+                command = step_command(step, work, data, cutoffs, as_of, baseline)
+                run = measure(command, work / f"{step}.log", work, guard)
                 if run["finished"]:
                     run |= json.loads((work / f"{step}.json").read_text())
                 runs[step].append(run)
@@ -367,6 +455,10 @@ def bench(data: Path, repeats: int, steps: list[str], guard: Guard, long_seconds
                 consistency[f"ibis_1_cutoff_vs_{step}_columns_differing"] = same_profile(
                     column_profile(outputs["ibis_1_cutoff"], ONE_CUTOFF), column_profile(outputs[step], ONE_CUTOFF)
                 )
+        for step in [step for step in outputs if STEPS[step].get("code") == "baseline"]:
+            new = step.removeprefix("baseline_")
+            if new in outputs:
+                consistency[f"{new}_vs_{step}_in_full"] = full_comparison(outputs[new], outputs[step])
         print(f"consistency of the outputs at {one}: {consistency}", flush=True)
     twelve = [rows for step, rows in population.items() if STEPS[step]["cutoffs"] == N_CUTOFFS]
     return {
@@ -437,6 +529,15 @@ def ratios_and_goals(result: dict[str, Any]) -> dict[str, Any]:
             out[f"only_one_finished_of_ibis_12_per_cutoff_and_{step}"] = (
                 "ibis_12_per_cutoff" if finished("ibis_12_per_cutoff") else step
             )
+    for old in [step for step in steps if STEPS[step].get("code") == "baseline"]:
+        new = old.removeprefix("baseline_")
+        if new in steps and finished(new) and finished(old):
+            out[f"{old}_over_{new}"] = round(steps[old]["median_seconds"] / steps[new]["median_seconds"], 2)
+            out[f"{old}_over_{new}_cpu"] = round(steps[old]["median_cpu_seconds"] / steps[new]["median_cpu_seconds"], 2)
+            # Repeat i of both ran back to back: the ratio within a pair is less exposed to the machine's load.
+            pairs = zip(steps[old]["runs"], steps[new]["runs"], strict=False)
+            paired = [a["seconds"] / b["seconds"] for a, b in pairs if a["finished"] and b["finished"]]
+            out[f"{old}_over_{new}_paired_runs"] = [round(ratio, 2) for ratio in paired]
     return out
 
 
@@ -577,6 +678,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--long-seconds", type=float, default=300.0, help="do not repeat a step once a run of it took longer"
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of the code to compare with, for the baseline_* steps"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/features.json")
     parser.add_argument("--check", action="store_true", help="compare pandas with Ibis instead of timing")
     # One measured step (internal).
@@ -610,13 +714,14 @@ def main() -> None:
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     guard = Guard(args.max_seconds, args.max_gib, args.min_available_gib)
-    result = bench(args.data, args.repeats, args.steps, guard, args.long_seconds)
+    result = bench(args.data, args.repeats, args.steps, guard, args.long_seconds, args.baseline)
     results = {
         "benchmark": "features",
         "started_utc": started,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/features.py", *sys.argv[1:]]),
         "machine": machine,
+        **({"baseline": baseline_info(args.baseline)} if args.baseline else {}),
         "goals": {
             "seconds_12_cutoffs": GOAL_SECONDS,
             "peak_gib_12_cutoffs": GOAL_GIB,

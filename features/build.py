@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import ibis
 import pandas as pd
@@ -10,11 +11,18 @@ import pandas as pd
 from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
-from features.labels import churn_labels, population
-from features.relationship import RELATIONSHIP_SPECS, relationship_features
+from features.labels import churn_labels, is_active
+from features.orders import order_facts, order_summary
+from features.relationship import RELATIONSHIP_SPECS, relationship_columns, relationship_parts
 from features.returns import RETURN_SPECS, returns_features
-from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_features
-from features.satisfaction import SATISFACTION_SPECS, bad_events, satisfaction_features
+from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_columns
+from features.satisfaction import (
+    SATISFACTION_SPECS,
+    bad_events,
+    reviews_with_customers,
+    satisfaction_columns,
+    satisfaction_parts,
+)
 from features.spec import FeatureSpec
 
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
@@ -24,49 +32,82 @@ KEY_COLUMNS = ("customer_id", "cutoff")
 LABEL = "churned"
 
 
+@dataclass(frozen=True)
+class SharedTables:
+    """The tables no cutoff changes that every cutoff's query reads."""
+
+    orders: ibis.Table  # order_facts, with the bad experiences
+    events: ibis.Table  # bad_events
+    reviews: ibis.Table | None  # reviews_with_customers
+
+
+def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = False) -> SharedTables:
+    """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
+    cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it."""
+
+    def kept(table: ibis.Table) -> ibis.Table:
+        return table.cache() if cache else table
+
+    events = kept(bad_events(inputs, params))
+    reviews = reviews_with_customers(inputs)
+    return SharedTables(
+        orders=kept(order_facts(inputs.orders, events)),
+        events=events,
+        reviews=None if reviews is None else kept(reviews),
+    )
+
+
 def features_at(
-    inputs: FeatureInputs, cutoff: pd.Timestamp, params: FeatureParams, events: ibis.Table | None = None
+    inputs: FeatureInputs, cutoff: pd.Timestamp, params: FeatureParams, shared: SharedTables | None = None
 ) -> ibis.Table:
     """customer_id, cutoff, every feature in FEATURE_SPECS and `churned` (null when the label window is not fully
-    observed). Features see only what was known before the cutoff; the label only the window after it."""
-    events = bad_events(inputs, params) if events is None else events
-    table = population(inputs.orders, cutoff, params.active_window_days)
-    for group in (
-        rfm_and_trend_features(inputs.orders, cutoff),
-        satisfaction_features(inputs, events, cutoff, params),
+    observed). Features see only what was known before the cutoff; the label only the window after it.
+
+    Every per-customer metric of the orders placed before the cutoff comes from one aggregation (`order_summary`),
+    which also gives the population; the other pieces are joined to it."""
+    shared = shared_tables(inputs, params) if shared is None else shared
+    summary = order_summary(shared.orders, cutoff)
+    table = summary.filter(is_active(summary.last_placed_at, cutoff, params.active_window_days))
+    parts = [
+        *satisfaction_parts(inputs, shared.events, shared.reviews, cutoff, params),
+        *relationship_parts(inputs, shared.orders, cutoff),
         returns_features(inputs, cutoff),
-        relationship_features(inputs, cutoff),
-    ):
-        table = join_customers(table, group)
+    ]
     labels = churn_labels(inputs.orders, cutoff, params.horizon_days, inputs.as_of)
-    if labels is None:
-        label = ibis.null().cast("int8")
-    else:
-        table = join_customers(table, labels)
-        label = table.churned.fill_null(1).cast("int8")
+    for part in parts if labels is None else [*parts, labels]:
+        table = join_customers(table, part)
+    columns = {
+        **rfm_and_trend_columns(table, cutoff),
+        **satisfaction_columns(table, cutoff),
+        **relationship_columns(inputs, table, cutoff),
+        **{spec.name: table[spec.name] for spec in RETURN_SPECS if spec.name in table.columns},
+    }
+    label = ibis.null().cast("int8") if labels is None else table.churned.fill_null(1).cast("int8")
     return table.select(
         "customer_id",
         cutoff=ibis.literal(cutoff.to_pydatetime(), type="timestamp"),
-        **{spec.name: _column(table, spec, inputs) for spec in FEATURE_SPECS},
+        **{spec.name: _column(columns, spec, inputs) for spec in FEATURE_SPECS},
         churned=label,
     )
 
 
-def feature_table(inputs: FeatureInputs, cutoffs: list[pd.Timestamp], params: FeatureParams) -> ibis.Table:
+def feature_table(
+    inputs: FeatureInputs, cutoffs: list[pd.Timestamp], params: FeatureParams, shared: SharedTables | None = None
+) -> ibis.Table:
     """All cutoffs as one expression (a UNION ALL of the per-cutoff queries)."""
     if not cutoffs:
         raise ValueError("no cutoffs: check features.first_cutoff against the data's as-of time")
-    events = bad_events(inputs, params)
-    return ibis.union(*(features_at(inputs, cutoff, params, events) for cutoff in cutoffs), distinct=False)
+    shared = shared_tables(inputs, params) if shared is None else shared
+    return ibis.union(*(features_at(inputs, cutoff, params, shared) for cutoff in cutoffs), distinct=False)
 
 
-def _column(table: ibis.Table, spec: FeatureSpec, inputs: FeatureInputs) -> ibis.Value:
+def _column(columns: dict[str, ibis.Value], spec: FeatureSpec, inputs: FeatureInputs) -> ibis.Value:
     """The feature, or a typed null when its source is absent (missing, not zero)."""
     if not all(inputs.has(need) for need in spec.needs):
         return ibis.null().cast(spec.dtype)
-    if spec.name not in table.columns:
+    if spec.name not in columns:
         raise RuntimeError(f"feature {spec.name} is in the dictionary but no builder made it")
-    return table[spec.name].cast(spec.dtype)
+    return columns[spec.name].cast(spec.dtype)
 
 
 def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:

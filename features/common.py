@@ -41,9 +41,10 @@ def join_customers(left: ibis.Table, right: ibis.Table | None) -> ibis.Table:
     return left.left_join(right, "customer_id").drop("customer_id_right")
 
 
-def latest(table: ibis.Table, time: str, value: str, name: str) -> ibis.Table:
+def latest(table: ibis.Table, time: str, value: str, name: str, last_times: ibis.Table | None = None) -> ibis.Table:
     """Per customer, `value` on the row with the latest `time`; ties resolve to the largest value, so the result
-    never depends on row order."""
-    last = table.aggregate(by="customer_id", last_time=table[time].max())
+    never depends on row order. `last_times` (customer_id, last_time: each customer's latest `time` in `table`),
+    when the caller has it already, saves aggregating it again."""
+    last = table.aggregate(by="customer_id", last_time=table[time].max()) if last_times is None else last_times
     on_last = table.join(last, [table.customer_id == last.customer_id, table[time] == last.last_time])
     return on_last.aggregate(by="customer_id", **{name: on_last[value].max()})

@@ -5,17 +5,21 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, days_before, not_cancelled
+from features.common import at, days_before, not_cancelled, orders_before
 from features.cutoffs import label_observed
 
 
 def population(orders: ibis.Table, cutoff: pd.Timestamp, active_window_days: int) -> ibis.Table:
     """Customers with at least one order (any status: an out-of-stock cancellation is a reason to look at them)
     in the `active_window_days` before the cutoff."""
-    active = orders.filter(
-        (orders.ordered_at < at(cutoff)) & (orders.ordered_at >= days_before(cutoff, active_window_days))
-    )
-    return active.select("customer_id").distinct()
+    placed = orders_before(orders, cutoff)
+    last = placed.aggregate(by="customer_id", last_placed_at=placed.ordered_at.max())
+    return last.filter(is_active(last.last_placed_at, cutoff, active_window_days)).select("customer_id")
+
+
+def is_active(last_placed_at: ibis.Value, cutoff: pd.Timestamp, active_window_days: int) -> ibis.Value:
+    """In the population, given the time of the customer's last order (any status) before the cutoff."""
+    return last_placed_at >= days_before(cutoff, active_window_days)
 
 
 def churn_labels(orders: ibis.Table, cutoff: pd.Timestamp, horizon_days: int, as_of: pd.Timestamp) -> ibis.Table | None:

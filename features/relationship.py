@@ -5,8 +5,9 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, days_between, join_customers, orders_before
+from features.common import at, days_between, join_customers
 from features.inputs import FeatureInputs
+from features.orders import order_facts, order_summary
 from features.spec import FeatureSpec
 
 RELATIONSHIP_SPECS: tuple[FeatureSpec, ...] = (
@@ -30,37 +31,53 @@ RELATIONSHIP_SPECS: tuple[FeatureSpec, ...] = (
 
 def relationship_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table:
     """One row per customer with an order before the cutoff."""
-    placed = orders_before(inputs.orders, cutoff)
-    summary = placed.aggregate(
-        by="customer_id",
-        first_order_at=placed.ordered_at.min(),
-        invoice_share=(placed.payment_method == "invoice").cast("float64").mean(),
-        channels_used=placed.channel.nunique(),
-    )
-    summary = join_customers(summary, _most_common(placed, "channel", "main_channel"))
-    summary = join_customers(summary, _most_common(placed, "payment_method", "main_payment_method"))
-    started = summary.first_order_at
+    facts = order_facts(inputs.orders)
+    table = order_summary(facts, cutoff)
+    for part in relationship_parts(inputs, facts, cutoff):
+        table = join_customers(table, part)
+    return table.select("customer_id", **relationship_columns(inputs, table, cutoff))
+
+
+def relationship_parts(inputs: FeatureInputs, facts: ibis.Table, cutoff: pd.Timestamp) -> list[ibis.Table]:
+    """Per-customer tables the relationship features need besides `order_summary`, to be joined to it."""
+    parts = [
+        _most_common(facts, cutoff, "channel", "main_channel", count_name="channels_used"),
+        _most_common(facts, cutoff, "payment_method", "main_payment_method"),
+    ]
+    if inputs.customers is not None:
+        parts.append(inputs.customers.select("customer_id", "signed_up_at", "loyalty_member", "country"))
+    return parts
+
+
+def relationship_columns(inputs: FeatureInputs, table: ibis.Table, cutoff: pd.Timestamp) -> dict[str, ibis.Value]:
+    """The relationship features from `order_summary` joined with `relationship_parts`."""
+    started = table.first_order_at
     extra: dict[str, ibis.Value] = {}
     if inputs.customers is not None:
-        customers = inputs.customers.select("customer_id", "signed_up_at", "loyalty_member", "country")
-        summary = join_customers(summary, customers)
-        started = ibis.least(summary.signed_up_at.fill_null(summary.first_order_at), summary.first_order_at)
-        extra = {"loyalty_member": summary.loyalty_member, "country": summary.country}
-    return summary.select(
-        "customer_id",
-        tenure_days=days_between(at(cutoff), started),
-        invoice_share=summary.invoice_share,
-        channels_used=summary.channels_used,
-        main_channel=summary.main_channel,
-        main_payment_method=summary.main_payment_method,
+        started = ibis.least(table.signed_up_at.fill_null(table.first_order_at), table.first_order_at)
+        extra = {"loyalty_member": table.loyalty_member, "country": table.country}
+    return {
+        "tenure_days": days_between(at(cutoff), started),
+        "invoice_share": table.invoice_share,
+        "channels_used": table.channels_used.fill_null(0),
+        "main_channel": table.main_channel,
+        "main_payment_method": table.main_payment_method,
         **extra,
-    )
+    }
 
 
-def _most_common(orders: ibis.Table, column: str, name: str) -> ibis.Table:
-    """Per customer, the most frequent non-null value of `column`; ties go to the alphabetically first."""
-    known = orders.filter(orders[column].notnull())
+def _most_common(
+    facts: ibis.Table, cutoff: pd.Timestamp, column: str, name: str, count_name: str | None = None
+) -> ibis.Table:
+    """Per customer, the most frequent non-null value of `column` in the orders placed before the cutoff; ties go
+    to the alphabetically first. With `count_name`, also how many different values there are."""
+    # A filter of its own (not a shared "orders before the cutoff"): DuckDB would materialise a shared one.
+    known = facts.filter(facts.ordered_at < at(cutoff), facts[column].notnull())
     counted = known.aggregate(by=["customer_id", column], n=known.count())
-    top = counted.aggregate(by="customer_id", top_n=counted.n.max())
+    top = counted.aggregate(
+        by="customer_id", top_n=counted.n.max(), **({count_name: counted.count()} if count_name else {})
+    )
     best = counted.join(top, [counted.customer_id == top.customer_id, counted.n == top.top_n])
-    return best.aggregate(by="customer_id", **{name: best[column].min()})
+    return best.aggregate(
+        by="customer_id", **{name: best[column].min()}, **({count_name: best[count_name].max()} if count_name else {})
+    )

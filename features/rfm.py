@@ -5,10 +5,9 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, count_if, days_before, days_between, join_customers, not_cancelled, orders_before
+from features.common import at, days_between
+from features.orders import COUNT_WINDOWS, order_facts, order_summary
 from features.spec import FeatureSpec
-
-COUNT_WINDOWS = (30, 90, 365)
 
 RFM_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec(
@@ -103,62 +102,34 @@ TREND_SPECS: tuple[FeatureSpec, ...] = (
 
 def rfm_and_trend_features(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
     """One row per customer with an order before the cutoff."""
-    placed = orders_before(orders, cutoff)
-    qualifying = _with_gaps(placed.filter(not_cancelled(placed)))
+    summary = order_summary(order_facts(orders), cutoff)
+    return summary.select("customer_id", **rfm_and_trend_columns(summary, cutoff))
+
+
+def rfm_and_trend_columns(summary: ibis.Table, cutoff: pd.Timestamp) -> dict[str, ibis.Value]:
+    """The RFM and trend features from a table holding `order_summary`'s columns at the cutoff."""
     t = at(cutoff)
-    in_window = {days: qualifying.ordered_at >= days_before(cutoff, days) for days in (*COUNT_WINDOWS, 180)}
-    previous_90 = ~in_window[90] & in_window[180]
-    value = qualifying.order_value
-    repeat = qualifying.aggregate(
-        by="customer_id",
-        last_order_at=qualifying.ordered_at.max(),
-        **{f"orders_{days}d": count_if(in_window[days]) for days in COUNT_WINDOWS},
-        orders_total=qualifying.count(),
-        value_sum=value.sum(),
-        value_mean=value.mean(),
-        value_max=value.max(),
-        value_365d=ibis.ifelse(in_window[365], value, 0.0).sum(),
-        gap_mean_days=qualifying.gap_days.mean(),
-        gap_std_days=qualifying.gap_days.std(),
-        orders_prev_90d=count_if(previous_90),
-        value_90d=ibis.ifelse(in_window[90], value, 0.0).sum(),
-        value_prev_90d=ibis.ifelse(previous_90, value, 0.0).sum(),
-    )
-    everything = placed.aggregate(
-        by="customer_id",
-        first_order_at=placed.ordered_at.min(),
-        orders_placed=placed.count(),
-        orders_cancelled=count_if(~not_cancelled(placed)),
-    )
-    joined = join_customers(everything, repeat)
-    days_since_last = days_between(t, joined.last_order_at)
+    days_since_last = days_between(t, summary.last_order_at)
     counts = {
-        name: joined[name].fill_null(0)
+        name: summary[name].fill_null(0)
         for name in ("orders_30d", "orders_90d", "orders_365d", "orders_total", "orders_prev_90d")
     }
-    values = {name: joined[name].fill_null(0.0) for name in ("value_sum", "value_365d", "value_90d", "value_prev_90d")}
-    return joined.select(
-        "customer_id",
-        days_since_last_order=days_since_last,
-        days_since_first_order=days_between(t, joined.first_order_at),
+    values = {name: summary[name].fill_null(0.0) for name in ("value_sum", "value_365d", "value_90d", "value_prev_90d")}
+    return {
+        "days_since_last_order": days_since_last,
+        "days_since_first_order": days_between(t, summary.first_order_at),
         **{name: counts[name] for name in ("orders_30d", "orders_90d", "orders_365d", "orders_total")},
-        value_sum=values["value_sum"],
-        value_mean=joined.value_mean,
-        value_max=joined.value_max,
-        value_365d=values["value_365d"],
-        gap_mean_days=joined.gap_mean_days,
-        gap_std_days=joined.gap_std_days,
-        overdue_ratio=days_since_last / joined.gap_mean_days.nullif(0.0),
-        cancelled_share=joined.orders_cancelled.cast("float64") / joined.orders_placed,
-        orders_prev_90d=counts["orders_prev_90d"],
-        orders_90d_change=counts["orders_90d"] - counts["orders_prev_90d"],
-        value_90d=values["value_90d"],
-        value_90d_change=values["value_90d"] - values["value_prev_90d"],
-        cutoff_month=ibis.literal(cutoff.month, type="int64"),
-    )
-
-
-def _with_gaps(orders: ibis.Table) -> ibis.Table:
-    """Days since the customer's previous order in `orders`, on each order (null on the first)."""
-    window = ibis.window(group_by=orders.customer_id, order_by=[orders.ordered_at, orders.order_id])
-    return orders.mutate(gap_days=days_between(orders.ordered_at, orders.ordered_at.lag().over(window)))
+        "value_sum": values["value_sum"],
+        "value_mean": summary.value_mean,
+        "value_max": summary.value_max,
+        "value_365d": values["value_365d"],
+        "gap_mean_days": summary.gap_mean_days,
+        "gap_std_days": summary.gap_std_days,
+        "overdue_ratio": days_since_last / summary.gap_mean_days.nullif(0.0),
+        "cancelled_share": summary.orders_cancelled.cast("float64") / summary.orders_placed,
+        "orders_prev_90d": counts["orders_prev_90d"],
+        "orders_90d_change": counts["orders_90d"] - counts["orders_prev_90d"],
+        "value_90d": values["value_90d"],
+        "value_90d_change": values["value_90d"] - values["value_prev_90d"],
+        "cutoff_month": ibis.literal(cutoff.month, type="int64"),
+    }

@@ -26,11 +26,11 @@ from features.common import (
     join_customers,
     latest,
     not_cancelled,
-    orders_before,
 )
 from features.contract import RETAILER_CANCEL_REASONS, RETAILER_RETURN_REASONS
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
+from features.orders import order_facts, order_summary
 from features.spec import FeatureSpec
 
 # kind -> what the source must provide for it
@@ -188,12 +188,67 @@ def satisfaction_features(
     inputs: FeatureInputs, events: ibis.Table, cutoff: pd.Timestamp, params: FeatureParams
 ) -> ibis.Table:
     """One row per customer with an order before the cutoff."""
+    table = order_summary(order_facts(inputs.orders, events), cutoff)
+    for part in satisfaction_parts(inputs, events, reviews_with_customers(inputs), cutoff, params):
+        table = join_customers(table, part)
+    return table.select("customer_id", **satisfaction_columns(table, cutoff))
+
+
+def reviews_with_customers(inputs: FeatureInputs) -> ibis.Table | None:
+    """Every review with the customer of its order and its score as a float (cutoff-independent)."""
+    if inputs.reviews is None:
+        return None
+    reviews = inputs.reviews.join(inputs.orders.select("order_id", "customer_id"), "order_id")
+    return reviews.select("customer_id", "reviewed_at", score=reviews.review_score.cast("float64"))
+
+
+def satisfaction_parts(
+    inputs: FeatureInputs, events: ibis.Table, reviews: ibis.Table | None, cutoff: pd.Timestamp, params: FeatureParams
+) -> list[ibis.Table]:
+    """Per-customer tables the satisfaction features need besides `order_summary`, to be joined to it. `events`
+    are `bad_events`, `reviews` `reviews_with_customers`."""
+    counts = _event_counts(events, cutoff)
+    parts = [counts]
+    if reviews is not None:
+        parts.append(_review_features(reviews, cutoff))
+    if inputs.tickets is not None:
+        parts.append(_ticket_features(inputs.tickets, cutoff))
+        last_times = counts.select("customer_id", last_time=counts.last_bad_at)
+        parts.append(_recovery(inputs.tickets, _last_bad_order(events, cutoff, last_times), cutoff, params))
+    return parts
+
+
+def satisfaction_columns(table: ibis.Table, cutoff: pd.Timestamp) -> dict[str, ibis.Value]:
+    """The satisfaction features (those whose source is there) from `order_summary` joined with
+    `satisfaction_parts`: counts are 0 for a customer without a bad experience."""
+    zero_filled = [f"{kind}_{days}d" for kind in BAD_KINDS for days in BAD_WINDOWS]
+    zero_filled += [f"{kind}_total" for kind in BAD_KINDS]
+    zero_filled += [f"bad_experiences_{days}d" for days in BAD_WINDOWS] + ["bad_experiences_total"]
+    if "tickets_open" in table.columns:
+        zero_filled.append("tickets_open")
+    columns = {
+        **{name: table[name].fill_null(0) for name in zero_filled},
+        "late_days_max_365d": table.late_days_max_365d,
+        "bad_order_share": table.bad_orders.cast("float64") / table.orders_placed,
+        "last_order_went_wrong": (table.last_went_wrong_at == table.last_placed_at).fill_null(False),
+        "days_since_last_bad_experience": days_between(at(cutoff), table.last_bad_at),
+    }
+    passed_through = ("review_score_mean", "review_score_min", "review_score_last", "ticket_resolution_days_mean")
+    columns |= {
+        name: table[name] for name in (*passed_through, "last_bad_experience_recovered") if name in table.columns
+    }
+    return {spec.name: columns[spec.name] for spec in SATISFACTION_SPECS if spec.name in columns}
+
+
+def _event_counts(events: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
+    """Per customer with a bad experience known before the cutoff: counts by kind and window, the most days late
+    and when the last one became known (last_bad_at)."""
     t = at(cutoff)
     known = events.filter(events.known_at < t)
     recent = {days: known.known_at >= days_before(cutoff, days) for days in BAD_WINDOWS}
     is_late = known.kind == "late_delivery"
     days_late = days_between(ibis.least(known.delivered_at.fill_null(t), t), known.known_at)
-    counts = known.aggregate(
+    return known.aggregate(
         by="customer_id",
         **{
             f"{kind}_{days}d": count_if((known.kind == kind) & recent[days])
@@ -206,68 +261,44 @@ def satisfaction_features(
         late_days_max_365d=ibis.ifelse(is_late & recent[365], days_late, ibis.null()).max(),
         last_bad_at=known.known_at.max(),
     )
-    placed = orders_before(inputs.orders, cutoff)
-    bad_orders = known.filter(known.order_id.notnull()).select("order_id").distinct()
-    order_level = (
-        placed.left_join(bad_orders.mutate(went_wrong=ibis.literal(True)), "order_id")
-        .drop("order_id_right")
-        .mutate(went_wrong=lambda o: o.went_wrong.fill_null(False))
-    )
-    per_order = order_level.aggregate(
+
+
+def _last_bad_order(events: ibis.Table, cutoff: pd.Timestamp, last_times: ibis.Table) -> ibis.Table:
+    """Per customer, the order of the last bad experience known before the cutoff (of simultaneous ones, the
+    largest order id); `last_times` holds when that experience became known."""
+    # A projection of its own, not the counts' filtered events: DuckDB would materialise a shared one.
+    known = events.select("customer_id", "order_id", "known_at").filter(events.known_at < at(cutoff))
+    return latest(known, "known_at", "order_id", "last_bad_order_id", last_times)
+
+
+def _review_features(reviews: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
+    written = reviews.filter(reviews.reviewed_at < at(cutoff))
+    summary = written.aggregate(
         by="customer_id",
-        bad_order_share=count_if(order_level.went_wrong).cast("float64") / order_level.count(),
+        review_score_mean=written.score.mean(),
+        review_score_min=written.score.min(),
+        last_time=written.reviewed_at.max(),
     )
-    per_order = join_customers(per_order, latest(order_level, "ordered_at", "went_wrong", "last_order_went_wrong"))
-    zero_filled = [f"{kind}_{days}d" for kind in BAD_KINDS for days in BAD_WINDOWS]
-    zero_filled += [f"{kind}_total" for kind in BAD_KINDS]
-    zero_filled += [f"bad_experiences_{days}d" for days in BAD_WINDOWS] + ["bad_experiences_total"]
-    joined = join_customers(per_order, counts)
-    joined = joined.mutate(**{name: joined[name].fill_null(0) for name in zero_filled})
-    joined = joined.mutate(days_since_last_bad_experience=days_between(t, joined.last_bad_at))
-    joined = join_customers(joined, _review_features(inputs, cutoff))
-    joined = join_customers(joined, _ticket_features(inputs, cutoff))
-    if "tickets_open" in joined.columns:
-        joined = joined.mutate(tickets_open=joined.tickets_open.fill_null(0))
-    last_bad = latest(known, "known_at", "order_id", "last_bad_order_id")
-    joined = join_customers(joined, _recovery(inputs, last_bad, cutoff, params))
-    return joined.select("customer_id", *[spec.name for spec in SATISFACTION_SPECS if spec.name in joined.columns])
+    last = latest(written, "reviewed_at", "score", "review_score_last", summary.select("customer_id", "last_time"))
+    return join_customers(summary.drop("last_time"), last)
 
 
-def _review_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
-    if inputs.reviews is None:
-        return None
-    reviews = inputs.reviews.filter(inputs.reviews.reviewed_at < at(cutoff))
-    reviews = reviews.join(inputs.orders.select("order_id", "customer_id"), "order_id")
-    reviews = reviews.mutate(score=reviews.review_score.cast("float64"))
-    summary = reviews.aggregate(
-        by="customer_id", review_score_mean=reviews.score.mean(), review_score_min=reviews.score.min()
-    )
-    return join_customers(summary, latest(reviews, "reviewed_at", "score", "review_score_last"))
-
-
-def _ticket_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
-    if inputs.tickets is None:
-        return None
+def _ticket_features(tickets: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
     t = at(cutoff)
-    tickets = inputs.tickets.filter(inputs.tickets.opened_at < t)
-    resolved = tickets.resolved_at < t
-    open_at_cutoff = tickets.resolved_at.isnull() | ~resolved
-    return tickets.aggregate(
+    opened = tickets.filter(tickets.opened_at < t)
+    resolved = opened.resolved_at < t
+    open_at_cutoff = opened.resolved_at.isnull() | ~resolved
+    return opened.aggregate(
         by="customer_id",
         tickets_open=count_if(open_at_cutoff),
         ticket_resolution_days_mean=ibis.ifelse(
-            resolved, days_between(tickets.resolved_at, tickets.opened_at), ibis.null()
+            resolved, days_between(opened.resolved_at, opened.opened_at), ibis.null()
         ).mean(),
     )
 
 
-def _recovery(
-    inputs: FeatureInputs, last_bad: ibis.Table, cutoff: pd.Timestamp, params: FeatureParams
-) -> ibis.Table | None:
+def _recovery(tickets: ibis.Table, last_bad: ibis.Table, cutoff: pd.Timestamp, params: FeatureParams) -> ibis.Table:
     """Whether the order of the last bad experience had a ticket resolved within recovery_days, by the cutoff."""
-    if inputs.tickets is None:
-        return None
-    tickets = inputs.tickets
     fast = tickets.filter(
         tickets.order_id.notnull()
         & (tickets.resolved_at < at(cutoff))

@@ -13,11 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import LABEL, feature_dictionary, feature_groups, feature_table, features_at
+from features.build import LABEL, feature_dictionary, feature_groups, feature_table, features_at, shared_tables
 from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
-from features.satisfaction import bad_events
 from pipelines.params import block, load_params
 
 log = logging.getLogger(__name__)
@@ -60,16 +59,17 @@ def write_features(
 ) -> None:
     """One Parquet file with every (customer, cutoff) row, written by cutoff (with progress) or as one query."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if strategy == "one_query":
-        feature_table(inputs, cutoffs, params).to_parquet(path)
-        return
-    if strategy != "per_cutoff":
+    if strategy not in STRATEGIES:
         raise ValueError(f"unknown features.strategy {strategy!r}; choose one of {STRATEGIES}")
-    events = bad_events(inputs, params)
+    # Computed once here, read by every cutoff's query.
+    shared = shared_tables(inputs, params, cache=True)
+    if strategy == "one_query":
+        feature_table(inputs, cutoffs, params, shared).to_parquet(path)
+        return
     writer: pq.ParquetWriter | None = None
     try:
         for cutoff in tqdm(cutoffs, desc="cutoffs", unit="cutoff"):
-            batch: pa.Table = features_at(inputs, cutoff, params, events).to_pyarrow()
+            batch: pa.Table = features_at(inputs, cutoff, params, shared).to_pyarrow()
             if writer is None:
                 writer = pq.ParquetWriter(path, batch.schema)
             writer.write_table(batch)
