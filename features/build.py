@@ -103,7 +103,7 @@ def feature_table(
 
 def _column(columns: dict[str, ibis.Value], spec: FeatureSpec, inputs: FeatureInputs) -> ibis.Value:
     """The feature, or a typed null when its source is absent (missing, not zero)."""
-    if not all(inputs.has(need) for need in spec.needs):
+    if not spec.available(inputs.has):
         return ibis.null().cast(spec.dtype)
     if spec.name not in columns:
         raise RuntimeError(f"feature {spec.name} is in the dictionary but no builder made it")
@@ -121,8 +121,8 @@ def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:
             "unit": spec.unit,
             "window": spec.window,
             "definition": spec.definition,
-            "needs": ", ".join(spec.needs),
-            **({"available": all(inputs.has(need) for need in spec.needs)} if inputs is not None else {}),
+            "needs": spec.needs_text(),
+            **({"available": spec.available(inputs.has)} if inputs is not None else {}),
         }
         for spec in FEATURE_SPECS
     ]

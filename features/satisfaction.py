@@ -42,6 +42,8 @@ BAD_KINDS: dict[str, tuple[str, ...]] = {
     "complaint": ("tickets",),
 }
 BAD_WINDOWS = (90, 365)
+# What a source needs for at least one kind: without any, "no bad experience" is unknown, not a fact.
+ANY_BAD_KIND: tuple[tuple[str, ...], ...] = tuple(BAD_KINDS.values())
 
 
 def _count_specs() -> tuple[FeatureSpec, ...]:
@@ -77,20 +79,24 @@ SATISFACTION_SPECS: tuple[FeatureSpec, ...] = (
     *_count_specs(),
     *(
         FeatureSpec(f"bad_experiences_{days}d", "satisfaction", "int64", "events", f"{days} days",
-                    f"Bad experiences of every available kind known in the {days} days before the cutoff.")
+                    f"Bad experiences of every available kind known in the {days} days before the cutoff.",
+                    needs_one_of=ANY_BAD_KIND)
         for days in BAD_WINDOWS
     ),
     FeatureSpec("bad_experiences_total", "satisfaction", "int64", "events", "all history",
-                "Bad experiences of every available kind known before the cutoff."),
+                "Bad experiences of every available kind known before the cutoff.", needs_one_of=ANY_BAD_KIND),
     FeatureSpec("late_days_max_365d", "satisfaction", "float64", "days", "365 days",
                 "Most days late of a late delivery known in the 365 days before the cutoff (counted up to the cutoff "
                 "while the parcel is still on its way).", BAD_KINDS["late_delivery"]),
     FeatureSpec("bad_order_share", "satisfaction", "float64", "share", "all history",
-                "Share of the orders placed before the cutoff with a bad experience known by then."),
+                "Share of the orders placed before the cutoff with a bad experience known by then.",
+                needs_one_of=ANY_BAD_KIND),
     FeatureSpec("last_order_went_wrong", "satisfaction", "boolean", "flag", "last order",
-                "The customer's last order before the cutoff has a bad experience known by then."),
+                "The customer's last order before the cutoff has a bad experience known by then.",
+                needs_one_of=ANY_BAD_KIND),
     FeatureSpec("days_since_last_bad_experience", "satisfaction", "float64", "days", "all history",
-                "Days from the last bad experience becoming known to the cutoff (null: none)."),
+                "Days from the last bad experience becoming known to the cutoff (null: none).",
+                needs_one_of=ANY_BAD_KIND),
     FeatureSpec("review_score_mean", "satisfaction", "float64", "score 1-5", "all history",
                 "Mean score of reviews written before the cutoff.", ("reviews",)),
     FeatureSpec("review_score_min", "satisfaction", "float64", "score 1-5", "all history",

@@ -3,6 +3,7 @@ these columns (a test checks both directions)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,3 +20,18 @@ class FeatureSpec:
     definition: str
     # Contract "table" or "table.column" the feature needs; without it the feature is missing (null), not zero.
     needs: tuple[str, ...] = ("orders",)
+    # Besides `needs`, at least one of these sets (e.g. what some kind of bad experience needs): a count of bad
+    # experiences is unknown, not zero, where the source can show none of them.
+    needs_one_of: tuple[tuple[str, ...], ...] = ()
+
+    def available(self, has: Callable[[str], bool]) -> bool:
+        """Whether a source that has what `has` says can provide this feature."""
+        if not all(has(need) for need in self.needs):
+            return False
+        return not self.needs_one_of or any(all(has(need) for need in group) for group in self.needs_one_of)
+
+    def needs_text(self) -> str:
+        text = ", ".join(self.needs)
+        if self.needs_one_of:
+            text += "; and one of: " + " | ".join(" + ".join(group) for group in self.needs_one_of)
+        return text

@@ -166,6 +166,18 @@ def test_absent_columns_leave_their_features_missing() -> None:
     assert features["late_delivery_total"].isna().all()
     assert features["cancelled_share"].isna().all()
     assert features["orders_total"].tolist() == [2, 1]  # without status every order qualifies (o3 too)
+    # No kind of bad experience can be seen, so "none so far" is unknown, not zero.
+    for name in ("bad_experiences_total", "bad_order_share", "last_order_went_wrong", "days_since_last_bad_experience"):
+        assert features[name].isna().all(), name
+    dictionary = feature_dictionary(inputs_from_frames({"orders": orders}, AS_OF)).set_index("name")
+    assert not dictionary.loc["bad_experiences_total", "available"]
+    assert (
+        "one of: orders.promised_delivery_at + orders.delivered_at" in dictionary.loc["bad_experiences_total", "needs"]
+    )
+    # One kind is enough: the orders' delivery dates show late deliveries.
+    with_deliveries = clean_tables()["orders"][["order_id", "customer_id", "ordered_at", "order_value",
+                                                "promised_delivery_at", "delivered_at"]]  # fmt: skip
+    assert build({"orders": with_deliveries}).loc["c1", "bad_experiences_total"] == 1
 
 
 # Labels and population
