@@ -14,7 +14,7 @@ from features.inputs import FeatureInputs
 from features.labels import churn_labels, is_active
 from features.orders import order_facts, order_summary
 from features.relationship import RELATIONSHIP_SPECS, relationship_columns, relationship_parts
-from features.returns import RETURN_SPECS, returns_features
+from features.returns import RETURN_SPECS, returns_columns, returns_part
 from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_columns
 from features.satisfaction import (
     SATISFACTION_SPECS,
@@ -71,7 +71,7 @@ def features_at(
     parts = [
         *satisfaction_parts(inputs, shared.events, shared.reviews, cutoff, params),
         *relationship_parts(inputs, shared.orders, cutoff),
-        returns_features(inputs, cutoff),
+        returns_part(inputs, cutoff),
     ]
     labels = churn_labels(inputs.orders, cutoff, params.horizon_days, inputs.as_of)
     for part in parts if labels is None else [*parts, labels]:
@@ -80,7 +80,7 @@ def features_at(
         **rfm_and_trend_columns(table, cutoff),
         **satisfaction_columns(table, cutoff),
         **relationship_columns(inputs, table, cutoff),
-        **{spec.name: table[spec.name] for spec in RETURN_SPECS if spec.name in table.columns},
+        **returns_columns(table, cutoff),
     }
     label = ibis.null().cast("int8") if labels is None else table.churned.fill_null(1).cast("int8")
     return table.select(

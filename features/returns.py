@@ -31,31 +31,42 @@ RETURN_SPECS: tuple[FeatureSpec, ...] = (
 )  # fmt: skip
 
 
-def returns_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
-    """One row per customer with an order before the cutoff; None when the source has no returns."""
+def returns_part(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
+    """Per customer with a return registered before the cutoff: the counts, the orders returned and the last
+    return's time; None when the source has no returns. A return comes after its order, so every order counted here
+    was placed before the cutoff."""
     if inputs.returns is None:
         return None
-    t = at(cutoff)
-    known = inputs.returns.filter(inputs.returns.returned_at < t)
+    known = inputs.returns.filter(inputs.returns.returned_at < at(cutoff))
     known = known.join(inputs.orders.select("order_id", "customer_id"), "order_id")
-    counts = known.aggregate(
+    return known.aggregate(
         by="customer_id",
         **{f"returns_{days}d": count_if(known.returned_at >= days_before(cutoff, days)) for days in RETURN_WINDOWS},
         returns_total=known.count(),
+        returned_orders=known.order_id.nunique(),
         last_returned_at=known.returned_at.max(),
     )
+
+
+def returns_columns(table: ibis.Table, cutoff: pd.Timestamp) -> dict[str, ibis.Value]:
+    """The return features of a per-customer table holding `orders_placed` (orders of any status placed before the
+    cutoff) joined with returns_part; a customer without a return has none (0), not an unknown number."""
+    if "returns_total" not in table.columns:
+        return {}
+    counts = [f"returns_{days}d" for days in RETURN_WINDOWS] + ["returns_total"]
+    return {
+        **{name: table[name].fill_null(0) for name in counts},
+        "returned_order_share": table.returned_orders.fill_null(0).cast("float64") / table.orders_placed,
+        "days_since_last_return": days_between(at(cutoff), table.last_returned_at),
+    }
+
+
+def returns_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
+    """One row per customer with an order before the cutoff; None when the source has no returns. The stage builds
+    the same columns from its shared order summary (features.build)."""
+    part = returns_part(inputs, cutoff)
+    if part is None:
+        return None
     placed = orders_before(inputs.orders, cutoff)
-    returned = known.select("order_id").distinct().mutate(returned=ibis.literal(True))
-    per_order = placed.left_join(returned, "order_id").drop("order_id_right")
-    shares = per_order.aggregate(
-        by="customer_id",
-        returned_order_share=count_if(per_order.returned.notnull()).cast("float64") / per_order.count(),
-    )
-    joined = join_customers(shares, counts)
-    zero_filled = [f"returns_{days}d" for days in RETURN_WINDOWS] + ["returns_total"]
-    return joined.select(
-        "customer_id",
-        *(joined[name].fill_null(0).name(name) for name in zero_filled),
-        "returned_order_share",
-        days_since_last_return=days_between(t, joined.last_returned_at),
-    )
+    table = join_customers(placed.aggregate(by="customer_id", orders_placed=placed.count()), part)
+    return table.select("customer_id", **returns_columns(table, cutoff))
