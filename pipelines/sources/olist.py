@@ -83,13 +83,13 @@ def read_olist(folder: Path) -> SourceRead:
     if "reviews" in files:
         tables["reviews"] = SourceTable("reviews", reviews_table(files["reviews"]), _origin(folder, "reviews"))
     set_aside = pd.concat([items_aside, payments_aside], ignore_index=True)
-    used = sum(len(frame) for frame in files.values()) - len(set_aside)
+    rows_in = sum(len(frame) for frame in files.values())
     accounting = {
         "source": SOURCE,
         "unit": "rows",
         "files": {name: len(frame) for name, frame in files.items()},
-        "rows_in": sum(len(frame) for frame in files.values()),
-        "rows_used": used,
+        "rows_in": rows_in,
+        "rows_used": rows_in - len(set_aside),
         "rows_set_aside": len(set_aside),
         "set_aside_by_rule": set_aside[SET_ASIDE_RULES].value_counts().sort_index().astype(int).to_dict(),
         "tables": {name: len(table.raw) for name, table in tables.items()},

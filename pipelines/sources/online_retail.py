@@ -147,8 +147,8 @@ def normalise_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
 
 
 def combine_files(files: list[pd.DataFrame]) -> pd.DataFrame:
-    """All files' lines with parsed working columns (_invoice, _code, _customer, _quantity, _price, _at); an invoice
-    found in several files is kept from the file whose lines start earliest."""
+    """All files' lines with parsed working columns (_invoice, _code, _credit, _kind, _customer, _quantity, _price,
+    _at); an invoice found in several files is kept from the file whose lines start earliest."""
     lines = pd.concat([_parsed(frame) for frame in files], ignore_index=True)
     first_time = lines.groupby(SET_ASIDE_FILE)["_at"].min()
     file_rank = first_time.rank(method="first", na_option="bottom").astype(int)
@@ -162,6 +162,8 @@ def _parsed(frame: pd.DataFrame) -> pd.DataFrame:
     lines = frame.copy()
     lines["_invoice"] = lines["invoice"].astype("string").str.strip().str.upper()
     lines["_code"] = lines["stock_code"].astype("string").str.strip().str.upper()
+    lines["_credit"] = lines["_invoice"].str.startswith("C").fillna(False).astype(bool)
+    lines["_kind"] = line_kind(lines["_code"])
     lines["_customer"] = _customer_ids(lines["customer"])
     lines["_quantity"] = pd.to_numeric(lines["quantity"], errors="coerce")
     lines["_price"] = pd.to_numeric(lines["price"], errors="coerce")
@@ -189,11 +191,11 @@ def _uk_times(values: pd.Series) -> pd.Series:
 
 
 def is_credit_line(lines: pd.DataFrame) -> pd.Series:
-    return lines["_invoice"].str.startswith("C").fillna(False) & (lines["_rules"] == "")
+    return lines["_credit"] & (lines["_rules"] == "")
 
 
 def is_order_line(lines: pd.DataFrame) -> pd.Series:
-    return ~lines["_invoice"].str.startswith("C").fillna(False) & (lines["_rules"] == "")
+    return ~lines["_credit"] & (lines["_rules"] == "")
 
 
 def line_kind(codes: pd.Series) -> pd.Series:
@@ -203,8 +205,7 @@ def line_kind(codes: pd.Series) -> pd.Series:
 
 def line_rules(lines: pd.DataFrame) -> pd.Series:
     """Why each line cannot be used ('' when it can), several reasons joined by '; '."""
-    credit = lines["_invoice"].str.startswith("C").fillna(False)
-    kind = line_kind(lines["_code"])
+    credit, kind = lines["_credit"], lines["_kind"]
     unreadable = lines["_invoice"].isna() | lines["_quantity"].isna() | lines["_price"].isna() | lines["_at"].isna()
     checks = {
         "invoice_in_earlier_file": lines["_in_earlier_file"],
@@ -250,7 +251,7 @@ def credit_note_matches(lines: pd.DataFrame) -> pd.DataFrame:
     """credit_note, order_id, returned_at: for every credit-note line, the customer's latest order at or before the
     credit note holding the same item; only earlier orders can be matched, so a return never points forward."""
     credit = lines.loc[is_credit_line(lines), ["_invoice", "_customer", "_code", "_at"]]
-    bought = lines.loc[is_order_line(lines) & (line_kind(lines["_code"]) == "product")]
+    bought = lines.loc[is_order_line(lines) & (lines["_kind"] == "product")]
     bought = bought[["_invoice", "_customer", "_code", "_at"]].rename(columns={"_invoice": "order_id"})
     matched = pd.merge_asof(
         credit.rename(columns={"_invoice": "credit_note"}).sort_values("_at"),

@@ -11,6 +11,8 @@ import pandas as pd
 from pipelines.sources.files import FolderSourceConfig, SourceTable, read_folder
 
 SOURCES = ("files", "online_retail", "olist")
+# The rows an adapter set aside, in the quarantine folder.
+SET_ASIDE_PARQUET = "source_rows.parquet"
 # Columns of a set-aside source row besides the source's own: where it came from and why it was not used.
 SET_ASIDE_FILE = "_file"
 SET_ASIDE_ROW = "_source_row"

@@ -11,14 +11,11 @@ from typing import Any
 import pandas as pd
 
 from pipelines.params import block, load_params
-from pipelines.sources.read import SourceRead, read_source
+from pipelines.sources.read import SET_ASIDE_PARQUET, SourceRead, read_source
 from pipelines.validation.report import write_reports
 from pipelines.validation.run import ValidationResult, top_rules, validate_tables
 
 log = logging.getLogger(__name__)
-
-# Source rows an adapter set aside (e.g. invoice lines without a customer), in the quarantine folder.
-SET_ASIDE_FILE = "source_rows.parquet"
 
 
 @dataclass(frozen=True)
@@ -72,5 +69,5 @@ def write_outputs(result: ValidationResult, source: SourceRead, outputs: Validat
     for name, table in result.quarantined.items():
         table.to_parquet(outputs.quarantine_dir / f"{name}.parquet", index=False)
     if source.set_aside is not None:
-        source.set_aside.to_parquet(outputs.quarantine_dir / SET_ASIDE_FILE, index=False)
+        source.set_aside.to_parquet(outputs.quarantine_dir / SET_ASIDE_PARQUET, index=False)
     write_reports(result, source.accounting, max_share, outputs.report_json, outputs.report_markdown)

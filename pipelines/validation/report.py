@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipelines.sources.read import SET_ASIDE_PARQUET
 from pipelines.validation.run import ValidationResult, top_rules
 
 
@@ -72,7 +73,7 @@ def source_markdown(accounting: dict[str, Any]) -> list[str]:
         f"## Source: {accounting['source']}",
         "",
         f"{accounting['rows_in']:,} {unit} in, {accounting['rows_used']:,} used, "
-        f"{accounting['rows_set_aside']:,} set aside (in the quarantine folder's source_rows.parquet, with the "
+        f"{accounting['rows_set_aside']:,} set aside (in the quarantine folder's {SET_ASIDE_PARQUET}, with the "
         "reasons). A row can have several reasons:",
         "",
         *(f"- `{rule}`: {count:,}" for rule, count in accounting["set_aside_by_rule"].items()),
