@@ -43,6 +43,11 @@ class Column:
     # Timestamps are "not after the data's as-of time" unless they are promises about the future.
     may_be_future: bool = False
 
+    @property
+    def identifier(self) -> bool:
+        """An id: text, never a number, so '0042' stays apart from '42'."""
+        return self.dtype == "string" and self.name.endswith("_id")
+
 
 @dataclass(frozen=True)
 class Table:

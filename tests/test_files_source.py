@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from conftest import AS_OF
 
-from pipelines.sources.files import CsvOptions, FolderSourceConfig, read_folder
+from pipelines.sources.files import FolderSourceConfig, read_folder
+from pipelines.sources.options import ReadOptions
 from pipelines.validation.run import validate_tables
 
 ORDERS_CSV = """order_id,customer_id,ordered_at,order_value,status
@@ -27,7 +28,7 @@ def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
 
 def test_reads_csv_as_text_and_validates(tmp_path: Path) -> None:
     write(tmp_path, "orders.csv", ORDERS_CSV)
-    sources = read_folder(FolderSourceConfig(path=tmp_path))
+    sources = read_folder(FolderSourceConfig(path=tmp_path)).tables
     assert set(sources) == {"orders"}
     assert sources["orders"].raw["order_value"].tolist() == ["50.0", "20.5", "0"]
     result = validate_tables(sources, AS_OF)
@@ -38,7 +39,7 @@ def test_reads_csv_as_text_and_validates(tmp_path: Path) -> None:
 def test_reads_parquet(tmp_path: Path) -> None:
     frame = pd.read_csv(pd.io.common.StringIO(ORDERS_CSV), dtype=str)
     frame.to_parquet(tmp_path / "orders.parquet")
-    assert read_folder(FolderSourceConfig(path=tmp_path))["orders"].raw.shape == (3, 5)
+    assert read_folder(FolderSourceConfig(path=tmp_path)).tables["orders"].raw.shape == (3, 5)
 
 
 def mapped_export_config(folder: Path) -> FolderSourceConfig:
@@ -67,10 +68,10 @@ def test_column_and_value_mapping_from_params(tmp_path: Path) -> None:
         "export.csv",
         "OrderNo;Kund;Datum;Belopp;Status\n1;A;2024-01-05;50.0;Levererad\n2;A;2024-02-05;10,5;Avbruten\n",
     )
-    result = validate_tables(read_folder(mapped_export_config(tmp_path)), AS_OF)
+    result = validate_tables(read_folder(mapped_export_config(tmp_path)).tables, AS_OF)
     assert result.accepted["orders"]["status"].tolist() == ["delivered"]
-    # "10,5" uses a decimal comma: unreadable as a number, so quarantined with the cast rule, not silently 0.
-    assert result.quarantined["orders"]["_rules"].tolist() == ["orders.order_value.cast"]
+    # "10,5" uses a decimal comma: it does not fit the default decimal point, so it is quarantined, not 10 or 105.
+    assert result.quarantined["orders"]["_rules"].tolist() == ["orders.order_value.number_format"]
     assert result.quarantined["orders"]["Belopp"].tolist() == ["10,5"]
 
 
@@ -81,13 +82,13 @@ def test_a_column_nothing_of_which_can_be_read_is_fatal(tmp_path: Path) -> None:
         "OrderNo;Kund;Datum;Belopp;Status\n1;A;2024-01-05;50,0;Levererad\n2;A;2024-02-05;10,5;Avbruten\n",
     )
     with pytest.raises(ValueError, match=r"orders.order_value cannot be read as float \(e.g. \['50,0', '10,5'\]\)"):
-        validate_tables(read_folder(mapped_export_config(tmp_path)), AS_OF)
+        validate_tables(read_folder(mapped_export_config(tmp_path)).tables, AS_OF)
 
 
 def test_value_mapping_accepts_mapped_statuses(tmp_path: Path) -> None:
     write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_value,status\n1,A,2024-01-05,5,Levererad\n")
     config = FolderSourceConfig(path=tmp_path, value_mapping={"orders": {"status": {"Levererad": "delivered"}}})
-    result = validate_tables(read_folder(config), AS_OF)
+    result = validate_tables(read_folder(config).tables, AS_OF)
     assert result.accepted["orders"]["status"].tolist() == ["delivered"]
 
 
@@ -99,7 +100,7 @@ def test_wrong_encoding_says_which_setting_to_change(tmp_path: Path) -> None:
 
 def test_wrong_encoding_reads_with_the_right_setting(tmp_path: Path) -> None:
     write(tmp_path, "orders.csv", ORDERS_CSV.replace("c2", "Åsa"), encoding="latin-1")
-    sources = read_folder(FolderSourceConfig(path=tmp_path, csv=CsvOptions(encoding="latin-1")))
+    sources = read_folder(FolderSourceConfig(path=tmp_path, csv=ReadOptions(encoding="latin-1"))).tables
     assert "Åsa" in sources["orders"].raw["customer_id"].tolist()
 
 
@@ -129,10 +130,10 @@ def test_params_naming_an_unknown_table_is_an_error(tmp_path: Path) -> None:
 def test_csv_without_orders_fails_validation(tmp_path: Path) -> None:
     write(tmp_path, "reviews.csv", "order_id,review_score,reviewed_at\no1,5,2024-01-01\n")
     with pytest.raises(ValueError, match="no orders table"):
-        validate_tables(read_folder(FolderSourceConfig(path=tmp_path)), AS_OF)
+        validate_tables(read_folder(FolderSourceConfig(path=tmp_path)).tables, AS_OF)
 
 
 def test_header_only_orders_csv_is_empty_and_fatal(tmp_path: Path) -> None:
     write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_value\n")
     with pytest.raises(ValueError, match="orders has no rows"):
-        validate_tables(read_folder(FolderSourceConfig(path=tmp_path)), AS_OF)
+        validate_tables(read_folder(FolderSourceConfig(path=tmp_path)).tables, AS_OF)

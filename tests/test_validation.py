@@ -53,7 +53,7 @@ BAD_CELLS = [
     ("reviews", "review_score", 6, "reviews.review_score.range"),
     ("reviews", "review_score", 0, "reviews.review_score.range"),
     ("reviews", "reviewed_at", pd.Timestamp("2023-12-31"), "reviews.reviewed_at.not_before"),
-    ("tickets", "resolved_at", pd.Timestamp("2024-03-06"), "tickets.resolved_at.not_before"),
+    ("tickets", "resolved_at", pd.Timestamp("2024-03-05"), "tickets.resolved_at.not_before"),
     ("tickets", "customer_id", "c999", "tickets.customer_id.references"),
     ("tickets", "order_id", "o999", "tickets.order_id.references"),
     ("tickets", "reason", "gremlins", "tickets.reason.allowed"),
@@ -111,7 +111,7 @@ def test_quarantine_keeps_the_source_row_as_it_was(tables: dict[str, pd.DataFram
     result = validate(tables)
     row = result.quarantined["orders"].iloc[0]
     assert row["order_value"] == "twelve"
-    assert row[RULES_COLUMN] == "orders.order_value.cast"
+    assert row[RULES_COLUMN] == "orders.order_value.number_format"
     assert row["order_id"] == "o3"
 
 
@@ -131,7 +131,8 @@ def test_text_cells_are_cast_to_contract_types(tables: dict[str, pd.DataFrame]) 
     text = {name: frame.astype("string") for name, frame in tables.items()}
     text["customers"]["loyalty_member"] = ["yes", "No"]
     result = validate(text)
-    assert result.accepted["orders"]["ordered_at"].iloc[0] == pd.Timestamp("2024-01-05")
+    # The orders carry days without a time: each counts from the end of its day.
+    assert result.accepted["orders"]["ordered_at"].iloc[0] == pd.Timestamp("2024-01-05 23:59:59.999999999")
     assert result.accepted["customers"]["loyalty_member"].tolist() == [True, False]
     assert result.accepted["reviews"]["review_score"].tolist() == [5]
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.sources.files import CsvOptions, SourceTable, read_csv
+from pipelines.sources.files import SourceTable, read_csv
+from pipelines.sources.options import ReadOptions
 from pipelines.sources.read import SET_ASIDE_FILE, SET_ASIDE_ROW, SET_ASIDE_RULES, SourceRead
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def read_files(folder: Path) -> dict[str, pd.DataFrame]:
         if not path.is_file():
             log.warning("%s: %s is absent, so the features from it will be missing", SOURCE, file_name)
             continue
-        frame = read_csv(path, CsvOptions())
+        frame = read_csv(path, ReadOptions())
         lacking = [column for column in columns if column not in frame.columns]
         if lacking:
             raise ValueError(f"{path} lacks the column(s) {lacking} (found {list(frame.columns)})")

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.sources.files import CsvOptions, SourceTable, read_csv
+from pipelines.sources.files import SourceTable, read_csv
+from pipelines.sources.options import ReadOptions
 from pipelines.sources.read import SET_ASIDE_FILE, SET_ASIDE_ROW, SET_ASIDE_RULES, SourceRead
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def read_line_file(path: Path) -> pd.DataFrame:
             [normalise_columns(frame, f"{path}#{sheet}") for sheet, frame in sheets.items()], ignore_index=True
         )
     if path.suffix == ".csv":
-        return normalise_columns(read_csv(path, CsvOptions(encoding="latin-1")), str(path))
+        return normalise_columns(read_csv(path, ReadOptions(encoding="latin-1")), str(path))
     return normalise_columns(pd.read_parquet(path), str(path))
 
 

@@ -8,15 +8,19 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.sources.files import FolderSourceConfig, SourceTable, read_folder
+from pipelines.sources.files import (
+    SET_ASIDE_FILE,
+    SET_ASIDE_ROW,
+    SET_ASIDE_RULES,
+    FolderSourceConfig,
+    SourceTable,
+    read_folder,
+)
 
 SOURCES = ("files", "online_retail", "olist")
 # The rows an adapter set aside, in the quarantine folder.
 SET_ASIDE_PARQUET = "source_rows.parquet"
-# Columns of a set-aside source row besides the source's own: where it came from and why it was not used.
-SET_ASIDE_FILE = "_file"
-SET_ASIDE_ROW = "_source_row"
-SET_ASIDE_RULES = "_rules"
+__all__ = ["SET_ASIDE_FILE", "SET_ASIDE_PARQUET", "SET_ASIDE_ROW", "SET_ASIDE_RULES", "SourceRead", "read_source"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class SourceRead:
 def read_source(data_params: dict[str, Any]) -> SourceRead:
     source = data_params.get("source", "files")
     if source == "files":
-        return SourceRead(tables=read_folder(FolderSourceConfig.from_params(data_params)))
+        folder = read_folder(FolderSourceConfig.from_params(data_params))
+        return SourceRead(tables=folder.tables, set_aside=folder.set_aside, accounting=folder.accounting)
     if source == "online_retail":
         from pipelines.sources.online_retail import read_online_retail
 

@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from features.contract import PANDAS_DTYPES, Column, Table
 from pipelines.sources.files import SourceTable
+from pipelines.sources.options import ReadOptions
+from pipelines.validation.parse import parse_ids, parse_numbers, parse_timestamps, trim_missing, zero_padded_twins
+from pipelines.validation.suite import END_OF_DAY
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+# The rule a cell breaks when it does not fit its column's format settings.
+FORMAT_RULES = {
+    "string": "cast",
+    "bool": "cast",
+    "float": "number_format",
+    "int": "number_format",
+    "timestamp": "date_format",
+}
+# Separator pairs offered as a hint when cells do not read under the configured ones.
+NUMBER_CONVENTIONS: tuple[tuple[str, str | None], ...] = (
+    (",", None),
+    (",", "."),
+    (",", " "),
+    (".", ","),
+    (".", None),
+    (",", "'"),
+    (".", "'"),
+)
 
 
 @dataclass
 class CoercedTable:
     typed: pd.DataFrame
-    # rule id -> boolean mask of rows whose cell could not be cast
+    # rule id -> boolean mask of rows whose cell could not be read
     cast_failures: dict[str, np.ndarray]
     missing_optional_columns: list[str]
     ignored_columns: list[str]
+    # timestamp columns whose values are all days (no time of day): stored as the end of that day
+    date_only_columns: list[str] = field(default_factory=list)
+    # documented rewrites and their counts, e.g. "orders.customer_id.excel_float_id": 65
+    rewrites: dict[str, int] = field(default_factory=dict)
+    # rule id -> how the unreadable cells would read, when another setting reads them all
+    hints: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def map_onto_contract(source: SourceTable, table: Table) -> tuple[pd.DataFrame, list[str]]:
@@ -46,78 +74,109 @@ def map_onto_contract(source: SourceTable, table: Table) -> tuple[pd.DataFrame, 
 
 
 def coerce_table(source: SourceTable, table: Table) -> CoercedTable:
-    """Contract columns with contract dtypes; cells that fail to cast become null and are reported per row."""
+    """Contract columns with contract dtypes; cells that cannot be read become null and are reported per row."""
     renamed, ignored = map_onto_contract(source, table)
+    options = source.options
+    coerced = CoercedTable(
+        typed=pd.DataFrame(index=renamed.index),
+        cast_failures={},
+        missing_optional_columns=[],
+        ignored_columns=ignored,
+    )
     typed = {}
-    failures = {}
-    missing_optional = []
     for column in table.columns:
         if column.name not in renamed.columns:
-            missing_optional.append(column.name)
+            coerced.missing_optional_columns.append(column.name)
             typed[column.name] = pd.Series(pd.NA, index=renamed.index, dtype=PANDAS_DTYPES[column.dtype])
             continue
-        raw = renamed[column.name]
+        where = f"{source.origin}: {table.name}.{column.name}"
+        raw = trim_missing(renamed[column.name], options.missing_values)
         mapping = source.value_mapping.get(column.name)
         if mapping:
             raw = raw.map(lambda value, m=mapping: m.get(str(value), value) if pd.notna(value) else value)
-        values = cast_column(raw, column)
-        failed = (raw.notna() & values.isna()).to_numpy()
-        if failed.all() and len(raw) > 0:
-            examples = raw[failed].astype(str).unique()[:3].tolist()
-            raise ValueError(
-                f"{source.origin}: column {table.name}.{column.name} cannot be read as {column.dtype} "
-                f"(e.g. {examples}); check data.column_mapping and the file's format"
+        typed[column.name] = _read_column(raw, column, table, options, where, coerced)
+    coerced.typed = pd.DataFrame(typed, index=renamed.index).reset_index(drop=True)
+    return coerced
+
+
+def _read_column(
+    raw: pd.Series, column: Column, table: Table, options: ReadOptions, where: str, coerced: CoercedTable
+) -> pd.Series:
+    """One column in its contract dtype; records its unreadable cells (with a hint), rewrites and date precision."""
+    rule = f"{table.name}.{column.name}.{FORMAT_RULES[column.dtype]}"
+    failed: np.ndarray
+    if column.identifier:
+        ids = parse_ids(raw, options.excel_ids)
+        values = ids.values
+        if ids.excel_floats_undone:
+            coerced.rewrites[f"{table.name}.{column.name}.excel_float_id"] = ids.excel_floats_undone
+        if ids.excel_scientific.any():
+            coerced.cast_failures[f"{table.name}.{column.name}.excel_scientific_id"] = ids.excel_scientific
+        twins = zero_padded_twins(values)
+        if twins:
+            coerced.warnings.append(
+                f"{table.name}.{column.name}: ids that differ only by leading zeros are kept apart, e.g. "
+                + ", ".join(f"{a!r} and {b!r}" for a, b in twins[:3])
             )
-        if failed.any():
-            failures[f"{table.name}.{column.name}.cast"] = failed
-        typed[column.name] = values
-    return CoercedTable(
-        typed=pd.DataFrame(typed, index=renamed.index).reset_index(drop=True),
-        cast_failures=failures,
-        missing_optional_columns=missing_optional,
-        ignored_columns=ignored,
-    )
+        return values
+    if column.dtype == "timestamp":
+        parsed = parse_timestamps(raw, options.date_format, options.day_first, where)
+        values = parsed.values
+        if parsed.date_only:
+            coerced.date_only_columns.append(column.name)
+            # Known only by its day: it counts from the end of that day, never earlier than it could have happened.
+            values = values + END_OF_DAY
+    elif column.dtype in ("float", "int"):
+        values = parse_numbers(raw, options.decimal, options.thousands)
+        if column.dtype == "int":
+            values = values.where(values.isna() | (values == np.round(values))).astype("Int64")
+    else:
+        values = cast_column(raw, column)
+    failed = (raw.notna() & values.isna()).to_numpy()
+    if not failed.any():
+        return values
+    examples = raw[failed].astype(str).unique()[:3].tolist()
+    hint = _format_hint(raw[failed], column, options)
+    if failed.all():
+        raise ValueError(
+            f"{where} cannot be read as {column.dtype} (e.g. {examples}); "
+            + (hint or "check data.column_mapping and the file's format")
+        )
+    coerced.cast_failures[rule] = failed
+    if hint:
+        coerced.hints[rule] = hint
+    return values
+
+
+def _format_hint(unreadable: pd.Series, column: Column, options: ReadOptions) -> str | None:
+    """The number separators under which every unreadable cell would read, said as the settings to change."""
+    if column.dtype not in ("float", "int"):
+        return None
+    for decimal, thousands in NUMBER_CONVENTIONS:
+        if (decimal, thousands) == (options.decimal, options.thousands):
+            continue
+        if parse_numbers(unreadable, decimal, thousands).notna().all():
+            return (
+                f"values like {unreadable.unique()[:2].tolist()} read as numbers with data.csv.decimal "
+                f"{decimal!r} and data.csv.thousands {thousands!r}"
+            )
+    return None
 
 
 def cast_column(values: pd.Series, column: Column) -> pd.Series:
-    """Cast to the contract dtype; unreadable cells become null (the caller compares with the input)."""
+    """Cast text or typed cells to a string or boolean contract column; unreadable cells become null."""
     dtype = PANDAS_DTYPES[column.dtype]
     if column.dtype == "string":
         return _to_string(values).astype(dtype)
-    if column.dtype == "timestamp":
-        return _to_timestamp(values)
-    if column.dtype == "float":
-        return pd.to_numeric(values, errors="coerce").astype(dtype)
-    if column.dtype == "int":
-        numbers = pd.to_numeric(values, errors="coerce")
-        integral = numbers.isna() | (numbers == np.round(numbers))
-        return numbers.where(integral).astype(dtype)
     if column.dtype == "bool":
         return _to_bool(values)
-    raise ValueError(f"unknown contract dtype {column.dtype!r}")
+    raise ValueError(f"{column.dtype} columns are parsed with their format settings, not cast")
 
 
 def _to_string(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_float_dtype(values.dtype):
-        # Identifiers read as floats (a CSV export with missing ids) must not become "17850.0".
-        integral = values.dropna()
-        if (integral == np.round(integral)).all():
-            return values.astype("Int64").astype("string")
     if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values.dtype):
         return values
     return values.astype("string")
-
-
-def _to_timestamp(values: pd.Series) -> pd.Series:
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values.astype("datetime64[ns]")
-    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    retry = parsed.isna() & values.notna()
-    if retry.any():  # other layouts (e.g. 12/1/2010 08:26) parse cell by cell, so only where ISO 8601 failed
-        parsed[retry] = pd.to_datetime(values[retry], errors="coerce", utc=True, format="mixed")
-    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
 
 
 def _to_bool(values: pd.Series) -> pd.Series:

@@ -15,7 +15,13 @@ import pandas as pd
 from features.contract import TABLES, Table
 from pipelines.sources.files import SourceTable
 from pipelines.validation.coerce import coerce_table
-from pipelines.validation.suite import ReferenceKeys, add_lookup_columns, build_suite, duplicate_row_rule
+from pipelines.validation.suite import (
+    ReferenceKeys,
+    add_day_columns,
+    add_lookup_columns,
+    build_suite,
+    duplicate_row_rule,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,10 @@ class TableReport:
     rule_counts: dict[str, int] = field(default_factory=dict)
     missing_optional_columns: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    date_only_columns: list[str] = field(default_factory=list)
+    rewrites: dict[str, int] = field(default_factory=dict)
+    hints: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def quarantined_share(self) -> float:
@@ -62,6 +72,8 @@ def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> Val
     accepted: dict[str, pd.DataFrame] = {}
     references = ReferenceKeys(accepted)
     quarantined: dict[str, pd.DataFrame] = {}
+    # "table.column" of every timestamp column holding days, for the time-order rules of later tables
+    date_only: set[str] = set()
     reports = []
     for table in TABLES:
         source = sources.get(table.name)
@@ -70,7 +82,7 @@ def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> Val
             continue
         started = time.perf_counter()
         accepted[table.name], quarantined[table.name], report = validate_table(
-            source, table, accepted, references, as_of, context
+            source, table, accepted, references, as_of, context, date_only
         )
         reports.append(report)
         if table.name == "orders" and accepted["orders"].empty:
@@ -93,10 +105,13 @@ def validate_table(
     references: ReferenceKeys,
     as_of: pd.Timestamp,
     context: Any,
+    date_only: set[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableReport]:
+    """Accepted rows, quarantined rows and the report of one table; adds its day-only columns to `date_only`."""
     if table.required and source.raw.empty:
         raise ValueError(f"{source.origin}: table {table.name} has no rows")
     coerced = coerce_table(source, table)
+    date_only |= {f"{table.name}.{column}" for column in coerced.date_only_columns}
     typed = coerced.typed
     failures = dict(coerced.cast_failures)
     duplicates = exact_duplicates(typed, table)
@@ -109,14 +124,16 @@ def validate_table(
     checked = typed[~duplicates & ~unreadable]
     # Lookup columns exist only in the frame GX sees, never in the accepted table.
     with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
-    for rule, positions in _run_suite(with_lookups, table, as_of, checked_references, context).items():
+    with_lookups = add_day_columns(with_lookups, table, date_only)
+    suite = build_suite(table, as_of, checked_references, date_only)
+    for rule, positions in _run_suite(with_lookups, table.name, suite, context).items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
         failures[rule] = failures[rule] | mask if rule in failures else mask
     rejected = np.zeros(len(typed), dtype=bool)
     for mask in failures.values():
         rejected |= mask
-    accepted_rows = typed[~rejected].reset_index(drop=True)
+    accepted_rows = cap_days_at_as_of(typed[~rejected].reset_index(drop=True), table, coerced.date_only_columns, as_of)
     quarantined_rows = _quarantine_rows(source.raw, failures, rejected)
     report = TableReport(
         table=table.name,
@@ -128,6 +145,10 @@ def validate_table(
         rule_counts={rule: int(mask.sum()) for rule, mask in sorted(failures.items())},
         missing_optional_columns=coerced.missing_optional_columns,
         ignored_columns=coerced.ignored_columns,
+        date_only_columns=coerced.date_only_columns,
+        rewrites=coerced.rewrites,
+        hints=coerced.hints,
+        warnings=coerced.warnings,
     )
     if report.accepted + report.quarantined != report.rows_in:
         raise RuntimeError(
@@ -135,6 +156,16 @@ def validate_table(
             "quarantined; validation lost rows"
         )
     return accepted_rows, quarantined_rows, report
+
+
+def cap_days_at_as_of(
+    accepted: pd.DataFrame, table: Table, date_only_columns: list[str], as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """An event of as-of's own day, stored as the day's end, was known by the export at the latest."""
+    capped = {
+        name: accepted[name].clip(upper=as_of) for name in date_only_columns if not table.column(name).may_be_future
+    }
+    return accepted.assign(**capped)
 
 
 def exact_duplicates(typed: pd.DataFrame, table: Table) -> np.ndarray:
@@ -149,18 +180,15 @@ def exact_duplicates(typed: pd.DataFrame, table: Table) -> np.ndarray:
     return duplicates
 
 
-def _run_suite(
-    frame: pd.DataFrame, table: Table, as_of: pd.Timestamp, references: set[str], context: Any
-) -> dict[str, np.ndarray]:
+def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -> dict[str, np.ndarray]:
     """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it."""
-    suite = build_suite(table, as_of, references)
-    batch = _batch(context, table.name, frame)
+    batch = _batch(context, table_name, frame)
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     broken: dict[str, np.ndarray] = {}
     for expectation_result in result.results:
         if expectation_result.exception_info.get("raised_exception"):
             raise RuntimeError(
-                f"{table.name}: expectation {expectation_result.expectation_config.type} could not run: "
+                f"{table_name}: expectation {expectation_result.expectation_config.type} could not run: "
                 f"{expectation_result.exception_info.get('exception_message')}"
             )
         rows = expectation_result.result.get("unexpected_index_list") or []
@@ -197,12 +225,17 @@ def _quarantine_rows(raw: pd.DataFrame, failures: dict[str, np.ndarray], rejecte
     for rule, mask in failures.items():
         for position in np.flatnonzero(mask):
             rules_per_row[slot[position]].append(rule)
-    rows = raw.iloc[positions].reset_index(drop=True)
+    rows = raw.iloc[positions]
+    source_rows = rows.index.to_numpy()  # the row's number in the source, counting any lines set aside before
+    rows = rows.reset_index(drop=True)
     rows.insert(0, RULES_COLUMN, pd.array(["; ".join(sorted(r)) for r in rules_per_row], dtype="string"))
-    rows.insert(0, SOURCE_ROW_COLUMN, positions)
+    rows.insert(0, SOURCE_ROW_COLUMN, source_rows)
     return rows
 
 
 def top_rules(report: TableReport, n: int = 3) -> str:
+    """The most broken rules with their counts, and how to read the unreadable cells where a setting would."""
     counts = Counter(report.rule_counts).most_common(n)
-    return ", ".join(f"{rule} ({count})" for rule, count in counts)
+    return ", ".join(
+        f"{rule} ({count}{'; ' + report.hints[rule] if rule in report.hints else ''})" for rule, count in counts
+    )

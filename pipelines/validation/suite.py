@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import great_expectations as gx
 
 LOOKUP_PREFIX = "__"
+# A day known only by its date is stored as the last moment of that day.
+END_OF_DAY = pd.Timedelta(days=1) - pd.Timedelta(1, unit="ns")
 
 
 def known_column(column: str) -> str:
@@ -33,6 +35,19 @@ def referenced_column(reference: str) -> str:
     return f"{LOOKUP_PREFIX}{reference}"
 
 
+def day_column(column: str) -> str:
+    """Lookup column holding the day of a timestamp, for time-order rules where one side is known only by day."""
+    return f"{LOOKUP_PREFIX}day_{column}"
+
+
+def compared_by_day(table: Table, column: Column, date_only: set[str]) -> bool:
+    """A time-order rule compares days when either side holds dates without a time of day."""
+    if not column.not_before:
+        return False
+    earlier = column.not_before if "." in column.not_before else f"{table.name}.{column.not_before}"
+    return f"{table.name}.{column.name}" in date_only or earlier in date_only
+
+
 def rule_id(table: Table, column: Column, check: str) -> str:
     return f"{table.name}.{column.name}.{check}"
 
@@ -41,18 +56,24 @@ def duplicate_row_rule(table: Table) -> str:
     return f"{table.name}.duplicate_row"
 
 
-def build_suite(table: Table, as_of: pd.Timestamp, checked_references: set[str]) -> gx.ExpectationSuite:
-    """All row-level expectations of `table`; references only for columns in `checked_references`."""
+def build_suite(
+    table: Table, as_of: pd.Timestamp, checked_references: set[str], date_only: set[str]
+) -> gx.ExpectationSuite:
+    """All row-level expectations of `table`; references only for columns in `checked_references`. Columns in
+    `date_only` ("table.column") hold days: they are checked against as-of's day and compared by day."""
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name=f"contract.{table.name}")
     for column in table.columns:
-        for expectation in _column_expectations(table, column, as_of, column.name in checked_references):
+        check_reference = column.name in checked_references
+        for expectation in _column_expectations(table, column, as_of, check_reference, date_only):
             suite.add_expectation(expectation)
     return suite
 
 
-def _column_expectations(table: Table, column: Column, as_of: pd.Timestamp, check_reference: bool) -> list[Any]:
+def _column_expectations(
+    table: Table, column: Column, as_of: pd.Timestamp, check_reference: bool, date_only: set[str]
+) -> list[Any]:
     import great_expectations.expectations as gxe
 
     name = column.name
@@ -81,17 +102,20 @@ def _column_expectations(table: Table, column: Column, as_of: pd.Timestamp, chec
             )
         )
     if column.dtype == "timestamp" and not column.may_be_future:
+        # A day (stored as its end) is not after as-of when it is as-of's day or earlier.
+        latest = as_of.normalize() + END_OF_DAY if f"{table.name}.{name}" in date_only else as_of
         expectations.append(
             gxe.ExpectColumnValuesToBeBetween(
-                column=name, max_value=as_of, meta={"rule": rule_id(table, column, "not_after_as_of")}
+                column=name, max_value=latest, meta={"rule": rule_id(table, column, "not_after_as_of")}
             )
         )
     if column.not_before:
         earlier = column.not_before if "." not in column.not_before else referenced_column(column.not_before)
+        by_day = compared_by_day(table, column, date_only)
         expectations.append(
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=name,
-                column_B=earlier,
+                column_A=day_column(name) if by_day else name,
+                column_B=day_column(earlier) if by_day else earlier,
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
                 meta={"rule": rule_id(table, column, "not_before")},
@@ -166,6 +190,18 @@ def add_lookup_columns(
             # Referenced table absent: nothing to compare with.
             lookups[referenced_column(reached)] = pd.Series(pd.NaT, index=typed.index, dtype="datetime64[ns]")
     return typed.assign(**lookups), checked
+
+
+def add_day_columns(frame: pd.DataFrame, table: Table, date_only: set[str]) -> pd.DataFrame:
+    """The days of both sides of every time-order rule compared by day (after `add_lookup_columns`)."""
+    days = {}
+    for column in table.columns:
+        if compared_by_day(table, column, date_only):
+            assert column.not_before is not None
+            earlier = column.not_before if "." not in column.not_before else referenced_column(column.not_before)
+            days[day_column(column.name)] = frame[column.name].dt.floor("D")
+            days[day_column(earlier)] = frame[earlier].dt.floor("D")
+    return frame.assign(**days)
 
 
 def _look_up(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
