@@ -41,3 +41,36 @@ def cutoff_schedule(first: pd.Timestamp, every_days: int, as_of: pd.Timestamp) -
 def label_observed(cutoff: pd.Timestamp, horizon_days: int, as_of: pd.Timestamp) -> bool:
     """The label window [cutoff, cutoff + horizon) ends no later than the data's as-of time."""
     return cutoff + pd.Timedelta(days=horizon_days) <= as_of
+
+
+def check_label_windows(
+    cutoffs: list[pd.Timestamp], horizon_days: int, as_of: pd.Timestamp, first_order_at: pd.Timestamp
+) -> None:
+    """Refuse, before any feature is built, a schedule that leaves the model nothing to learn from: a test cutoff
+    T (the last whose window is observed by as-of) and at least one earlier cutoff, after the first order, whose
+    window ends by T."""
+    if not _has_fitting_cutoff(cutoffs, horizon_days, as_of, first_order_at):
+        longest = next(
+            (h for h in range(horizon_days - 1, 0, -1) if _has_fitting_cutoff(cutoffs, h, as_of, first_order_at)),
+            None,
+        )
+        allowed = (
+            f"at most {longest} days with these cutoffs"
+            if longest
+            else "none with these cutoffs: move features.first_cutoff"
+        )
+        raise ValueError(
+            f"features.horizon_days = {horizon_days} is longer than the history allows: the data runs from "
+            f"{first_order_at.date()} to {as_of.date()}, and a model needs a test cutoff whose {horizon_days}-day "
+            f"window is observed plus an earlier cutoff whose window ends by it; the horizon can be {allowed}"
+        )
+
+
+def _has_fitting_cutoff(
+    cutoffs: list[pd.Timestamp], horizon_days: int, as_of: pd.Timestamp, first_order_at: pd.Timestamp
+) -> bool:
+    labelled = [cutoff for cutoff in cutoffs if label_observed(cutoff, horizon_days, as_of)]
+    if not labelled:
+        return False
+    test_cutoff = labelled[-1]
+    return any(first_order_at < cutoff and label_observed(cutoff, horizon_days, test_cutoff) for cutoff in labelled)

@@ -45,6 +45,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Scoring report, as of {report['as_of']}",
         "",
+        *([f"**Warning:** {report['model']['data_warning']}", ""] if report["model"].get("data_warning") else []),
         f"Model: `{report['model']['source']}` (deployed at {report['model']['deploy_at']}). "
         f"Data exported at {freshness['exported_at']}; latest order {freshness['latest_order_at']} "
         f"({freshness['days_since_latest_order']:.1f} days before as-of).",

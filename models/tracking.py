@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel
 from models.dataset import plain_input
+from models.tracking_settings import TrackingSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +33,6 @@ SCORER_CODE = Path(__file__).with_name("scorer.py")
 PACKAGES = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ("lightgbm", "pandas", "numpy", "scipy", "scikit-learn", "pyarrow", "ibis-framework", "mlflow")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """The `mlflow` block of params.yaml."""
-
-    experiment: str = "churn"
-    model_name: str = "churn-model"
-    # Test metric (of the LightGBM model on the test cutoff) that decides whether a new version becomes champion.
-    champion_metric: str = "roc_auc"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from models.artifact import ChurnModel
 from models.calibration import choose_calibration
 from models.dataset import model_input_from, to_matrix
 from models.drift import feature_profile
-from models.split import Split, held_out_customers, split_for_deployment
+from models.split import Split, held_out_customers, label_known_by, split_for_deployment
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ class TrainParams:
     exclude_features: tuple[str, ...] = ()
     num_threads: int = 2
     seed: int = 42
+    # Too little data: below these the out-of-time numbers mean nothing. `stop` refuses to train; `warn` trains and
+    # every report and risk list from the model says so.
+    min_fit_rows: int = 1000
+    min_test_customers: int = 300
+    min_test_churners: int = 50
+    min_test_non_churners: int = 50
+    too_little_data: Literal["stop", "warn"] = "stop"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainParams:
@@ -85,6 +92,26 @@ class TrainParams:
         if params.max_rounds <= 0 or params.early_stopping_rounds <= 0 or params.num_threads <= 0:
             raise ValueError("train.max_rounds, early_stopping_rounds and num_threads must be positive")
         return params
+
+
+def data_shortfalls(
+    frame: pd.DataFrame, test_cutoff: pd.Timestamp, horizon_days: int, params: TrainParams
+) -> list[str]:
+    """What the labelled rows lack for a meaningful model: rows to fit (labels known at the test cutoff), and
+    customers, churners and non-churners at the test cutoff; each said with the param that sets its minimum."""
+    fit_rows = int(label_known_by(frame["cutoff"], horizon_days, test_cutoff).sum())
+    test_labels = frame.loc[frame["cutoff"] == test_cutoff, LABEL]
+    counts = {
+        "min_fit_rows": (fit_rows, "rows to fit"),
+        "min_test_customers": (len(test_labels), "customers at the test cutoff"),
+        "min_test_churners": (int((test_labels == 1).sum()), "churners at the test cutoff"),
+        "min_test_non_churners": (int((test_labels == 0).sum()), "customers who stayed at the test cutoff"),
+    }
+    return [
+        f"{count:,} {what} (train.{name} = {getattr(params, name):,})"
+        for name, (count, what) in counts.items()
+        if count < getattr(params, name)
+    ]
 
 
 def lightgbm_params(params: TrainParams, features: tuple[str, ...]) -> dict[str, Any]:
@@ -118,11 +145,12 @@ def fit_recipe(
     params: TrainParams,
     data_hash: str,
     available_features: tuple[str, ...],
+    data_warning: str | None = None,
 ) -> tuple[ChurnModel, Split]:
     """The model that could have been fitted at deploy_at, with the split it was fitted on.
 
     `available_features` are those whose source the data provided (the others are all missing); scoring refuses
-    data that lacks one of them."""
+    data that lacks one of them. `data_warning` (too little data) travels with the model into every report."""
     split = split_for_deployment(frame, deploy_at, horizon_days, params.validation_share, params.seed)
     train_rows, validation_rows = frame.iloc[split.train], frame.iloc[split.validation]
     model_input = model_input_from(train_rows, params.exclude_features)
@@ -162,6 +190,7 @@ def fit_recipe(
         "available_features": sorted(available_features),
         "feature_profile": feature_profile(train_matrix),
         "params": asdict(params),
+        "data_warning": data_warning,
     }
     return ChurnModel(booster, model_input, calibration, training), split
 

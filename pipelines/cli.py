@@ -7,6 +7,8 @@ Heavy libraries (Great Expectations, MLflow, LightGBM) are imported inside the c
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -20,6 +22,19 @@ app = typer.Typer(
 )
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file; each stage reads its own block.")]
+
+
+@contextmanager
+def refusals(what: str) -> Iterator[None]:
+    """A user error (params, files, data that cannot be used) as one line on stderr and exit code 1."""
+    try:
+        yield
+    except ValueError as error:
+        typer.echo(f"{what}: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    except OSError as error:  # a path that does not exist or cannot be read
+        typer.echo(f"{what}: {error.filename or ''}: {error.strerror or error}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.callback()
@@ -47,7 +62,8 @@ def generate(
     """Generate the synthetic shop (block `generate`)."""
     from pipelines.stages import generate as stage
 
-    shop = stage.run(params, out, truth)
+    with refusals("generate failed"):
+        shop = stage.run(params, out, truth)
     for name, table in shop.tables.items():
         typer.echo(f"{name:>10}: {len(table):>10,} rows")
     typer.echo(f"tables in {out}, ground truth in {truth}")
@@ -67,11 +83,8 @@ def validate(
     from pipelines.stages import validate as stage
 
     outputs = stage.ValidateOutputs(validated, quarantine, report, report_md)
-    try:
+    with refusals("validation failed"):
         result = stage.run(params, outputs)
-    except ValueError as error:
-        typer.echo(f"validation failed: {error}", err=True)
-        raise typer.Exit(code=1) from error
     for table_report in result.reports:
         if table_report.present:
             typer.echo(
@@ -105,7 +118,8 @@ def features(
     from pipelines.stages import features as stage
 
     outputs = stage.FeatureOutputs(out, dictionary, dictionary_md, summary)
-    result = stage.run(params, validated, validation_report, outputs)
+    with refusals("features failed"):
+        result = stage.run(params, validated, validation_report, outputs)
     churn_rate = "no labelled cutoff" if result["churn_rate"] is None else f"churn rate {result['churn_rate']:.1%}"
     typer.echo(
         f"{result['cutoffs']} cutoffs ({result['labelled_cutoffs']} with labels), {result['rows']:,} rows; "
@@ -142,7 +156,8 @@ def train(
     """Fit the LightGBM recipe twice: at the test cutoff (for evaluation) and at the as-of time (block `train`)."""
     from pipelines.stages import train as stage
 
-    summary = stage.run(params, features, dictionary, validation_report, stage.TrainOutputs(backtest, current))
+    with refusals("training failed"):
+        summary = stage.run(params, features, dictionary, validation_report, stage.TrainOutputs(backtest, current))
     for name in ("backtest", "current"):
         model = summary[name]
         assert isinstance(model, dict)
@@ -150,6 +165,8 @@ def train(
             f"{name:>8}: deployed at {model['deploy_at'][:10]}, {model['train_rows']:,} training rows, "
             f"{model['best_iteration']} rounds, {model['calibration']} calibration"
         )
+    if summary["data_warning"]:
+        typer.echo(f"WARNING: {summary['data_warning']}", err=True)
 
 
 @app.command()
@@ -174,7 +191,8 @@ def evaluate(
     from pipelines.stages import evaluate as stage
 
     outputs = stage.EvaluateOutputs(metrics, plots, figures)
-    result = stage.run(params, features, (backtest, current), truth, outputs, track=track)
+    with refusals("evaluation failed"):
+        result = stage.run(params, features, (backtest, current), truth, outputs, track=track)
     typer.echo(f"test cutoff {result['test_cutoff']}: ROC-AUC, PR-AUC, Brier, ECE")
     for method, values in result["overall"].items():
         typer.echo(
@@ -191,6 +209,8 @@ def evaluate(
             versus = "" if gain is None else f"; {intervals['reference']} gains [{gain[0]:+.4f}, {gain[1]:+.4f}]"
             typer.echo(f"{method:>14}: ROC-AUC [{low:.4f}, {high:.4f}]{versus}")
     typer.echo(f"metrics in {metrics}, plots in {plots}, figures in {figures}")
+    if result.get("data_warning"):
+        typer.echo(f"WARNING: {result['data_warning']}", err=True)
 
 
 @app.command()
@@ -226,18 +246,45 @@ def score(
 
     outputs = stage.ScoreOutputs(out, out_csv, report, report_md)
     filters = stage.Filters(bad_experience_within, min_probability, top_k)
-    try:
+    with refusals("scoring refused"):  # ScoringRefused, ModelFileError, bad params, missing files
         result = stage.run(params, validated, validation_report, model, outputs, as_of, filters)
-    except ValueError as error:  # ScoringRefused, ModelFileError, bad params
-        typer.echo(f"scoring refused: {error}", err=True)
-        raise typer.Exit(code=1) from error
     tiers = ", ".join(f"{tier} {values['customers']:,}" for tier, values in result["tiers"].items())
     typer.echo(
         f"as of {result['as_of']}: {result['customers_scored']:,} customers scored ({tiers}); "
         f"{result['customers_written']:,} in {out}; value at risk {result['value_at_risk']:,.0f}"
     )
+    if result["model"].get("data_warning"):
+        typer.echo(f"WARNING: {result['model']['data_warning']}", err=True)
     if result["drift_warnings"]:
         typer.echo(f"drift warning: {', '.join(result['drift_warnings'])} (see {report_md})")
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="An export file (.csv, .parquet) or a folder of them.")],
+) -> None:
+    """Read a sample of each file and print the `data` block of params.yaml that reads it: encoding, delimiter,
+    number and date conventions, the column mapping onto the contract, and warnings about ids. Exits 1 when a
+    file cannot be read right by any settings, saying why."""
+    import yaml
+
+    from pipelines.sources.inspect import inspect_path, proposed_data_block
+
+    with refusals("inspect failed"):
+        inspections = inspect_path(path)
+    for inspection in inspections:
+        typer.echo(f"# {inspection.path}: {inspection.table or 'no contract table'}")
+        for column, reading in inspection.dates.items():
+            typer.echo(f"#   dates in {column}: {reading}")
+        for warning in inspection.warnings:
+            typer.echo(f"#   warning: {warning}")
+        for problem in inspection.problems:
+            typer.echo(f"#   cannot propose: {problem}")
+    folder = path if path.is_dir() else path.parent
+    block = {"data": proposed_data_block(inspections, folder)}
+    typer.echo(yaml.safe_dump(block, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+    if any(inspection.problems for inspection in inspections):
+        raise typer.Exit(code=1)
 
 
 @app.command()

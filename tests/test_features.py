@@ -256,7 +256,7 @@ def test_cutoff_schedule() -> None:
 
 
 def test_feature_params_reject_unknown_and_nonpositive() -> None:
-    with pytest.raises(ValueError, match="unknown features params"):
+    with pytest.raises(ValueError, match=r"features\.horizon is not a param"):
         FeatureParams.from_dict({"horizon": 90})
     with pytest.raises(ValueError, match="must be positive"):
         FeatureParams.from_dict({"every_days": 0})

@@ -190,7 +190,8 @@ def test_a_failure_while_writing_leaves_the_old_list(
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)  # the Parquet file is written first, then this fails
     result = CliRunner().invoke(app, score_args(pipeline, out, "--top-k", 5))
-    assert isinstance(result.exception, OSError)
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output  # one line, no traceback
     assert unchanged(out, before)  # no partial or mixed list, no temporary file left
 
 
@@ -246,7 +247,8 @@ def test_refuses_an_empty_population(
 def test_scores_from_an_mlflow_model_uri_like_from_the_folder(
     pipeline: dict[str, Path], scored: tuple[pd.DataFrame, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.tracking import TrackingSettings, log_run
+    from models.tracking import log_run
+    from models.tracking_settings import TrackingSettings
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = load_model(pipeline["current"])

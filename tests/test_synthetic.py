@@ -402,7 +402,7 @@ def test_dirt_only_adds_rows(small_shop: SyntheticShop, small_shop_without_dirt:
 
 
 def test_from_dict_rejects_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="n_customer'"):
+    with pytest.raises(ValueError, match=r"generate\.n_customer is not a param; did you mean generate\.n_customers"):
         SyntheticShopParams.from_dict({"n_customer": 10, "seed": 1})
 
 

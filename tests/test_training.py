@@ -125,7 +125,8 @@ def test_mlflow_run_holds_params_metrics_curve_plots_and_the_whole_scorer(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from models.tracking import TrackingSettings, log_run
+    from models.tracking import log_run
+    from models.tracking_settings import TrackingSettings
 
     folder = tmp_path / "model"
     save_model(backtest, folder)
@@ -157,7 +158,8 @@ def test_champion_alias_moves_only_when_the_new_version_is_better(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from models.tracking import TrackingSettings, log_run
+    from models.tracking import log_run
+    from models.tracking_settings import TrackingSettings
 
     folder = tmp_path / "model"
     save_model(backtest, folder)

@@ -25,6 +25,8 @@ from pipelines.sources.options import ReadOptions, table_options
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".parquet", ".csv")
+# Bytes of a file read to detect its encoding.
+SAMPLE_BYTES = 2 * 1024 * 1024
 # Why a line of a CSV file is not a row: set aside (counted, kept) before validation.
 BLANK_LINE = "blank_line"
 # Columns of a set-aside source row besides the source's own: where it came from and why it was not used.
@@ -221,10 +223,36 @@ def read_csv(path: Path, options: ReadOptions, keep_blank_lines: bool = False) -
 
 
 def _encoding_suggestion(path: Path) -> str:
+    encoding, others = detect_encoding(path.read_bytes()[:SAMPLE_BYTES])
+    if encoding is None:
+        return "e.g. cp1252 or latin-1"
+    return f"it reads as {encoding}" + (f"; {', '.join(others)} would read it differently" if others else "")
+
+
+def detect_encoding(sample: bytes) -> tuple[str | None, list[str]]:
+    """The encoding of a file's first bytes, and the other plausible ones that would read them differently.
+
+    UTF-8 when the bytes are valid UTF-8 (with or without a byte-order mark); else the charset detector's
+    candidates, Windows-1252 first when it is one of them: the encoding of Western European Excel exports, and a
+    superset of Latin-1's printable characters."""
+    if sample.startswith(UTF16_BOMS):
+        return "utf-16", []
+    try:
+        sample.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+        return "utf-8", []
+    except UnicodeDecodeError as error:
+        if error.start > len(sample) - 4:  # the sample cut a character in two
+            return "utf-8", []
     from charset_normalizer import from_bytes
 
-    best = from_bytes(path.read_bytes()[: 256 * 1024]).best()
-    return f"it reads as {best.encoding}" if best is not None else "e.g. cp1252 or latin-1"
+    names = list(dict.fromkeys(codecs.lookup(match.encoding).name for match in from_bytes(sample)))
+    names = ["cp1252" if name in ("iso8859-1", "latin-1") else name for name in names]
+    if not names:
+        return None, []
+    chosen = "cp1252" if "cp1252" in names else names[0]
+    text = sample.decode(chosen, errors="replace")
+    others = [name for name in dict.fromkeys(names) if name != chosen and sample.decode(name, errors="replace") != text]
+    return chosen, others
 
 
 def _arrow_strings(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:

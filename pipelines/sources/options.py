@@ -6,8 +6,10 @@ setting, never a guess: a value that reads two ways under the settings is refuse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from features.blocks import from_block
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,14 @@ class ReadOptions:
     def from_params(
         cls, values: dict[str, Any], base: ReadOptions | None = None, where: str = "data.csv"
     ) -> ReadOptions:
-        """Options from a params mapping, on top of `base`; unknown keys are refused with the valid ones."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{where} has unknown key(s) {unknown}; valid keys: {sorted(known)}")
+        """Options from a params mapping, on top of `base`; unknown keys and wrong types are refused."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{where} must be a mapping of reading options, not {values!r}")
         settings = dict(values)
-        if "missing_values" in settings:
-            settings["missing_values"] = tuple(str(value) for value in settings["missing_values"] or ())
-        return replace(base or cls(), **settings)
+        if isinstance(settings.get("missing_values"), list):
+            # YAML reads an unquoted NULL or NA as text, but a bare null or 0 as other types: all are words here.
+            settings["missing_values"] = ["" if value is None else str(value) for value in settings["missing_values"]]
+        return from_block(cls, {**asdict(base or cls()), **settings}, where)
 
 
 def table_options(data_params: dict[str, Any], table: str) -> ReadOptions:

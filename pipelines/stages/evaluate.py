@@ -18,7 +18,7 @@ from models.artifact import ChurnModel, load_model
 from models.baselines import Scores, buy_till_you_die, recency_rule, rfm_logistic
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
-from models.evaluate import METHODS, MODEL, ORACLE, comparison, evaluate_methods
+from models.evaluate import METHODS, MODEL, ORACLE, EvaluateParams, comparison, evaluate_methods
 from models.plots import calibration_plot_table, curve_tables, feature_importance_figure, shap_summary_figure
 from models.split import split_for_deployment
 from pipelines.params import block, load_params
@@ -29,19 +29,6 @@ from pipelines.stages.generate import TRUTH_CUSTOMERS, TRUTH_PARAMS
 log = logging.getLogger(__name__)
 
 SHAP_PLOT_ROWS = 20_000
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    """The `evaluate` block of params.yaml."""
-
-    # How many customers the retention team can contact: precision and recall are reported at this k.
-    contact_k: int = 1000
-    # Compare with the generator's true probabilities (synthetic data only; set false for your own data).
-    oracle: bool = True
-    # Paired bootstrap resamples of the test customers for 95 % intervals of each ROC-AUC and of the model's gain
-    # over each other method; 0 skips them.
-    bootstrap_resamples: int = 1000
 
 
 @dataclass(frozen=True)
@@ -88,6 +75,8 @@ def run(
             ).items()
         },
         "skipped": skipped,
+        # Set when the model was trained on too little data (train.too_little_data: warn): the figures mean little.
+        "data_warning": training.get("data_warning"),
         **evaluation,
     }
     if settings.bootstrap_resamples > 0:
@@ -182,7 +171,8 @@ def track_run(
     outputs: EvaluateOutputs,
     features_path: Path,
 ) -> Any:
-    from models.tracking import TrackingSettings, log_run
+    from models.tracking import log_run
+    from models.tracking_settings import TrackingSettings
 
     settings = from_block(TrackingSettings, block(params, "mlflow"), "mlflow")
     current = load_model(current_folder)

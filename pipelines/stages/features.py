@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 from features.build import LABEL, feature_dictionary, feature_groups, feature_table, features_at, shared_tables
 from features.checks import check_feature_invariants
-from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
+from features.cutoffs import FeatureParams, check_label_windows, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
 from pipelines.params import block, load_params
+from pipelines.validation.outcome import validated_as_of
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,11 @@ def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs
     block_values = dict(block(params, "features"))
     strategy = block_values.pop("strategy", "per_cutoff")
     feature_params = FeatureParams.from_dict(block_values)
-    as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    as_of = validated_as_of(validation_report)
     inputs = read_validated(ibis.duckdb.connect(), validated_dir, as_of)
     cutoffs = cutoff_schedule(pd.Timestamp(feature_params.first_cutoff), feature_params.every_days, as_of)
+    first_order_at = pd.Timestamp(inputs.orders.ordered_at.min().to_pyarrow().as_py())
+    check_label_windows(cutoffs, feature_params.horizon_days, as_of, first_order_at)
     log.info("features at %d cutoffs, %s to %s", len(cutoffs), cutoffs[0].date(), cutoffs[-1].date())
     write_features(inputs, cutoffs, feature_params, outputs.features, strategy)
     check_written_features(outputs.features, cutoffs)

@@ -28,6 +28,7 @@ from models.risk import RiskParams, assemble_risk_list, filter_risk_list, with_r
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
 from pipelines.params import block, load_params
+from pipelines.validation.outcome import validated_as_of
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run(
     feature_block.pop("strategy", None)
     feature_params = FeatureParams.from_dict(feature_block)
     model = resolve_model(model_reference)
-    exported_at = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    exported_at = validated_as_of(validation_report)
     inputs = read_validated(ibis.duckdb.connect(), validated_dir, exported_at)
     latest = latest_event_times(inputs)
     scoring_time = choose_as_of(risk_params.as_of, latest["event"], exported_at, model)
@@ -106,7 +107,10 @@ def run(
         "latest_order_at": latest["order"].isoformat(),
         "days_since_latest_order": (scoring_time - latest["order"]).total_seconds() / 86_400,
     }
-    model_info = {"source": model_reference, "deploy_at": model.training["deploy_at"]}
+    data_warning = model.training.get("data_warning")
+    if data_warning:  # trained on too little data (train.too_little_data: warn): every row says so
+        written = written.assign(data_warning=data_warning)
+    model_info = {"source": model_reference, "deploy_at": model.training["deploy_at"], "data_warning": data_warning}
     psi = population_stability(model.training["feature_profile"], model.matrix(features))
     report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
     for name in report["drift_warnings"]:

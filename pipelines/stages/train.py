@@ -4,7 +4,6 @@ as-of time), both by the same recipe."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,9 @@ from features.cutoffs import FeatureParams
 from models.artifact import save_model
 from models.dataset import read_labelled_rows
 from models.split import last_labelled_cutoff
-from models.train import TrainParams, fit_recipe
+from models.train import TrainParams, data_shortfalls, fit_recipe
 from pipelines.params import block, load_params
+from pipelines.validation.outcome import validated_as_of
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,19 @@ def run(
     feature_block = dict(block(params, "features"))
     feature_block.pop("strategy", None)
     horizon_days = FeatureParams.from_dict(feature_block).horizon_days
-    as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    as_of = validated_as_of(validation_report)
     frame = read_labelled_rows(features_path, train_params.max_training_rows, train_params.seed)
     data_hash = file_sha256(features_path)
     available = available_features(dictionary)
     test_cutoff = last_labelled_cutoff(frame)
-    summary: dict[str, object] = {"test_cutoff": test_cutoff.date().isoformat(), "as_of": as_of.isoformat()}
+    data_warning = too_little_data(frame, test_cutoff, horizon_days, train_params)
+    summary: dict[str, object] = {
+        "test_cutoff": test_cutoff.date().isoformat(),
+        "as_of": as_of.isoformat(),
+        "data_warning": data_warning,
+    }
     for name, deploy_at, folder in (("backtest", test_cutoff, outputs.backtest), ("current", as_of, outputs.current)):
-        model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash, available)
+        model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash, available, data_warning)
         save_model(model, folder)
         summary[name] = {
             "deploy_at": deploy_at.isoformat(),
@@ -52,6 +57,23 @@ def run(
         }
         log.info("%s model saved to %s", name, folder)
     return summary
+
+
+def too_little_data(
+    frame: pd.DataFrame, test_cutoff: pd.Timestamp, horizon_days: int, params: TrainParams
+) -> str | None:
+    """Refuse to train on too little data, or (train.too_little_data: warn) return the warning the model carries."""
+    shortfalls = data_shortfalls(frame, test_cutoff, horizon_days, params)
+    if not shortfalls:
+        return None
+    message = "too little data for figures that mean anything: only " + "; ".join(shortfalls)
+    if params.too_little_data == "stop":
+        raise ValueError(
+            f"{message}. Add history or customers, lower those minimums, or set train.too_little_data: warn to "
+            "train anyway with a warning on every report and risk list"
+        )
+    log.warning(message)
+    return message
 
 
 def available_features(dictionary: Path) -> tuple[str, ...]:

@@ -36,8 +36,8 @@ def run(params_path: Path, outputs: ValidateOutputs) -> ValidationResult:
     max_share = float(block(params, "validate")["max_quarantine_share"])
     source = read_source(data_params)
     result = validate_tables(source.tables, data_as_of(data_params))
-    write_outputs(result, source, outputs, max_share)
     failing = result.over_threshold(max_share)
+    write_outputs(result, source, outputs, max_share, passed=not failing)
     if failing:
         details = "; ".join(
             f"{r.table}: {r.quarantined_share:.1%} of {r.rows_in:,} rows quarantined, mostly {top_rules(r)}"
@@ -58,13 +58,17 @@ def data_as_of(data_params: dict[str, Any]) -> pd.Timestamp:
     return pd.Timestamp(as_of)
 
 
-def write_outputs(result: ValidationResult, source: SourceRead, outputs: ValidateOutputs, max_share: float) -> None:
+def write_outputs(
+    result: ValidationResult, source: SourceRead, outputs: ValidateOutputs, max_share: float, passed: bool
+) -> None:
+    """The quarantine and the report always; the accepted tables only when validation passed, so that no later
+    stage can read the rows of a failed validation as valid."""
     for folder in (outputs.validated_dir, outputs.quarantine_dir):
         folder.mkdir(parents=True, exist_ok=True)
         # A table absent from this source must not linger from an earlier run on another source.
         for stale in folder.glob("*.parquet"):
             stale.unlink()
-    for name, table in result.accepted.items():
+    for name, table in result.accepted.items() if passed else ():
         table.to_parquet(outputs.validated_dir / f"{name}.parquet", index=False)
     for name, table in result.quarantined.items():
         table.to_parquet(outputs.quarantine_dir / f"{name}.parquet", index=False)
