@@ -368,6 +368,33 @@ def write_case(case: Case, clean: pd.DataFrame, folder: Path) -> Path:
     return folder
 
 
+NORDIC_NAMES = {
+    "order_id": "ordrenr",
+    "customer_id": "kundenr",
+    "ordered_at": "dato",
+    "order_value": "beløp",
+    "status": "status",
+    "cancel_reason": "årsak",
+    "channel": "kanal",
+    "payment_method": "betaling",
+    "promised_delivery_at": "lovet levering",
+    "delivered_at": "levert",
+}
+
+
+def write_nordic_export(orders: pd.DataFrame, path: Path) -> None:
+    """Contract orders as Excel saves them on a Norwegian desktop: `;`, a UTF-8 byte-order mark on cp1252 text,
+    decimal comma with a thousands dot, dd.mm.yyyy dates and Norwegian headers."""
+    text = orders.copy()
+    for column in ("ordered_at", "promised_delivery_at", "delivered_at"):
+        if column in text.columns:
+            text[column] = orders[column].dt.strftime("%d.%m.%Y %H:%M:%S").where(orders[column].notna(), "")
+    text["order_value"] = [_number(value, ",", ".") for value in orders["order_value"]]
+    text = text.fillna("")
+    write_csv(text, path, delimiter=";", encoding="cp1252", bom=codecs.BOM_UTF8,
+              header=[NORDIC_NAMES[column] for column in text.columns])  # fmt: skip
+
+
 def main(folder: Path) -> None:
     clean = clean_orders()
     for case in CASES:

@@ -1,4 +1,5 @@
-"""A source with nothing but orders works end to end, and every report says which feature groups it could feed."""
+"""A source with nothing but orders works end to end, from an Excel-Nordic export through `churn inspect` to a risk
+list, and every report says which feature groups it could feed."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import invoke, write_params
+from messy_exports import write_nordic_export
 
 FEATURES = {"first_cutoff": "2024-07-01", "every_days": 60}
 
 
 @pytest.fixture(scope="module")
 def orders_only(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The small shop's validated orders as the only file of a folder, run from validate to score."""
+    """The small shop's validated orders as the only file of a folder, written as Excel saves a Norwegian export;
+    `churn inspect` proposes the data block, and the stages run from validate to score with it."""
     root = tmp_path_factory.mktemp("orders-only")
     (root / "export").mkdir()
-    pd.read_parquet(shop["validated"] / "orders.parquet").to_csv(root / "export" / "orders.csv", index=False)
+    write_nordic_export(pd.read_parquet(shop["validated"] / "orders.parquet"), root / "export" / "ordrer.csv")
+    proposed = yaml.safe_load(invoke("inspect", root / "export"))["data"]
     params = write_params(
         root / "params.yaml",
-        data={"path": str(root / "export")},
+        data=proposed,
         features=FEATURES,
         train={"num_threads": 1},
         evaluate={"oracle": False, "bootstrap_resamples": 200},
@@ -52,6 +57,19 @@ def orders_only(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
         root / "risk.csv", "--report", root / "scoring.json", "--report-md", root / "scoring.md",
     )  # fmt: skip
     return {**paths, "root": root}
+
+
+def test_inspect_reads_the_nordic_export_as_the_shop_had_it(
+    orders_only: dict[str, Path], shop: dict[str, Path]
+) -> None:
+    original = pd.read_parquet(shop["validated"] / "orders.parquet").set_index("order_id").sort_index()
+    read = pd.read_parquet(orders_only["validated"] / "orders.parquet").set_index("order_id").sort_index()
+    assert read.index.equals(original.index)
+    assert read["customer_id"].equals(original["customer_id"])
+    assert (read["ordered_at"] == original["ordered_at"]).all()
+    assert (read["order_value"] - original["order_value"]).abs().max() < 0.005  # the export rounds to cents
+    report = json.loads((orders_only["root"] / "validation.json").read_text())["tables"]["orders"]
+    assert report["quarantined"] == 0
 
 
 def test_reports_name_the_feature_groups_the_data_could_feed(orders_only: dict[str, Path]) -> None:

@@ -245,14 +245,14 @@ def detect_encoding(sample: bytes) -> tuple[str | None, list[str]]:
             return "utf-8", []
     from charset_normalizer import from_bytes
 
-    names = list(dict.fromkeys(codecs.lookup(match.encoding).name for match in from_bytes(sample)))
-    names = ["cp1252" if name in ("iso8859-1", "latin-1") else name for name in names]
+    names = [codecs.lookup(match.encoding).name for match in from_bytes(sample)]
+    names = list(dict.fromkeys("cp1252" if name in ("iso8859-1", "latin-1") else name for name in names))
     if not names:
         return None, []
     chosen = "cp1252" if "cp1252" in names else names[0]
     text = sample.decode(chosen, errors="replace")
-    others = [name for name in dict.fromkeys(names) if name != chosen and sample.decode(name, errors="replace") != text]
-    return chosen, others
+    others = [name for name in names if name != chosen and sample.decode(name, errors="replace") != text]
+    return chosen, others[:2]  # the detector ranks its candidates: the next two are the ones worth naming
 
 
 def _arrow_strings(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:

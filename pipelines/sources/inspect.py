@@ -40,7 +40,8 @@ from pipelines.validation.parse import (
     zero_padded_twins,
 )
 
-SAMPLE_ROWS = 20_000
+# Rows read: a whole export for most shops, so that a rare value (the one order above 1,000) is seen.
+SAMPLE_ROWS = 1_000_000
 # (decimal, thousands) in the order a proposal prefers them when several read a column the same.
 NUMBER_CONVENTIONS: tuple[tuple[str, str | None], ...] = (
     (".", None),
@@ -348,6 +349,11 @@ def _choose_number_convention(numbers: dict[str, pd.Series], inspection: FileIns
         inspection.options["decimal"] = decimal
     if thousands is not None:
         inspection.options["thousands"] = thousands
+    elif not any((parsed.abs() >= 1000).any() for parsed in readings[chosen].values()):
+        inspection.warnings.append(
+            "no number of 1,000 or more was read, so whether the export groups thousands ('1 299' or '1.299') "
+            "is unknown; set data.csv.thousands if it does"
+        )
 
 
 def _id_warnings(values: pd.Series, where: str) -> list[str]:

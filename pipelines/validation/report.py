@@ -46,15 +46,31 @@ def report_markdown(result: ValidationResult, source_accounting: dict[str, Any],
             f"| {report.table} | {report.rows_in:,} | {report.accepted:,} | {report.quarantined:,} | "
             f"{report.quarantined_share:.2%}{flag} | {top_rules(report) or '-'} |"
         )
-    notes = [
-        f"- {report.table}: optional columns absent in the source: {', '.join(report.missing_optional_columns)}"
-        for report in result.reports
-        if report.missing_optional_columns
-    ] + [
-        f"- {report.table}: source columns not in the contract, ignored: {', '.join(report.ignored_columns)}"
-        for report in result.reports
-        if report.ignored_columns
-    ]
+    notes = (
+        [
+            f"- {report.table}: optional columns absent in the source: {', '.join(report.missing_optional_columns)}"
+            for report in result.reports
+            if report.missing_optional_columns
+        ]
+        + [
+            f"- {report.table}: source columns not in the contract, ignored: {', '.join(report.ignored_columns)}"
+            for report in result.reports
+            if report.ignored_columns
+        ]
+        + [
+            f"- {report.table}: {', '.join(report.date_only_columns)} hold days without a time of day: each counts "
+            "from the end of its day (capped at as-of), and time-order rules compare days"
+            for report in result.reports
+            if report.date_only_columns
+        ]
+        + [
+            f"- `{rule}`: {count:,} ids Excel had written as numbers ('42.0') read as the id ('42')"
+            for report in result.reports
+            for rule, count in report.rewrites.items()
+        ]
+        + [f"- `{rule}`: {hint}" for report in result.reports for rule, hint in report.hints.items()]
+        + [f"- warning: {warning}" for report in result.reports for warning in report.warnings]
+    )
     if notes:
         lines += ["", "## Notes", "", *notes]
     lines += ["", "## Rules broken", ""]
