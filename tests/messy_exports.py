@@ -231,6 +231,17 @@ def _bad_numbers(frame: pd.DataFrame, path: Path) -> None:
     write_csv(text, path)
 
 
+def _whole_amounts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Amounts in whole kroner, as many shops export them."""
+    return frame.assign(order_value=frame["order_value"].round(0))
+
+
+def _grouped_integers(frame: pd.DataFrame, path: Path) -> None:
+    text = as_text(frame)
+    text["order_value"] = [f"{int(value):,}".replace(",", ".") for value in frame["order_value"]]
+    write_csv(text, path, delimiter=";")
+
+
 def _utf16(frame: pd.DataFrame, path: Path) -> None:
     write_csv(as_text(frame), path, encoding="utf-16")
 
@@ -353,6 +364,22 @@ CASES: tuple[Case, ...] = (
         _bad_numbers,
         {},
         Outcome("quarantined", rule="orders.order_value.number_format", quarantined=3),
+        inspectable=False,
+    ),
+    Case(
+        "grouped_whole_amounts",
+        _grouped_integers,
+        {"csv": {"delimiter": ";"}},
+        Outcome("refused", message=r"three digits after it \('\d\.\d{3}'.*set data\.csv\.thousands '\.'"),
+        truth=_whole_amounts,
+        inspectable=False,
+    ),
+    Case(
+        "grouped_whole_amounts_set",
+        _grouped_integers,
+        {"csv": {"delimiter": ";", "decimal": ",", "thousands": "."}},
+        Outcome("read"),
+        truth=_whole_amounts,
         inspectable=False,
     ),
     Case("utf16", _utf16, {"csv": {"encoding": "utf-16"}}, Outcome("read")),

@@ -11,6 +11,9 @@ from typing import Any
 
 from features.blocks import from_block
 
+# `thousands: none`: the export never groups digits, so '4.731' is four point seven three one.
+NO_GROUPING = "none"
+
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -18,7 +21,8 @@ class ReadOptions:
 
     delimiter: str = ","
     encoding: str = "utf-8"
-    # Numbers: "." or ","; the thousands separator, if the export groups digits ("." , "," , " " or "'").
+    # Numbers: "." or ","; the thousands separator, if the export groups digits ("." , "," , " " or "'"), or
+    # "none" to say it never does (null refuses a column whose every separator is followed by three digits).
     decimal: str = "."
     thousands: str | None = None
     # Dates: an explicit strftime format for every row of a column (e.g. "%d.%m.%Y %H:%M"), or the order of day
@@ -30,11 +34,16 @@ class ReadOptions:
     # Undo Excel's number formatting of ids: "42.0" is the id "42"; "4.2E+05" lost digits and is quarantined.
     excel_ids: bool = True
 
+    @property
+    def grouping(self) -> str | None:
+        """The thousands separator numbers are parsed with (None: digits are not grouped)."""
+        return None if self.thousands == NO_GROUPING else self.thousands
+
     def __post_init__(self) -> None:
         if self.decimal not in (".", ","):
             raise ValueError(f"data.csv.decimal must be '.' or ',', not {self.decimal!r}")
-        if self.thousands is not None and self.thousands not in (".", ",", " ", "'"):
-            raise ValueError(f"data.csv.thousands must be '.', ',', ' ', \"'\" or null, not {self.thousands!r}")
+        if self.thousands is not None and self.thousands not in (".", ",", " ", "'", NO_GROUPING):
+            raise ValueError(f"data.csv.thousands must be '.', ',', ' ', \"'\", 'none' or null, not {self.thousands!r}")
         if self.thousands == self.decimal:
             raise ValueError(f"data.csv.thousands and data.csv.decimal are both {self.decimal!r}; they must differ")
         if self.date_format is not None and self.day_first is not None:

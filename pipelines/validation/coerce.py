@@ -10,7 +10,14 @@ import pandas as pd
 from features.contract import PANDAS_DTYPES, Column, Table
 from pipelines.sources.files import SourceTable
 from pipelines.sources.options import ReadOptions
-from pipelines.validation.parse import parse_ids, parse_numbers, parse_timestamps, trim_missing, zero_padded_twins
+from pipelines.validation.parse import (
+    check_grouping_ambiguity,
+    parse_ids,
+    parse_numbers,
+    parse_timestamps,
+    trim_missing,
+    zero_padded_twins,
+)
 from pipelines.validation.suite import END_OF_DAY
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
@@ -127,7 +134,9 @@ def _read_column(
             # Known only by its day: it counts from the end of that day, never earlier than it could have happened.
             values = values + END_OF_DAY
     elif column.dtype in ("float", "int"):
-        values = parse_numbers(raw, options.decimal, options.thousands)
+        if options.thousands is None:
+            check_grouping_ambiguity(raw, options.decimal, where)
+        values = parse_numbers(raw, options.decimal, options.grouping)
         if column.dtype == "int":
             values = values.where(values.isna() | (values == np.round(values))).astype("Int64")
     else:
@@ -153,7 +162,7 @@ def _format_hint(unreadable: pd.Series, column: Column, options: ReadOptions) ->
     if column.dtype not in ("float", "int"):
         return None
     for decimal, thousands in NUMBER_CONVENTIONS:
-        if (decimal, thousands) == (options.decimal, options.thousands):
+        if (decimal, thousands) == (options.decimal, options.grouping):
             continue
         if parse_numbers(unreadable, decimal, thousands).notna().all():
             return (

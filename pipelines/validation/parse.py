@@ -36,6 +36,27 @@ class AmbiguousDates(ValueError):
     """A date column's values read two ways and no setting says which."""
 
 
+class AmbiguousNumbers(ValueError):
+    """Every separator in a number column is followed by exactly three digits: a decimal mark or thousands?"""
+
+
+def check_grouping_ambiguity(text: pd.Series, decimal: str, where: str) -> None:
+    """Refuse a column, read without a thousands separator, whose every value with the decimal mark has exactly
+    three digits after it ('4.731', '1.299'): an export grouping thousands writes those too."""
+    if not _is_text(text):
+        return
+    present = text.dropna()
+    marked = present[present.str.contains(decimal, regex=False)]
+    grouped = marked.str.fullmatch(rf"[+-]?\d{{1,3}}(?:{re.escape(decimal)}\d{{3}})+")
+    if len(marked) >= 3 and grouped.all():
+        examples = ", ".join(repr(value) for value in marked.unique()[:3])
+        raise AmbiguousNumbers(
+            f"{where}: every value with a {decimal!r} has three digits after it ({examples}): read as decimals or "
+            f"as thousands? set data.csv.thousands {decimal!r} (with the other mark as data.csv.decimal) or "
+            "data.csv.thousands 'none'"
+        )
+
+
 @dataclass(frozen=True)
 class ParsedTimestamps:
     values: pd.Series  # datetime64[ns], naive UTC; NaT where a cell did not fit
