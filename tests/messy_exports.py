@@ -247,7 +247,7 @@ def _utf16(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _end_of_day(frame: pd.DataFrame) -> pd.DataFrame:
-    end = pd.Timedelta(days=1) - pd.Timedelta(1, unit="ns")
+    end = pd.Timedelta(days=1) - pd.Timedelta(1, unit="us")
     return frame.assign(delivered_at=frame["delivered_at"] + end)
 
 

@@ -179,3 +179,25 @@ def test_events_before_the_cutoff_change_no_label(data: st.DataObject) -> None:
     after = at_cutoff(change_the_past(data.draw, shop), schema(shop)).set_index("customer_id")[LABEL]
     common = before.index.intersection(after.index)
     pd.testing.assert_series_equal(before[common], after[common], check_dtype=False)
+
+
+def test_an_event_known_only_by_its_day_counts_from_the_end_of_that_day() -> None:
+    """A review dated 2024-03-10 (no time) may have been written at 23:59: validation stores it at the end of the
+    day, so a cutoff at the start of that day cannot see it, and the next day's cutoff can."""
+    from conftest import as_sources, clean_tables
+
+    from pipelines.validation.run import validate_tables
+
+    tables = clean_tables()
+    tables["reviews"] = pd.DataFrame({"order_id": ["o2"], "review_score": ["1"], "reviewed_at": ["2024-03-10"]})
+    accepted = validate_tables(as_sources(tables), AS_OF).accepted
+    assert accepted["reviews"]["reviewed_at"].iloc[0] == pd.Timestamp("2024-03-10 23:59:59.999999")
+    inputs = inputs_from_frames(accepted, AS_OF)
+    params = FeatureParams()
+
+    def low_reviews(cutoff: str) -> float:
+        rows = features_at(inputs, pd.Timestamp(cutoff), params).execute().set_index("customer_id")
+        return float(rows.loc["c1", "low_review_total"])
+
+    assert low_reviews("2024-03-10") == 0
+    assert low_reviews("2024-03-11") == 1

@@ -57,12 +57,16 @@ def test_validate_fails_over_the_quarantine_limit_and_keeps_the_rows(shop: dict[
         tmp_path / "params.yaml", data={"path": str(shop["raw"])}, validate={"max_quarantine_share": 0.001}
     )
     quarantine = tmp_path / "quarantine"
+    validated = tmp_path / "v"
+    validated.mkdir()
+    (validated / "orders.parquet").write_bytes(b"an earlier run's accepted rows")
     result = CliRunner().invoke(
         app,
-        ["validate", "--params", str(params), "--validated", str(tmp_path / "v"), "--quarantine", str(quarantine),
+        ["validate", "--params", str(params), "--validated", str(validated), "--quarantine", str(quarantine),
          "--report", str(tmp_path / "r.json"), "--report-md", str(tmp_path / "r.md")],
     )  # fmt: skip
     assert result.exit_code == 1
+    assert list(validated.iterdir()) == []  # nothing a later stage could take as valid
     assert "too much bad data (limit validate.max_quarantine_share = 0.1%)" in result.output
     assert "orders: 0.5% of" in result.output
     assert "orders.duplicate_row" in result.output or "orders.order_value.range" in result.output

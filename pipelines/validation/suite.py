@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 LOOKUP_PREFIX = "__"
 # A day known only by its date is stored as the last moment of that day.
-END_OF_DAY = pd.Timedelta(days=1) - pd.Timedelta(1, unit="ns")
+# Microseconds: the finest time DuckDB and Spark hold, so the feature engines read it unchanged.
+END_OF_DAY = pd.Timedelta(days=1) - pd.Timedelta(1, unit="us")
 
 
 def known_column(column: str) -> str:
