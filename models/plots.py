@@ -43,8 +43,12 @@ def curve_tables(labels: np.ndarray, methods: dict[str, Scores], columns: tuple[
 def _interpolated_precision(labels: np.ndarray, ranking: np.ndarray) -> np.ndarray:
     """The best precision reachable at a recall of at least each grid point (the usual PR interpolation)."""
     precision, recall, _ = precision_recall_curve(labels, ranking)
-    # recall decreases along the arrays; the running max from the high-recall end gives the envelope.
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    # sklearn ends the arrays with a point (recall 0, precision 1) that no threshold reaches; it would lift the
+    # envelope to 1 everywhere.
+    precision, recall = precision[:-1], recall[:-1]
+    # recall decreases along the arrays, so the running max from the start is the best precision at a recall at
+    # least as high: the envelope.
+    envelope = np.maximum.accumulate(precision)
     index = np.searchsorted(-recall, -GRID, side="right") - 1
     return envelope[np.clip(index, 0, len(envelope) - 1)]
 
