@@ -354,13 +354,14 @@ def test_refuses_an_empty_population(
 def test_scores_from_an_mlflow_model_uri_like_from_the_folder(
     pipeline: dict[str, Path], scored: tuple[pd.DataFrame, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.tracking import TrackingSettings, log_run
+    from models.tracking import Evidence, TrackingSettings, log_run
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = load_model(pipeline["current"])
     rows = pd.read_parquet(pipeline["features.parquet"]).head(3)
     settings = TrackingSettings(experiment="scoring", model_name="churn-scoring")
-    log_run(settings, model, pipeline["current"], rows, {}, {"test_roc_auc": 0.8}, {}, [])
+    evidence = Evidence(load_model(pipeline["backtest"]), pipeline["backtest"], rows, resamples=0, seed=0)
+    log_run(settings, model, pipeline["current"], evidence, {}, {"test_roc_auc": 0.8}, {}, [])
     args = score_args(pipeline, tmp_path / "risk")
     args[args.index("--model") + 1] = "models:/churn-scoring@champion"
     result = CliRunner().invoke(app, args)

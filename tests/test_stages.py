@@ -124,6 +124,7 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     shop: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_EXP_NAME", "tidy-tern")  # as `dvc exp run` sets it
     params = write_params(
         tmp_path / "params.yaml",
         features={"first_cutoff": "2024-07-01", "every_days": 60},
@@ -171,6 +172,8 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     run = MlflowClient().get_run(champion.run_id)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(overall["lightgbm"]["roc_auc"])
     assert run.data.tags["test_cutoff"] == "2025-08-25"
+    assert run.info.run_name == run.data.tags["dvc_experiment"] == "tidy-tern"
+    assert champion.tags["promotion"] == "champion"
 
 
 def test_params_read_as_dvc_writes_them(tmp_path: Path) -> None:

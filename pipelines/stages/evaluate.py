@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,12 @@ from models.evaluate import METHODS, MODEL, ORACLE, comparison, evaluate_methods
 from models.plots import calibration_plot_table, curve_tables, feature_importance_figure, shap_summary_figure
 from models.split import split_for_deployment
 from pipelines.params import block, load_params
-from pipelines.provenance import dvc_output_hash, git_commit
+from pipelines.provenance import dvc_experiment, dvc_output_hash, git_commit, run_name
 from pipelines.sources.synthetic import SyntheticShopParams, true_churn_probability
 from pipelines.stages.generate import TRUTH_CUSTOMERS, TRUTH_PARAMS
+
+if TYPE_CHECKING:  # MLflow loads only when a run is tracked
+    from models.tracking import Evidence, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +106,11 @@ def run(
     write_json(outputs.metrics, metrics)
     write_plots(backtest, test_rows, methods, outputs)
     if track:
-        record = track_run(params, backtest, models[1], test_rows, metrics, outputs, features_path)
-        log.info("registered %s as %s", record.model_uri, record.alias)
+        from models.tracking import Evidence
+
+        evidence = Evidence(backtest, models[0], test_rows, settings.bootstrap_resamples, training["params"]["seed"])
+        record = track_run(params, evidence, models[1], metrics, outputs, features_path)
+        log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
     return metrics
 
 
@@ -175,32 +182,36 @@ def write_plots(
 
 def track_run(
     params: dict[str, Any],
-    backtest: ChurnModel,
+    evidence: Evidence,
     current_folder: Path,
-    test_rows: pd.DataFrame,
     metrics: dict[str, Any],
     outputs: EvaluateOutputs,
     features_path: Path,
-) -> Any:
+) -> RunRecord:
     from models.tracking import TrackingSettings, log_run
 
     settings = from_block(TrackingSettings, block(params, "mlflow"), "mlflow")
     current = load_model(current_folder)
     repo = Path.cwd()
+    tags = {
+        "git_commit": git_commit(repo),
+        "dvc_features_md5": dvc_output_hash(repo / "dvc.lock", features_path.parent.as_posix()),
+        "features_sha256": current.training["data_sha256"],
+        "test_cutoff": metrics["test_cutoff"],
+    }
+    experiment = dvc_experiment()
+    if experiment is not None:
+        tags["dvc_experiment"] = experiment
     return log_run(
         settings,
         current,
         current_folder,
-        test_rows.head(5),
-        params=run_params(params, backtest, current),
+        evidence,
+        params=run_params(params, evidence.backtest, current),
         metrics=flat_metrics(metrics),
-        tags={
-            "git_commit": git_commit(repo),
-            "dvc_features_md5": dvc_output_hash(repo / "dvc.lock", features_path.parent.as_posix()),
-            "features_sha256": current.training["data_sha256"],
-            "test_cutoff": metrics["test_cutoff"],
-        },
+        tags=tags,
         artifacts=[outputs.metrics, outputs.plots, outputs.figures, current_folder / "metadata.json"],
+        run_name=run_name("evaluate", datetime.now(UTC)),
     )
 
 
