@@ -198,7 +198,7 @@ def _champion_backtest(champion: Any) -> ChurnModel | None:
 
 def _log_validation_curve(client: MlflowClient, run_id: str, curve: dict[str, list[float]]) -> None:
     points = [
-        Metric(key=f"validation_{name}", value=float(value), timestamp=0, step=step)
+        Metric(key=f"validation/{name}", value=float(value), timestamp=0, step=step)
         for name, values in curve.items()
         for step, value in enumerate(values, start=1)
     ]

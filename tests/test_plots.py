@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from models.baselines import Scores
-from models.plots import GRID, calibration_plot_table, curve_tables
+from models.plots import GRID, calibration_plot_table, curve_figure, curve_tables
 
 # Ranked by score: churner, stayer, churner, churner, stayer, stayer, churner, stayer, stayer, stayer.
 LABELS = np.array([1, 0, 1, 1, 0, 0, 1, 0, 0, 0])
@@ -79,10 +81,30 @@ def test_methods_are_separate_columns_and_a_missing_method_is_empty() -> None:
 
 
 def test_calibration_matches_scikit_learn_with_values_on_bin_edges() -> None:
+    methods = {
+        "model": Scores(ranking=SCORES, probability=SCORES),
+        "ranking_only": Scores(ranking=SCORES, probability=None),
+        "flat": Scores(ranking=SCORES, probability=np.full(len(SCORES), 0.4)),
+    }
+    table = calibration_plot_table(LABELS, methods, ("model", "ranking_only", "flat", "absent"))
+    assert table["method"].unique().tolist() == ["model", "flat"]
+    model = table[table["method"] == "model"].reset_index(drop=True)
     # 0.1 and 0.2 sit on bin edges: (0, .1] and (.1, .2] as in scikit-learn.
-    table = calibration_plot_table(LABELS, SCORES)
     observed, predicted = calibration_curve(LABELS, SCORES, n_bins=10, strategy="uniform")
-    assert table["observed"].to_numpy() == pytest.approx(observed, abs=1e-5)
-    assert table["predicted"].to_numpy() == pytest.approx(predicted, abs=1e-5)
+    assert model["observed"].to_numpy() == pytest.approx(observed, abs=1e-5)
+    assert model["predicted"].to_numpy() == pytest.approx(predicted, abs=1e-5)
     # By hand: bin (.1, .2] holds 0.15 and 0.2, neither a churner.
-    assert table.loc[1, ["predicted", "observed", "rows"]].tolist() == pytest.approx([0.175, 0.0, 2])
+    assert model.loc[1, ["predicted", "observed", "rows"]].tolist() == pytest.approx([0.175, 0.0, 2])
+    # Everyone at 0.4 (bin (.3, .4]): one point at the churn rate.
+    assert table.loc[table["method"] == "flat", ["predicted", "observed", "rows"]].values.tolist() == [[0.4, 0.4, 10]]
+
+
+def test_curve_figures_are_written(tmp_path: Path) -> None:
+    scores = {"model": Scores(ranking=SCORES, probability=SCORES)}
+    tables = {
+        **curve_tables(LABELS, scores, ("model", "absent")),
+        "calibration": calibration_plot_table(LABELS, scores, ("model",)),
+    }
+    for name, table in tables.items():
+        curve_figure(name, table, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 5_000, name

@@ -150,7 +150,7 @@ def test_mlflow_run_holds_params_metrics_curve_plots_and_the_whole_scorer(
     assert run.data.params["train.num_leaves"] == "31"
     assert run.data.metrics["test_roc_auc"] == 0.8
     assert run.data.tags["git_commit"] == "abc"
-    curve = client.get_metric_history(record.run_id, "validation_binary_logloss")
+    curve = client.get_metric_history(record.run_id, "validation/binary_logloss")
     assert len(curve) == len(backtest.training["validation_curve"]["binary_logloss"])
     assert [artifact.path for artifact in client.list_artifacts(record.run_id, "plots")] == ["plots/roc.csv"]
     assert record.alias == "champion"
