@@ -113,7 +113,14 @@ def test_risk_list_is_ranked_by_value_at_risk_with_every_column(scored: tuple[pd
     report = json.loads((out / "scoring.json").read_text())
     assert sum(tier["customers"] for tier in report["tiers"].values()) == report["customers_scored"] == len(risk)
     assert "cutoff_month" not in report["psi"]
-    assert "## Drift against the training data" in (out / "scoring.md").read_text()
+    assert list(report["tiers"]) == ["high", "medium", "low"]
+    assert sum(action["customers"] for action in report["actions"].values()) == len(risk)
+    assert [row["customer_id"] for row in report["top_customers"]] == risk["customer_id"].head(20).tolist()
+    markdown = (out / "scoring.md").read_text()
+    assert markdown.index("| risk tier |") < markdown.index("| suggested action") < markdown.index("## The top 20")
+    assert f"| 1 | {risk['customer_id'].iloc[0]} |" in markdown
+    # Only the drifted features are listed, not every feature's PSI.
+    assert markdown.count("| `") == len(report["drift_warnings"])
 
 
 def test_reasons_are_the_largest_shap_contributions(
