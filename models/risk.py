@@ -202,7 +202,8 @@ def _meets(risk: pd.DataFrame, conditions: dict[str, Any]) -> pd.Series:
 
 
 def _open_complaint(risk: pd.DataFrame) -> pd.Series:
-    return risk["open_tickets"].fillna(0) > 0
+    # Without a tickets table the column is all missing (no complaint is known to be open).
+    return pd.to_numeric(risk["open_tickets"], errors="coerce").fillna(0) > 0
 
 
 def _flag(values: pd.Series) -> pd.Series:
