@@ -2,10 +2,10 @@
 written with the customer's own value, e.g. "late delivery 12 days ago" or "no order for 3.0x the usual gap".
 
 Only features that say something a service lead can act on are reasons: lateness against the customer's own usual
-gap, bad experiences, open complaints, low reviews and falling activity, and each only when the customer's value
-says so (a late delivery counts when there was one, a review when it was low). Plain facts (order counts, tenure,
-spend) raise or lower the risk too, but a call cannot change them: they are the list's context columns. A missing
-value is never a reason.
+gap (or, after a single order, the days since it), bad experiences, open complaints, low reviews and falling
+activity, and each only when the customer's value says so (a late delivery counts when there was one, a review when
+it was low). Plain facts (order counts, tenure, spend) raise or lower the risk too, but a call cannot change them:
+they are the list's context columns. A missing value is never a reason.
 """
 
 from __future__ import annotations
@@ -140,6 +140,9 @@ def _flag(values: pd.Series) -> pd.Series:
 # The features that can be a reason, each with the condition on the customer's value under which it is one.
 REASON_WHEN: dict[str, Condition] = {
     "overdue_ratio": lambda features: features["overdue_ratio"] > 1,
+    # Recency in days is a reason only without a usual gap to hold it against (a single order so far); with one,
+    # it counts towards the overdue ratio (see `reason_contributions`).
+    "days_since_last_order": lambda features: features["overdue_ratio"].isna(),
     **{f"{kind}_{window}": _positive(f"{kind}_{window}") for kind in BAD_KINDS for window in WINDOW_WORDS},
     "late_days_max_365d": _positive("late_days_max_365d"),
     "bad_order_share": _positive("bad_order_share"),
@@ -165,10 +168,22 @@ def reason_candidates(features: pd.DataFrame, columns: pd.Index) -> pd.DataFrame
     return candidates
 
 
+def reason_contributions(contributions: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The SHAP contributions that can be reasons, 0 elsewhere (`reason_candidates`). Recency is one reason: for a
+    customer with a usual gap, the contribution of the days since the last order is added to the overdue ratio's
+    (SHAP values add up), since the model may read lateness from either."""
+    values = contributions.copy()
+    if {"overdue_ratio", "days_since_last_order"} <= set(values.columns):
+        has_gap = features["overdue_ratio"].notna().to_numpy()
+        values.loc[has_gap, "overdue_ratio"] += values.loc[has_gap, "days_since_last_order"]
+        values.loc[has_gap, "days_since_last_order"] = 0.0
+    return values.where(reason_candidates(features, values.columns), 0.0)
+
+
 def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, n: int = N_REASONS) -> pd.DataFrame:
-    """Per customer, the n reason features (`reason_candidates`) with the largest positive SHAP contribution:
-    columns reason_<i>_feature (None when fewer than i of them raise the risk)."""
-    values = contributions.where(reason_candidates(features, contributions.columns), 0.0)
+    """Per customer, the n reasons (`reason_contributions`) with the largest positive SHAP contribution: columns
+    reason_<i>_feature (None when fewer than i of them raise the risk)."""
+    values = reason_contributions(contributions, features)
     names = values.columns.to_numpy()
     array = values.to_numpy()
     order = np.argsort(-array, axis=1, kind="stable")[:, :n]

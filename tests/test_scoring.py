@@ -18,7 +18,7 @@ from features.build import FEATURE_SPECS
 from features.cutoffs import FeatureParams
 from features.inputs import read_validated
 from models.artifact import load_model
-from models.explain import REASON_WHEN, describe, reason_candidates, top_reasons
+from models.explain import REASON_WHEN, describe, reason_contributions, top_reasons
 from models.risk import ActionRule, RiskParams, for_people, suggested_actions
 from pipelines.cli import app
 from pipelines.params import load_params
@@ -132,8 +132,7 @@ def test_reasons_are_the_largest_shap_contributions(
     exported = pd.Timestamp(json.loads(pipeline["report"].read_text())["as_of"])
     inputs = inputs_like_training(read_validated(ibis.duckdb.connect(), pipeline["validated"], exported), model)
     features = scoring_features(inputs, as_of, FeatureParams.from_dict(FEATURES)).loc[risk["customer_id"].head(50)]
-    contributions = model.contributions(features).drop(columns="bias")
-    contributions = contributions.where(reason_candidates(features, contributions.columns), 0.0)
+    contributions = reason_contributions(model.contributions(features).drop(columns="bias"), features)
     for customer, row in risk.head(50).set_index("customer_id").iterrows():
         largest = contributions.loc[customer].sort_values(ascending=False)
         top = largest[largest > 0].index[:3]
@@ -188,6 +187,23 @@ def test_reasons_are_risk_raising_facts_about_the_relationship() -> None:
     assert reasons.loc["a"].tolist() == ["overdue_ratio", "late_delivery_90d", None]
     assert reasons.loc["b"].tolist() == ["last_order_went_wrong", "orders_90d_change", "review_score_min"]
     assert "orders_total" not in REASON_WHEN and "days_since_first_order" not in REASON_WHEN
+
+
+def test_recency_is_one_reason_against_the_usual_gap_or_after_a_single_order() -> None:
+    features = pd.DataFrame(
+        {"overdue_ratio": [2.0, np.nan, 0.8], "days_since_last_order": [60.0, 120.0, 20.0], "tickets_open": [1, 1, 1]},
+        index=["lapsing", "single", "early"],
+    )
+    # Lapsing: recency in days and the ratio together (0.3 + 0.3) outweigh the open complaint (0.5).
+    # Single order: no usual gap, so the days are the reason. Early: not late, whatever the days say.
+    contributions = pd.DataFrame(
+        {"overdue_ratio": [0.3, 0.0, 0.1], "days_since_last_order": [0.3, 0.6, 0.6], "tickets_open": [0.5, 0.5, 0.5]},
+        index=features.index,
+    )
+    reasons = top_reasons(contributions, features)
+    assert reasons.loc["lapsing"].tolist() == ["overdue_ratio", "tickets_open", None]
+    assert reasons.loc["single"].tolist() == ["days_since_last_order", "tickets_open", None]
+    assert reasons.loc["early"].tolist() == ["tickets_open", None, None]
 
 
 def default_actions() -> tuple[ActionRule, ...]:
