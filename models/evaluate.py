@@ -75,7 +75,8 @@ def headline(detail: dict[str, Any]) -> dict[str, Any]:
     """The numbers people compare between runs, from the full evaluation (`detail`): the model's test rows,
     ROC-AUC and the best baseline's, the gain with its 95 % paired bootstrap interval, PR-AUC, Brier, ECE, lift in the
     top 10 % and ROC-AUC among customers with a bad experience in the last 90 days. Short flat names keep
-    `dvc metrics show` and `dvc exp show` narrow; a value that was not computed is None."""
+    `dvc metrics show` and `dvc exp show --only-changed` under 200 characters wide (the latter also shows the
+    experiment's name, its params and a 36-character hash of data/models); a value that was not computed is None."""
     model = detail["overall"][MODEL]
     best = detail["comparison"].get("best_baseline")
     interval = detail.get("bootstrap", {}).get("gain_over", {}).get(best, [None, None])
@@ -85,13 +86,13 @@ def headline(detail: dict[str, Any]) -> dict[str, Any]:
         "baseline": best,
         "baseline_roc_auc": detail["overall"][best]["roc_auc"] if best else None,
         "gain": detail["comparison"].get("roc_auc_gain_over_best_baseline"),
-        "gain_low": interval[0],
-        "gain_high": interval[1],
+        "gain_lo": interval[0],
+        "gain_hi": interval[1],
         "pr_auc": model.get("pr_auc"),
         "brier": model.get("brier"),
         "ece": model.get("ece"),
-        "lift_10pct": model.get("lift_top_10pct"),
-        "bad_exp_roc_auc": detail["cohorts"].get("bad_experience_90d", {}).get(MODEL, {}).get("roc_auc"),
+        "lift_10": model.get("lift_top_10pct"),
+        "bad_exp_auc": detail["cohorts"].get("bad_experience_90d", {}).get(MODEL, {}).get("roc_auc"),
     }
     return {
         key: round(value, HEADLINE_DECIMALS) if isinstance(value, float) else value for key, value in values.items()

@@ -155,7 +155,7 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     headline = json.loads(metrics_path.read_text())
     metrics = json.loads((tmp_path / "evaluation.json").read_text())
     assert headline["roc_auc"] == round(metrics["overall"]["lightgbm"]["roc_auc"], 4)
-    assert headline["gain_low"] < headline["gain"] < headline["gain_high"]
+    assert headline["gain_lo"] < headline["gain"] < headline["gain_hi"]
     assert headline["baseline"] == metrics["comparison"]["best_baseline"]
     assert metrics["test_cutoff"] == "2025-08-25"
     overall = metrics["overall"]
