@@ -27,6 +27,9 @@ run: install ## Run the pipeline on the default (synthetic) data: dvc repro
 test: install lint ## Lint, type-check and run the test suite
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
 
+lock-check: install ## Fail when dvc.lock is out of step with the code, params or tracked reports
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python .ci/lock_in_step.py
+
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,4 +51,4 @@ contract: install ## Print the data contract as Markdown
 clean: ## Remove the environment and everything the pipeline generated
 	rm -rf $(VENV) data/raw data/truth data/validated data/quarantine data/features data/models reports .dvc/cache .dvc/tmp
 
-.PHONY: help install run test lint format lock mlflow-ui contract clean
+.PHONY: help install run test lock-check lint format lock mlflow-ui contract clean

@@ -71,6 +71,7 @@ def stage_commands(params: Path, work: Path, models: str, reports: str) -> dict[
         "evaluate": [*churn, "evaluate", "--params", str(params), "--features", str(features),
                      "--backtest", str(work / models / "backtest"), "--current", str(work / models / "current"),
                      "--truth", str(work / "truth"), "--metrics", str(work / reports / "metrics.json"),
+                     "--evaluation", str(work / reports / "evaluation.json"),
                      "--plots", str(work / reports / "plots"), "--figures", str(work / reports / "figures"),
                      "--no-track"],
     }  # fmt: skip
@@ -98,7 +99,7 @@ def ablation(work: Path, name: str, resamples: int) -> dict[str, Any]:
     test_rows = labelled(read_cutoff_rows(work / "features.parquet", pd.Timestamp(full.training["deploy_at"])))
     scores = {"full": full.predict_raw(test_rows), name: ablated.predict_raw(test_rows)}
     intervals = bootstrap_roc_auc(test_rows[LABEL].to_numpy(), scores, "full", resamples, seed=0)
-    metrics = json.loads((work / f"reports_{name}" / "metrics.json").read_text())
+    metrics = json.loads((work / f"reports_{name}" / "evaluation.json").read_text())
     return {
         "excluded": ablated.training["params"]["exclude_features"],
         "lightgbm": methods_table({"overall": {"lightgbm": metrics["overall"]["lightgbm"]}})["lightgbm"],
@@ -123,7 +124,7 @@ def main() -> None:
             params = write_params(work, args.data, exclude, name)
             commands = stage_commands(params, work, f"models_{name}", f"reports_{name}")
             timings |= run_stages({stage: commands[stage] for stage in ("train", "evaluate")}, work, f"{name}_")
-        metrics = json.loads((work / "reports" / "metrics.json").read_text())
+        metrics = json.loads((work / "reports" / "evaluation.json").read_text())
         result = {
             "benchmark": "online_retail",
             "started_utc": started.isoformat(timespec="seconds"),

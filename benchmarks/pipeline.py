@@ -56,7 +56,8 @@ def stage_command(stage: str, params: Path, work: Path) -> list[str]:
         ],
         "evaluate": [
             "--features", work / "features.parquet", "--backtest", work / "backtest", "--current", work / "current",
-            "--truth", work / "truth", "--metrics", work / "metrics.json", "--plots", work / "plots",
+            "--truth", work / "truth", "--metrics", work / "metrics.json", "--evaluation", work / "evaluation.json",
+            "--plots", work / "plots",
             "--figures", work / "figures", "--no-track",
         ],
         "score": score_paths(work, "risk"),
@@ -77,7 +78,7 @@ def score_paths(work: Path, name: str) -> list[object]:
 def outcome(work: Path) -> dict[str, Any]:
     """What the run produced: rows, the model's and baselines' test metrics, the risk list's size."""
     features = json.loads((work / "features.json").read_text())
-    metrics = json.loads((work / "metrics.json").read_text())
+    metrics = json.loads((work / "evaluation.json").read_text())
     scoring = json.loads((work / "risk.json").read_text())
     train = {
         name: json.loads((work / name / "metadata.json").read_text())["training"] for name in ("backtest", "current")

@@ -31,6 +31,10 @@ MODEL = "lightgbm"
 BASELINES = ("recency_rule", "rfm_logistic", "bg_nbd")
 ORACLE = "oracle"
 METHODS = (MODEL, *BASELINES, ORACLE)
+# Four decimals: the bootstrap intervals of ROC-AUC are a few thousandths wide.
+HEADLINE_DECIMALS = 4
+# The model's overall metrics that `headline` carries (under its own names).
+HEADLINE_MODEL_METRICS = frozenset({"rows", "roc_auc", "pr_auc", "brier", "ece", "lift_top_10pct"})
 
 # Cohorts the service team asks about; a cohort whose defining feature is unavailable (null) is empty.
 COHORTS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
@@ -80,3 +84,31 @@ def comparison(overall: dict[str, dict[str, float]]) -> dict[str, Any]:
         gap = overall[ORACLE]["roc_auc"] - baselines[best]
         result["oracle_gap_closed"] = (model_auc - baselines[best]) / gap if gap > 0 else None
     return result
+
+
+def headline(detail: dict[str, Any]) -> dict[str, Any]:
+    """The numbers people compare between runs, from the full evaluation (`detail`): the model's test rows,
+    ROC-AUC and the best baseline's, the gain with its 95 % paired bootstrap interval, PR-AUC, Brier, ECE, lift in the
+    top 10 % and ROC-AUC among customers with a bad experience in the last 90 days. Short flat names keep
+    `dvc metrics show` and `dvc exp show --only-changed` under 200 characters wide (the latter also shows the
+    experiment's name, its params and a 36-character hash of data/models); a value that was not computed is None."""
+    model = detail["overall"][MODEL]
+    best = detail["comparison"].get("best_baseline")
+    interval = detail.get("bootstrap", {}).get("gain_over", {}).get(best, [None, None])
+    values = {
+        "test_rows": int(model["rows"]),
+        "roc_auc": model.get("roc_auc"),
+        "baseline": best,
+        "baseline_roc_auc": detail["overall"][best]["roc_auc"] if best else None,
+        "gain": detail["comparison"].get("roc_auc_gain_over_best_baseline"),
+        "gain_lo": interval[0],
+        "gain_hi": interval[1],
+        "pr_auc": model.get("pr_auc"),
+        "brier": model.get("brier"),
+        "ece": model.get("ece"),
+        "lift_10": model.get("lift_top_10pct"),
+        "bad_exp_auc": detail["cohorts"].get("bad_experience_90d", {}).get(MODEL, {}).get("roc_auc"),
+    }
+    return {
+        key: round(value, HEADLINE_DECIMALS) if isinstance(value, float) else value for key, value in values.items()
+    }

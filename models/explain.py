@@ -1,5 +1,12 @@
 """Reasons in plain words: the features that push a customer's risk up the most (LightGBM's SHAP values), each
-written with the customer's own value, e.g. "late delivery 12 days ago" or "no order for 3.0x the usual gap"."""
+written with the customer's own value, e.g. "late delivery 12 days ago" or "no order for 3.0x the usual gap".
+
+Only features that say something a service lead can act on are reasons: lateness against the customer's own usual
+gap (or, after a single order, the days since it), bad experiences, open complaints, low reviews and falling
+activity, and each only when the customer's value says so (a late delivery counts when there was one, a review when
+it was low). Plain facts (order counts, tenure, spend) raise or lower the risk too, but a call cannot change them:
+they are the list's context columns. A missing value is never a reason.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +27,6 @@ KIND_WORDS = {
     "bad_experiences": ("bad experience", "bad experiences"),
     "returns": ("return", "returns"),
 }
-# The same for every customer of one list, so it explains nothing about why one customer ranks above another.
-NOT_REASONS = frozenset({"cutoff_month"})
 WINDOW_WORDS = {"90d": "in the last 90 days", "365d": "in the last year", "total": "in total"}
 OVERDUE_SHOWN_UP_TO = 10.0
 # A missing value that is itself a reason: what it means, in words.
@@ -38,6 +43,11 @@ Template = Callable[[float | str], str]
 
 def _count_template(words: tuple[str, str], when: str) -> Template:
     return lambda v: f"{v:.0f} {words[0] if v == 1 else words[1]} {when}"
+
+
+def _whole_days(days: object) -> int:
+    """Days elapsed as whole days, as the action windows count them: 30.4 days ago is 30 days ago."""
+    return int(np.floor(float(days)))  # type: ignore[arg-type]
 
 
 def _overdue(ratio: float | str) -> str:
@@ -66,7 +76,7 @@ TEMPLATES: dict[str, Template] = {
     "late_days_max_365d": lambda v: f"a delivery {v:.0f} days late in the last year",
     "bad_order_share": lambda v: f"{v:.0%} of orders went wrong",
     "last_order_went_wrong": lambda v: "the last order went wrong" if v else "the last order went fine",
-    "days_since_last_bad_experience": lambda v: f"bad experience {v:.0f} days ago",
+    "days_since_last_bad_experience": lambda v: f"bad experience {_whole_days(v)} days ago",
     "review_score_mean": lambda v: f"average review {v:.1f} of 5",
     "review_score_min": lambda v: f"lowest review {v:.0f} of 5",
     "review_score_last": lambda v: f"last review {v:.0f} of 5",
@@ -96,10 +106,84 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
-def top_reasons(contributions: pd.DataFrame, n: int = N_REASONS) -> pd.DataFrame:
-    """Per customer, the n features with the largest positive SHAP contribution: columns reason_<i>_feature
-    (None when fewer than i features raise the risk). Features in NOT_REASONS are left out."""
-    values = contributions.drop(columns=["bias", *NOT_REASONS], errors="ignore")
+Condition = Callable[[pd.DataFrame], pd.Series]
+# Bad experiences by kind (the counts' feature names), and all kinds together.
+BAD_KINDS = ("late_delivery", "retailer_cancellation", "retailer_return", "low_review", "complaint", "bad_experiences")
+# A review at or below this says the customer was less than happy; a better one explains no risk.
+REVIEW_CONCERN_MAX = 3.0
+
+
+def _positive(name: str) -> Condition:
+    return lambda features: features[name] > 0
+
+
+def _negative(name: str) -> Condition:
+    return lambda features: features[name] < 0
+
+
+def _true(name: str) -> Condition:
+    return lambda features: _flag(features[name]).eq(True)
+
+
+def _false_after_a_bad_experience(name: str) -> Condition:
+    return lambda features: _flag(features[name]).eq(False) & features["days_since_last_bad_experience"].notna()
+
+
+def _low_review(name: str) -> Condition:
+    return lambda features: features[name] <= REVIEW_CONCERN_MAX
+
+
+def _flag(values: pd.Series) -> pd.Series:
+    return values.astype("boolean")
+
+
+# The features that can be a reason, each with the condition on the customer's value under which it is one.
+REASON_WHEN: dict[str, Condition] = {
+    "overdue_ratio": lambda features: features["overdue_ratio"] > 1,
+    # Recency in days is a reason only without a usual gap to hold it against (a single order so far); with one,
+    # it counts towards the overdue ratio (see `reason_contributions`).
+    "days_since_last_order": lambda features: features["overdue_ratio"].isna(),
+    **{f"{kind}_{window}": _positive(f"{kind}_{window}") for kind in BAD_KINDS for window in WINDOW_WORDS},
+    "late_days_max_365d": _positive("late_days_max_365d"),
+    "bad_order_share": _positive("bad_order_share"),
+    "last_order_went_wrong": _true("last_order_went_wrong"),
+    "days_since_last_bad_experience": lambda features: features["days_since_last_bad_experience"].notna(),
+    "last_bad_experience_recovered": _false_after_a_bad_experience("last_bad_experience_recovered"),
+    "tickets_open": _positive("tickets_open"),
+    "review_score_mean": _low_review("review_score_mean"),
+    "review_score_min": _low_review("review_score_min"),
+    "review_score_last": _low_review("review_score_last"),
+    "orders_90d_change": _negative("orders_90d_change"),
+    "value_90d_change": _negative("value_90d_change"),
+}
+
+
+def reason_candidates(features: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
+    """True where a feature of `columns` may be given as a reason for a customer (a row of `features`): it is in
+    REASON_WHEN, its value is known and meets the condition there."""
+    candidates = pd.DataFrame(False, index=features.index, columns=columns)
+    for name in columns.intersection(list(REASON_WHEN), sort=False):
+        met = REASON_WHEN[name](features)
+        candidates[name] = features[name].notna().to_numpy() & met.fillna(False).to_numpy(dtype=bool)
+    return candidates
+
+
+def reason_contributions(contributions: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The SHAP contributions that can be reasons, 0 elsewhere (`reason_candidates`). Recency is one reason: for a
+    customer with a usual gap, the contribution of the days since the last order is added to the overdue ratio's
+    (SHAP values add up), since the model may read lateness from either."""
+    values = contributions.copy()
+    if {"overdue_ratio", "days_since_last_order"} <= set(values.columns):
+        has_gap = features["overdue_ratio"].notna().to_numpy()
+        values.loc[has_gap, "overdue_ratio"] += values.loc[has_gap, "days_since_last_order"]
+        values.loc[has_gap, "days_since_last_order"] = 0.0
+    return values.where(reason_candidates(features, values.columns), 0.0)
+
+
+def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, n: int = N_REASONS) -> pd.DataFrame:
+    """Per customer, the n reasons (`reason_contributions`) with the largest positive SHAP contribution: columns
+    reason_<i>_feature (None when fewer than i of them raise the risk)."""
+    values = reason_contributions(contributions, features)
     names = values.columns.to_numpy()
     array = values.to_numpy()
     order = np.argsort(-array, axis=1, kind="stable")[:, :n]
@@ -132,7 +216,7 @@ def describe(feature: str, value: object, last_bad_kind: str | None = None) -> s
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return MISSING_TEXTS.get(feature, f"{feature.replace('_', ' ')} unknown")
     if feature == "days_since_last_bad_experience" and last_bad_kind:
-        return f"{last_bad_kind.replace('_', ' ')} {float(value):.0f} days ago"  # type: ignore[arg-type]
+        return f"{last_bad_kind.replace('_', ' ')} {_whole_days(value)} days ago"
     template = TEMPLATES.get(feature)
     if template is None:
         return f"{feature.replace('_', ' ')}: {value}"

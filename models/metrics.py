@@ -77,9 +77,10 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
 
 
 def calibration_table(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
-    """Per non-empty equal-width bin: rows, mean predicted probability, observed churn rate."""
+    """Per non-empty equal-width bin: rows, mean predicted probability, observed churn rate. Bins are (low, high]
+    (the first also holds 0), as in scikit-learn's `calibration_curve`, so the two agree on values at an edge."""
     edges = np.linspace(0.0, 1.0, bins + 1)
-    bin_of = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    bin_of = np.searchsorted(edges[1:-1], probabilities, side="left")
     frame = pd.DataFrame({"bin": bin_of, "predicted": probabilities, "observed": labels})
     table = frame.groupby("bin").agg(
         rows=("observed", "size"), predicted=("predicted", "mean"), observed=("observed", "mean")

@@ -4,6 +4,9 @@ Expected future value is what the customer would spend in the next `horizon_days
 their mean order value times their order rate (non-cancelled orders per day since their first order, counting at
 least `horizon_days` so a brand-new customer's single order is not read as a daily habit) times `horizon_days`.
 Value at risk is the churn probability times that. The list is ranked by value at risk, highest first.
+
+Time windows of the action rules count whole days elapsed (a bad experience 30.4 days ago is 30 days ago), the
+unit the CSV shows, so a customer never misses a rule by a fraction of a day nobody sees.
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ ACTION_CONDITIONS = frozenset(
         "min_probability",
         "bad_experience_within_days",
         "unresolved",
+        "open_complaint",
+        "last_order_went_wrong",
         "min_overdue_ratio",
         "loyalty_member",
         "min_orders_total",
+        "max_orders_total",
     }
 )
 NO_ACTION = "monitor"
+# Features carried into the list as they are: what the action rules read, and context for the call.
+CONTEXT_FEATURES = (
+    "overdue_ratio", "last_bad_experience_recovered", "last_order_went_wrong", "orders_total",
+    "days_since_first_order", "loyalty_member",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,9 +88,13 @@ class RiskParams:
 
 RISK_LIST_COLUMNS = (
     "rank", "customer_id", "churn_probability", "risk_tier", "value_at_risk", "expected_future_value",
-    "last_order_at", "last_bad_experience", "last_bad_experience_at", "last_bad_experience_days_ago",
-    "open_tickets", "reason_1", "reason_2", "reason_3", "suggested_action", "orders_total", "loyalty_member",
+    "last_order_at", "overdue_ratio", "last_bad_experience", "last_bad_experience_at", "last_bad_experience_days_ago",
+    "last_bad_experience_recovered", "last_order_went_wrong", "open_tickets", "reason_1", "reason_2", "reason_3",
+    "suggested_action", "orders_total", "days_since_first_order", "loyalty_member",
 )  # fmt: skip
+# How the CSV, read by people, rounds: probabilities to 3 decimals, money to cents, days to whole days elapsed.
+CSV_DECIMALS = {"churn_probability": 3, "value_at_risk": 2, "expected_future_value": 2, "overdue_ratio": 1}
+CSV_WHOLE_DAYS = ("last_bad_experience_days_ago", "days_since_first_order")
 
 
 def assemble_risk_list(
@@ -103,7 +118,7 @@ def assemble_risk_list(
     risk["last_bad_experience_at"] = bad["last_bad_known_at"]
     risk["last_bad_experience_days_ago"] = (as_of - bad["last_bad_known_at"]).dt.total_seconds() / 86_400
     risk["open_tickets"] = features["tickets_open"]
-    for column in ("orders_total", "loyalty_member", "overdue_ratio", "last_bad_experience_recovered"):
+    for column in CONTEXT_FEATURES:
         risk[column] = features[column]
     risk["suggested_action"] = suggested_actions(risk, params.actions)
     risk = risk.rename_axis("customer_id").reset_index()
@@ -112,6 +127,21 @@ def assemble_risk_list(
     )
     risk["rank"] = np.arange(1, len(risk) + 1)
     return risk[[column for column in RISK_LIST_COLUMNS if not column.startswith("reason_")]]
+
+
+def for_people(risk: pd.DataFrame) -> pd.DataFrame:
+    """The risk list rounded for reading (CSV_DECIMALS, CSV_WHOLE_DAYS); the Parquet keeps full precision."""
+    rounded = risk.copy()
+    for column, decimals in CSV_DECIMALS.items():
+        rounded[column] = rounded[column].astype(float).round(decimals)
+    for column in CSV_WHOLE_DAYS:
+        rounded[column] = whole_days(rounded[column]).astype("Int64")
+    return rounded
+
+
+def whole_days(days: pd.Series) -> pd.Series:
+    """Whole days elapsed (missing stays missing)."""
+    return np.floor(days.astype(float))
 
 
 def with_reasons(risk: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
@@ -151,12 +181,14 @@ def _meets(risk: pd.DataFrame, conditions: dict[str, Any]) -> pd.Series:
         if key == "min_probability":
             met &= risk["churn_probability"] >= value
         elif key == "bad_experience_within_days":
-            met &= risk["last_bad_experience_days_ago"].fillna(np.inf) <= value
+            met &= whole_days(risk["last_bad_experience_days_ago"]).fillna(np.inf) <= value
         elif key == "unresolved":
-            unresolved = (risk["open_tickets"] > 0) | ~risk["last_bad_experience_recovered"].astype("boolean").fillna(
-                False
-            ).astype(bool)
+            unresolved = _open_complaint(risk) | ~_flag(risk["last_bad_experience_recovered"])
             met &= unresolved if value else ~unresolved
+        elif key == "open_complaint":
+            met &= _open_complaint(risk) == bool(value)
+        elif key == "last_order_went_wrong":
+            met &= _flag(risk["last_order_went_wrong"]) == bool(value)
         elif key == "min_overdue_ratio":
             met &= risk["overdue_ratio"].fillna(0.0) >= value
         elif key == "loyalty_member":
@@ -164,7 +196,19 @@ def _meets(risk: pd.DataFrame, conditions: dict[str, Any]) -> pd.Series:
             met &= (risk["loyalty_member"].astype("boolean") == bool(value)).fillna(False).astype(bool)
         elif key == "min_orders_total":
             met &= risk["orders_total"] >= value
+        elif key == "max_orders_total":
+            met &= risk["orders_total"] <= value
     return met
+
+
+def _open_complaint(risk: pd.DataFrame) -> pd.Series:
+    # Without a tickets table the column is all missing (no complaint is known to be open).
+    return pd.to_numeric(risk["open_tickets"], errors="coerce").fillna(0) > 0
+
+
+def _flag(values: pd.Series) -> pd.Series:
+    """A true/false column as bool; unknown (no bad experience, or no tickets in the data) is false."""
+    return values.astype("boolean").fillna(False).astype(bool)
 
 
 def filter_risk_list(
@@ -174,7 +218,7 @@ def filter_risk_list(
     k by value at risk; ranks stay those of the whole population."""
     kept = risk[risk["churn_probability"] >= min_probability]
     if bad_experience_within_days is not None:
-        kept = kept[kept["last_bad_experience_days_ago"] <= bad_experience_within_days]
+        kept = kept[whole_days(kept["last_bad_experience_days_ago"]) <= bad_experience_within_days]
     if top_k is not None:
         kept = kept.head(top_k)
     return kept

@@ -1,5 +1,10 @@
 """MLflow: one run per train + evaluate, the scorer logged and registered, champion/challenger aliases.
 
+Promotion by evidence: a new version becomes `champion` only when the lower end of the paired 95 % bootstrap
+interval of its ROC-AUC gain over the current champion is above `promote_min_gain`. Both are judged by their
+backtest models (fitted on labels known at their test cutoff) on the new run's test rows, so the two are measured on
+the same customers and neither has seen their labels; every run logs its backtest model for the runs after it.
+
 The tracking URI comes from MLFLOW_TRACKING_URI, else the embedded SQLite store `mlflow.db` in the working directory
 (the repository root under `dvc repro`). Nothing here runs at import.
 """
@@ -14,25 +19,58 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from models.artifact import MLFLOW_ARTIFACT, ChurnModel
+from features.build import LABEL
+from models.artifact import MLFLOW_ARTIFACT, ChurnModel, ModelFileError, load_model
+from models.bootstrap import bootstrap_roc_auc
 from models.dataset import plain_input
 from models.tracking_settings import TrackingSettings
 
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-# Metrics where lower is better; any other champion metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"brier", "log_loss", "ece"})
+BACKTEST_ARTIFACT = "backtest_model"
 SCORER_CODE = Path(__file__).with_name("scorer.py")
 PACKAGES = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ("lightgbm", "pandas", "numpy", "scipy", "scikit-learn", "pyarrow", "ibis-framework", "mlflow")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a new version is judged on: its backtest model (saved in `backtest_folder`) and the labelled test rows,
+    with the bootstrap's resamples and seed."""
+
+    backtest: ChurnModel
+    backtest_folder: Path
+    test_rows: pd.DataFrame
+    resamples: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The alias a new version gets and why: the interval of its gain over the champion it was compared with."""
+
+    alias: str
+    reason: str
+    gain_interval: list[float] | None = None
+    compared_with: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        tags = {"promotion": self.alias, "promotion_reason": self.reason}
+        if self.gain_interval is not None:
+            low, high = self.gain_interval
+            tags["roc_auc_gain_over_champion_95"] = f"[{low:+.4f}, {high:+.4f}]"
+        if self.compared_with is not None:
+            tags["compared_with_version"] = self.compared_with
+        return tags
 
 
 @dataclass(frozen=True)
@@ -41,6 +79,7 @@ class RunRecord:
     model_uri: str
     version: str
     alias: str
+    promotion: Promotion
 
 
 def tracking_uri() -> str:
@@ -64,17 +103,19 @@ def log_run(
     settings: TrackingSettings,
     model: ChurnModel,
     model_folder: Path,
-    example_rows: pd.DataFrame,
+    evidence: Evidence,
     params: dict[str, Any],
     metrics: dict[str, float],
     tags: dict[str, str],
     artifacts: list[Path],
+    run_name: str | None = None,
 ) -> RunRecord:
-    """Log one run: params, metrics, the validation curve per round, plots and reports, the scorer; register it
-    and give the new version the champion alias if it beats the current champion, else challenger."""
+    """Log one run: params, metrics, the validation curve per round, plots and reports, the backtest model, the
+    scorer; register it and give the new version the alias its evidence earns (see the module docstring), with the
+    decision and the interval as tags of the version."""
     experiment_id = use_experiment(settings)
     client = MlflowClient()
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
@@ -84,17 +125,70 @@ def log_run(
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
             elif path.is_file():
                 mlflow.log_artifact(str(path))
-        info = log_scorer(model, model_folder, example_rows, settings.model_name)
+        mlflow.log_artifacts(str(evidence.backtest_folder), artifact_path=BACKTEST_ARTIFACT)
+        info = log_scorer(model, model_folder, evidence.test_rows.head(5), settings.model_name)
     version = str(info.registered_model_version)
-    metric = f"test_{settings.champion_metric}"
-    alias = assign_alias(client, settings.model_name, version, metric)
-    log.info("MLflow run %s; %s version %s is %s", run.info.run_id, settings.model_name, version, alias)
-    return RunRecord(run.info.run_id, f"models:/{settings.model_name}/{version}", version, alias)
+    champion = _version_by_alias(client, settings.model_name, CHAMPION)
+    promotion = judge(champion, _champion_backtest(champion), evidence, settings.promote_min_gain)
+    client.set_registered_model_alias(settings.model_name, promotion.alias, version)
+    for key, value in promotion.tags().items():
+        client.set_model_version_tag(settings.model_name, version, key, value)
+    log.info("MLflow run %s; %s version %s is %s: %s", run.info.run_id, settings.model_name, version,
+             promotion.alias, promotion.reason)  # fmt: skip
+    return RunRecord(run.info.run_id, f"models:/{settings.model_name}/{version}", version, promotion.alias, promotion)
+
+
+def judge(champion: Any, champion_backtest: ChurnModel | None, evidence: Evidence, min_gain: float) -> Promotion:
+    """The alias a new version earns against the current champion (a registered version, or None)."""
+    if champion is None:
+        return Promotion(CHAMPION, "no champion yet")
+    version = str(champion.version)
+    if champion_backtest is None:
+        return Promotion(CHALLENGER, f"version {version}'s run has no backtest model to compare with", None, version)
+    new_cutoff = pd.Timestamp(evidence.backtest.training["deploy_at"])
+    if pd.Timestamp(champion_backtest.training["deploy_at"]) > new_cutoff:
+        return Promotion(CHALLENGER, f"version {version} was fitted after this test cutoff {new_cutoff.date()}",
+                         None, version)  # fmt: skip
+    if evidence.resamples <= 0:
+        return Promotion(CHALLENGER, "no bootstrap interval (evaluate.bootstrap_resamples is 0)", None, version)
+    try:
+        champion_ranking = champion_backtest.predict_raw(evidence.test_rows)
+    except (KeyError, ValueError) as error:
+        return Promotion(CHALLENGER, f"version {version} cannot score these test rows: {error}", None, version)
+    interval = gain_interval(evidence, champion_ranking)
+    if promotes(interval, min_gain):
+        return Promotion(CHAMPION, f"ROC-AUC gain over version {version} above {min_gain}", interval, version)
+    return Promotion(CHALLENGER, f"ROC-AUC gain over version {version} not above {min_gain}", interval, version)
+
+
+def gain_interval(evidence: Evidence, champion_ranking: np.ndarray) -> list[float]:
+    """The 95 % paired bootstrap interval of the new backtest model's ROC-AUC minus the champion's."""
+    scores = {"new": evidence.backtest.predict_raw(evidence.test_rows), "champion": champion_ranking}
+    labels = evidence.test_rows[LABEL].to_numpy(dtype=np.float64)
+    result = bootstrap_roc_auc(labels, scores, "new", evidence.resamples, evidence.seed)
+    return [float(value) for value in result["gain_over"]["champion"]]
+
+
+def promotes(interval: list[float], min_gain: float) -> bool:
+    """Only a gain whose whole interval lies above `min_gain` is evidence; an interval that reaches it is noise."""
+    return interval[0] > min_gain
+
+
+def _champion_backtest(champion: Any) -> ChurnModel | None:
+    """The backtest model logged by the champion's run, or None when it has none (or it cannot be loaded)."""
+    if champion is None or champion.run_id is None:
+        return None
+    try:
+        folder = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=BACKTEST_ARTIFACT)
+        return load_model(Path(folder))
+    except (MlflowException, OSError, ModelFileError) as error:
+        log.warning("the champion's backtest model cannot be read: %s", error)
+        return None
 
 
 def _log_validation_curve(client: MlflowClient, run_id: str, curve: dict[str, list[float]]) -> None:
     points = [
-        Metric(key=f"validation_{name}", value=float(value), timestamp=0, step=step)
+        Metric(key=f"validation/{name}", value=float(value), timestamp=0, step=step)
         for name, values in curve.items()
         for step, value in enumerate(values, start=1)
     ]
@@ -119,34 +213,8 @@ def log_scorer(model: ChurnModel, model_folder: Path, example_rows: pd.DataFrame
     )
 
 
-def assign_alias(client: MlflowClient, model_name: str, new_version: str, metric: str) -> str:
-    """champion if there is none or the new version's run beats it on `metric`, else challenger."""
-    champion = _version_by_alias(client, model_name, CHAMPION)
-    new_value = _run_metric(client, client.get_model_version(model_name, new_version).run_id, metric)
-    if champion is None or _beats(new_value, _run_metric(client, champion.run_id, metric), metric):
-        client.set_registered_model_alias(model_name, CHAMPION, new_version)
-        return CHAMPION
-    client.set_registered_model_alias(model_name, CHALLENGER, new_version)
-    return CHALLENGER
-
-
 def _version_by_alias(client: MlflowClient, model_name: str, alias: str) -> Any:
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
-
-
-def _run_metric(client: MlflowClient, run_id: str | None, metric: str) -> float | None:
-    if run_id is None:
-        return None
-    return client.get_run(run_id).data.metrics.get(metric)
-
-
-def _beats(new: float | None, current: float | None, metric: str) -> bool:
-    if new is None:
-        return False
-    if current is None:
-        return True
-    base = metric.removeprefix("test_")
-    return new < current if base in LOWER_IS_BETTER else new > current

@@ -11,5 +11,6 @@ class TrackingSettings:
 
     experiment: str = "churn"
     model_name: str = "churn-model"
-    # Test metric (of the LightGBM model on the test cutoff) that decides whether a new version becomes champion.
-    champion_metric: str = "roc_auc"
+    # A new version becomes champion only when the lower end of the 95 % interval of its ROC-AUC gain over the
+    # champion (paired bootstrap on the same test customers) is above this.
+    promote_min_gain: float = 0.0

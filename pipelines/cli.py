@@ -182,7 +182,10 @@ def evaluate(
     truth: Annotated[Path, typer.Option(help="Ground truth of the synthetic shop (for the oracle).")] = Path(
         "data/truth"
     ),
-    metrics: Annotated[Path, typer.Option(help="Metrics (JSON, DVC metrics).")] = Path("reports/metrics.json"),
+    metrics: Annotated[Path, typer.Option(help="Headline metrics (JSON, DVC metrics).")] = Path("reports/metrics.json"),
+    evaluation: Annotated[Path, typer.Option(help="Every metric in full (JSON, not a DVC metric).")] = Path(
+        "reports/evaluation.json"
+    ),
     plots: Annotated[Path, typer.Option(help="Folder for plot data (CSV, DVC plots).")] = Path("reports/plots"),
     figures: Annotated[Path, typer.Option(help="Folder for images (importance, SHAP).")] = Path("reports/figures"),
     track: Annotated[bool, typer.Option(help="Log the run to MLflow and register the current model.")] = True,
@@ -190,7 +193,7 @@ def evaluate(
     """Out-of-time evaluation on the test cutoff against baselines; logs to MLflow (blocks `evaluate`, `mlflow`)."""
     from pipelines.stages import evaluate as stage
 
-    outputs = stage.EvaluateOutputs(metrics, plots, figures)
+    outputs = stage.EvaluateOutputs(metrics, evaluation, plots, figures)
     with refusals("evaluation failed"):
         result = stage.run(params, features, (backtest, current), truth, outputs, track=track)
     typer.echo(f"test cutoff {result['test_cutoff']}: ROC-AUC, PR-AUC, Brier, ECE")
@@ -208,7 +211,7 @@ def evaluate(
             gain = intervals["gain_over"].get(method)
             versus = "" if gain is None else f"; {intervals['reference']} gains [{gain[0]:+.4f}, {gain[1]:+.4f}]"
             typer.echo(f"{method:>14}: ROC-AUC [{low:.4f}, {high:.4f}]{versus}")
-    typer.echo(f"metrics in {metrics}, plots in {plots}, figures in {figures}")
+    typer.echo(f"headline metrics in {metrics}, all of them in {evaluation}, plots in {plots}, figures in {figures}")
     if result.get("data_warning"):
         typer.echo(f"WARNING: {result['data_warning']}", err=True)
 

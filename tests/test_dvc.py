@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -84,7 +86,8 @@ def test_dvc_repro_in_a_scratch_copy_then_nothing_to_do(tmp_path: Path) -> None:
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["generate"]["n_customers"] = 2000
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # A wide terminal, so that DVC prints its tables whole and their own width is what is measured.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "1000"}
     run = {"cwd": work, "env": env, "capture_output": True, "text": True}
     subprocess.run(["git", "init", "-q"], check=True, **run)  # type: ignore[call-overload]
     first = subprocess.run(["dvc", "repro"], **run)  # type: ignore[call-overload]
@@ -103,3 +106,25 @@ def test_dvc_repro_in_a_scratch_copy_then_nothing_to_do(tmp_path: Path) -> None:
     second = subprocess.run(["dvc", "repro"], **run)  # type: ignore[call-overload]
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Data and pipelines are up to date" in second.stdout
+    assert_readable_results(work, run)
+
+
+def assert_readable_results(work: Path, run: dict[str, Any]) -> None:
+    """After a `dvc repro`: `dvc metrics show`, and `dvc exp show --only-changed` after one experiment, print
+    tables under 200 characters wide; the precision-recall curve served by DVC is not flat."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "add", "-A"], check=True, **run)  # type: ignore[call-overload]
+    subprocess.run([*git, "commit", "-qm", "baseline"], check=True, **run)  # type: ignore[call-overload]
+    metrics = subprocess.run(["dvc", "metrics", "show"], check=True, **run)  # type: ignore[call-overload]
+    assert "roc_auc" in metrics.stdout and "…" not in metrics.stdout
+    assert max(map(len, metrics.stdout.splitlines())) < 200, metrics.stdout
+    plots = subprocess.run(["dvc", "plots", "show", "--json"], check=True, **run)  # type: ignore[call-overload]
+    (pr,) = json.loads(plots.stdout)["data"]["Precision-recall on the test cutoff"]
+    precision = {float(point["dvc_inferred_y_value"]) for point in pr["content"]["data"]["values"]
+                 if point["field"] == "lightgbm"}  # fmt: skip
+    assert len(precision) > 10 and min(precision) < 0.9
+    experiment = subprocess.run(["dvc", "exp", "run", "-S", "train.num_leaves=15"], **run)  # type: ignore[call-overload]
+    assert experiment.returncode == 0, experiment.stdout + experiment.stderr
+    shown = subprocess.run(["dvc", "exp", "show", "--only-changed", "--no-pager"], check=True, **run)  # type: ignore[call-overload]
+    assert "roc_auc" in shown.stdout and "train.num_leaves" in shown.stdout, shown.stdout
+    assert max(map(len, shown.stdout.splitlines())) < 200, shown.stdout

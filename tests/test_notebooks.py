@@ -45,7 +45,8 @@ def project(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     invoke(
         "evaluate", "--params", params, "--features", features / "features.parquet",
         "--backtest", models / "backtest", "--current", models / "current", "--truth", shop["truth"],
-        "--metrics", reports / "metrics.json", "--plots", reports / "plots", "--figures", reports / "figures",
+        "--metrics", reports / "metrics.json", "--evaluation", reports / "evaluation.json",
+        "--plots", reports / "plots", "--figures", reports / "figures",
         "--no-track",
     )  # fmt: skip
     invoke(

@@ -49,6 +49,7 @@ def orders_only(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     invoke(
         "evaluate", "--params", params, "--features", paths["features.parquet"], "--backtest", models / "backtest",
         "--current", models / "current", "--truth", root / "no-truth", "--metrics", root / "metrics.json",
+        "--evaluation", root / "evaluation.json",
         "--plots", root / "plots", "--figures", root / "figures", "--no-track",
     )  # fmt: skip
     invoke(
@@ -82,13 +83,13 @@ def test_reports_name_the_feature_groups_the_data_could_feed(orders_only: dict[s
     # Orders alone still tell lateness and the shop's cancellations.
     assert {"late_delivery_total", "retailer_cancellation_total"} <= set(groups["satisfaction"]["available"])
     assert "loyalty_member" in groups["relationship"]["missing"]
-    used = json.loads((root / "metrics.json").read_text())["features_per_group"]
+    used = json.loads((root / "evaluation.json").read_text())["features_per_group"]
     assert used["returns"] == 0 and used["rfm"] == len(groups["rfm"]["available"])
 
 
 def test_the_model_trains_and_scores_without_satisfaction_tables(orders_only: dict[str, Path]) -> None:
     root = orders_only["root"]
-    metrics = json.loads((root / "metrics.json").read_text())
+    metrics = json.loads((root / "evaluation.json").read_text())
     auc = metrics["overall"]["lightgbm"]["roc_auc"]
     low, high = metrics["bootstrap"]["roc_auc"]["lightgbm"]
     assert auc > 0.6 and low < auc < high

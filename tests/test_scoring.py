@@ -11,16 +11,17 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import invoke, write_params
+from conftest import REPO, invoke, write_params
 from typer.testing import CliRunner
 
 from features.build import FEATURE_SPECS
 from features.cutoffs import FeatureParams
 from features.inputs import read_validated
 from models.artifact import load_model
-from models.explain import NOT_REASONS, describe, top_reasons
-from models.risk import ActionRule, suggested_actions
+from models.explain import REASON_WHEN, describe, reason_contributions, top_reasons
+from models.risk import ActionRule, RiskParams, for_people, suggested_actions
 from pipelines.cli import app
+from pipelines.params import load_params
 from pipelines.stages.score import inputs_like_training, scoring_features
 
 FEATURES = {"first_cutoff": "2024-07-01", "every_days": 60}
@@ -100,16 +101,26 @@ def test_risk_list_is_ranked_by_value_at_risk_with_every_column(scored: tuple[pd
     assert np.allclose(risk["value_at_risk"], risk["churn_probability"] * risk["expected_future_value"])
     assert set(risk["risk_tier"]) <= {"low", "medium", "high"}
     assert (risk.loc[risk["churn_probability"] >= 0.7, "risk_tier"] == "high").all()
-    assert risk["reason_1"].notna().all()
-    assert set(risk["suggested_action"]) <= {"service_recovery", "win_back_offer", "loyalty_invitation", "monitor"}
-    recovery = risk[risk["suggested_action"] == "service_recovery"]
-    assert (recovery["last_bad_experience_days_ago"] <= 30).all() and (recovery["churn_probability"] >= 0.3).all()
+    actions = {"service_recovery", "welcome_back", "win_back_offer", "loyalty_invitation", "monitor"}
+    assert set(risk["suggested_action"]) <= actions
+    assert (risk.loc[risk["open_tickets"] > 0, "suggested_action"] == "service_recovery").all()
+    first_went_wrong = (risk["orders_total"] <= 1) & risk["last_order_went_wrong"] & (risk["open_tickets"] == 0)
+    assert first_went_wrong.any()
+    assert (risk.loc[first_went_wrong, "suggested_action"] != "monitor").all()
     csv = pd.read_csv(out / "risk.csv")
     assert csv["customer_id"].tolist() == risk["customer_id"].tolist()
+    assert {"overdue_ratio", "last_bad_experience_recovered", "last_order_went_wrong"} <= set(csv.columns)
     report = json.loads((out / "scoring.json").read_text())
     assert sum(tier["customers"] for tier in report["tiers"].values()) == report["customers_scored"] == len(risk)
     assert "cutoff_month" not in report["psi"]
-    assert "## Drift against the training data" in (out / "scoring.md").read_text()
+    assert list(report["tiers"]) == ["high", "medium", "low"]
+    assert sum(action["customers"] for action in report["actions"].values()) == len(risk)
+    assert [row["customer_id"] for row in report["top_customers"]] == risk["customer_id"].head(20).tolist()
+    markdown = (out / "scoring.md").read_text()
+    assert markdown.index("| risk tier |") < markdown.index("| suggested action") < markdown.index("## The top 20")
+    assert f"| 1 | {risk['customer_id'].iloc[0]} |" in markdown
+    # Only the drifted features are listed, not every feature's PSI.
+    assert markdown.count("| `") == len(report["drift_warnings"])
 
 
 def test_reasons_are_the_largest_shap_contributions(
@@ -121,10 +132,11 @@ def test_reasons_are_the_largest_shap_contributions(
     exported = pd.Timestamp(json.loads(pipeline["report"].read_text())["as_of"])
     inputs = inputs_like_training(read_validated(ibis.duckdb.connect(), pipeline["validated"], exported), model)
     features = scoring_features(inputs, as_of, FeatureParams.from_dict(FEATURES)).loc[risk["customer_id"].head(50)]
-    contributions = model.contributions(features).drop(columns=["bias", *NOT_REASONS])
+    contributions = reason_contributions(model.contributions(features).drop(columns="bias"), features)
     for customer, row in risk.head(50).set_index("customer_id").iterrows():
         largest = contributions.loc[customer].sort_values(ascending=False)
         top = largest[largest > 0].index[:3]
+        assert features.loc[customer, top].notna().all()
         kind = row["last_bad_experience"] if isinstance(row["last_bad_experience"], str) else None
         expected = [describe(name, features.loc[customer, name], kind) for name in top]
         assert [row[f"reason_{i + 1}"] for i in range(len(top))] == expected, customer
@@ -140,6 +152,123 @@ def test_reasons_read_well_on_real_data_values() -> None:
     assert describe("review_score_last", float("nan")) == "review score last unknown"
 
 
+def test_reasons_never_name_a_missing_value_or_a_plain_fact(scored: tuple[pd.DataFrame, Path]) -> None:
+    risk, _ = scored
+    texts = pd.concat([risk[f"reason_{i}"] for i in (1, 2, 3)]).dropna()
+    assert len(texts) > 0
+    plain_facts = r"unknown|so far|\borders? in total|first order|customer for|spent|average order"
+    assert not texts.str.contains(plain_facts).any()
+    assert not texts.str.contains("went fine|was put right quickly|orders? in the last").any()
+
+
+def test_reasons_are_risk_raising_facts_about_the_relationship() -> None:
+    features = pd.DataFrame(
+        {
+            "orders_total": [12, 1], "overdue_ratio": [2.0, np.nan], "ticket_resolution_days_mean": [np.nan, 1.0],
+            "late_delivery_90d": [1, 0], "review_score_last": [5.0, np.nan], "tickets_open": [0, 0],
+            "days_since_first_order": [700.0, 40.0], "last_order_went_wrong": [False, True],
+            "orders_90d_change": [1.0, -2.0], "review_score_min": [4.0, 2.0], "gap_mean_days": [30.0, np.nan],
+        },
+        index=["a", "b"],
+    )  # fmt: skip
+    # Customer a: the largest is a plain count, then lateness, a missing value, a late delivery, a good review.
+    # Customer b: tenure, the first order went wrong, fewer orders than before, a low review, no usual gap.
+    contributions = pd.DataFrame(
+        {
+            "orders_total": [0.9, 0.0], "overdue_ratio": [0.5, 0.0], "ticket_resolution_days_mean": [0.4, 0.0],
+            "late_delivery_90d": [0.3, 0.0], "review_score_last": [0.2, 0.0], "tickets_open": [0.1, 0.0],
+            "days_since_first_order": [0.0, 0.8], "last_order_went_wrong": [0.0, 0.5],
+            "orders_90d_change": [0.0, 0.3], "review_score_min": [0.0, 0.2], "gap_mean_days": [0.0, 0.9],
+            "bias": [1.0, 1.0],
+        },
+        index=["a", "b"],
+    )  # fmt: skip
+    reasons = top_reasons(contributions, features)
+    assert reasons.loc["a"].tolist() == ["overdue_ratio", "late_delivery_90d", None]
+    assert reasons.loc["b"].tolist() == ["last_order_went_wrong", "orders_90d_change", "review_score_min"]
+    assert "orders_total" not in REASON_WHEN and "days_since_first_order" not in REASON_WHEN
+
+
+def test_recency_is_one_reason_against_the_usual_gap_or_after_a_single_order() -> None:
+    features = pd.DataFrame(
+        {"overdue_ratio": [2.0, np.nan, 0.8], "days_since_last_order": [60.0, 120.0, 20.0], "tickets_open": [1, 1, 1]},
+        index=["lapsing", "single", "early"],
+    )
+    # Lapsing: recency in days and the ratio together (0.3 + 0.3) outweigh the open complaint (0.5).
+    # Single order: no usual gap, so the days are the reason. Early: not late, whatever the days say.
+    contributions = pd.DataFrame(
+        {"overdue_ratio": [0.3, 0.0, 0.1], "days_since_last_order": [0.3, 0.6, 0.6], "tickets_open": [0.5, 0.5, 0.5]},
+        index=features.index,
+    )
+    reasons = top_reasons(contributions, features)
+    assert reasons.loc["lapsing"].tolist() == ["overdue_ratio", "tickets_open", None]
+    assert reasons.loc["single"].tolist() == ["days_since_last_order", "tickets_open", None]
+    assert reasons.loc["early"].tolist() == ["tickets_open", None, None]
+
+
+def default_actions() -> tuple[ActionRule, ...]:
+    return RiskParams.from_dict(load_params(REPO / "params.yaml")["score"]).actions
+
+
+def test_default_actions_on_hand_made_customers() -> None:
+    customers = pd.DataFrame(
+        [
+            # open complaint, low risk, nothing recent: fixed first
+            (0.1, np.nan, 1, None, False, 2.0, 5, True),
+            # open complaint and lapsing: still service recovery
+            (0.9, 200.0, 2, True, False, 3.0, 8, False),
+            # an unrecovered bad experience 30.43 days ago is 30 whole days ago
+            (0.2, 30.43, 0, False, False, 0.5, 4, True),
+            # 31.2 days ago is outside the window: lapsing repeat buyer
+            (0.6, 31.2, 0, False, False, 2.0, 6, True),
+            # the only order went wrong 5 days ago and was put right: welcome back, not monitor
+            (0.95, 5.0, 0, True, True, np.nan, 1, None),
+            # one order that went fine
+            (0.95, np.nan, 0, None, False, np.nan, 1, None),
+            # repeat buyer outside the loyalty programme
+            (0.4, np.nan, 0, None, False, 0.8, 3, False),
+            # a recent bad experience where the data has no tickets (recovery unknown): not put right
+            (0.35, 10.0, 0, None, True, 0.5, 3, True),
+        ],
+        columns=[
+            "churn_probability", "last_bad_experience_days_ago", "open_tickets", "last_bad_experience_recovered",
+            "last_order_went_wrong", "overdue_ratio", "orders_total", "loyalty_member",
+        ],
+    )  # fmt: skip
+    assert suggested_actions(customers, default_actions()).tolist() == [
+        "service_recovery", "service_recovery", "service_recovery", "win_back_offer", "welcome_back", "monitor",
+        "loyalty_invitation", "service_recovery",
+    ]  # fmt: skip
+
+
+def test_csv_is_rounded_for_people_and_parquet_keeps_precision(scored: tuple[pd.DataFrame, Path]) -> None:
+    risk, out = scored
+    csv = pd.read_csv(out / "risk.csv")
+    assert (csv["churn_probability"] == csv["churn_probability"].round(3)).all()
+    assert (csv["value_at_risk"] == csv["value_at_risk"].round(2)).all()
+    days = csv["last_bad_experience_days_ago"].dropna()
+    assert len(days) and (days == days.round()).all()
+    assert csv["last_bad_experience_days_ago"].tolist() == pytest.approx(
+        np.floor(risk["last_bad_experience_days_ago"]).tolist(), nan_ok=True
+    )
+    assert (risk["churn_probability"] != risk["churn_probability"].round(3)).any()
+    text = (out / "risk.csv").read_text().splitlines()[1]
+    assert len(text) < 400, text
+
+
+def test_for_people_rounds_by_hand() -> None:
+    risk = pd.DataFrame(
+        {
+            "churn_probability": [0.123456], "value_at_risk": [10.005001], "expected_future_value": [81.04999],
+            "overdue_ratio": [2.345], "last_bad_experience_days_ago": [30.93], "days_since_first_order": [np.nan],
+        }
+    )  # fmt: skip
+    rounded = for_people(risk).iloc[0]
+    assert rounded["churn_probability"] == 0.123 and rounded["value_at_risk"] == 10.01
+    assert rounded["expected_future_value"] == 81.05 and rounded["overdue_ratio"] == 2.3
+    assert rounded["last_bad_experience_days_ago"] == 30 and pd.isna(rounded["days_since_first_order"])
+
+
 def test_unknown_loyalty_membership_meets_no_loyalty_condition() -> None:
     risk = pd.DataFrame({"churn_probability": [0.5, 0.5, 0.5], "loyalty_member": [True, False, None]})
     rules = (ActionRule("invite", {"loyalty_member": False}), ActionRule("thank", {"loyalty_member": True}))
@@ -147,12 +276,14 @@ def test_unknown_loyalty_membership_meets_no_loyalty_condition() -> None:
 
 
 def test_top_reasons_skip_features_that_lower_the_risk() -> None:
+    names = ["tickets_open", "complaint_90d", "low_review_90d"]
     contributions = pd.DataFrame(
-        {"a": [0.5, -0.1], "b": [0.2, -0.3], "c": [-0.4, 0.6], "cutoff_month": [0.9, 0.9], "bias": [1.0, 1.0]}
+        {**dict(zip(names, [[0.5, -0.1], [0.2, -0.3], [-0.4, 0.6]], strict=True)), "cutoff_month": [0.9, 0.9]}
     )
-    reasons = top_reasons(contributions)
-    assert reasons.iloc[0].tolist() == ["a", "b", None]
-    assert reasons.iloc[1].tolist() == ["c", None, None]
+    features = pd.DataFrame({name: [1, 1] for name in names} | {"cutoff_month": [9, 9]})
+    reasons = top_reasons(contributions, features)
+    assert reasons.iloc[0].tolist() == ["tickets_open", "complaint_90d", None]
+    assert reasons.iloc[1].tolist() == ["low_review_90d", None, None]
 
 
 def test_bad_experience_filter_and_top_k(
@@ -160,7 +291,7 @@ def test_bad_experience_filter_and_top_k(
 ) -> None:
     everyone, _ = scored
     recent = score(pipeline, tmp_path / "recent", "--bad-experience-within", 30)
-    expected = everyone[everyone["last_bad_experience_days_ago"] <= 30]
+    expected = everyone[np.floor(everyone["last_bad_experience_days_ago"]) <= 30]
     assert 0 < len(recent) < len(everyone)
     assert recent["customer_id"].tolist() == expected["customer_id"].tolist()
     top = score(pipeline, tmp_path / "top", "--top-k", 10, "--min-probability", 0.5)
@@ -247,14 +378,15 @@ def test_refuses_an_empty_population(
 def test_scores_from_an_mlflow_model_uri_like_from_the_folder(
     pipeline: dict[str, Path], scored: tuple[pd.DataFrame, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.tracking import log_run
+    from models.tracking import Evidence, log_run
     from models.tracking_settings import TrackingSettings
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = load_model(pipeline["current"])
     rows = pd.read_parquet(pipeline["features.parquet"]).head(3)
     settings = TrackingSettings(experiment="scoring", model_name="churn-scoring")
-    log_run(settings, model, pipeline["current"], rows, {}, {"test_roc_auc": 0.8}, {}, [])
+    evidence = Evidence(load_model(pipeline["backtest"]), pipeline["backtest"], rows, resamples=0, seed=0)
+    log_run(settings, model, pipeline["current"], evidence, {}, {"test_roc_auc": 0.8}, {}, [])
     args = score_args(pipeline, tmp_path / "risk")
     args[args.index("--model") + 1] = "models:/churn-scoring@champion"
     result = CliRunner().invoke(app, args)

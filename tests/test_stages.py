@@ -129,6 +129,7 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     shop: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_EXP_NAME", "tidy-tern")  # as `dvc exp run` sets it
     params = write_params(
         tmp_path / "params.yaml",
         features={"first_cutoff": "2024-07-01", "every_days": 60},
@@ -153,10 +154,14 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     metrics_path, plots, figures = tmp_path / "metrics.json", tmp_path / "plots", tmp_path / "figures"
     output = invoke(
         "evaluate", "--params", params, "--features", features, "--backtest", models["backtest"],
-        "--current", models["current"], "--truth", shop["truth"], "--metrics", metrics_path, "--plots", plots,
-        "--figures", figures,
+        "--current", models["current"], "--truth", shop["truth"], "--metrics", metrics_path,
+        "--evaluation", tmp_path / "evaluation.json", "--plots", plots, "--figures", figures,
     )  # fmt: skip
-    metrics = json.loads(metrics_path.read_text())
+    headline = json.loads(metrics_path.read_text())
+    metrics = json.loads((tmp_path / "evaluation.json").read_text())
+    assert headline["roc_auc"] == round(metrics["overall"]["lightgbm"]["roc_auc"], 4)
+    assert headline["gain_lo"] < headline["gain"] < headline["gain_hi"]
+    assert headline["baseline"] == metrics["comparison"]["best_baseline"]
     assert metrics["test_cutoff"] == "2025-08-25"
     overall = metrics["overall"]
     assert {"lightgbm", "recency_rule", "rfm_logistic", "oracle"} <= set(overall)
@@ -168,14 +173,22 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     roc = pd.read_csv(plots / "roc.csv")
     assert list(roc.columns) == ["fpr", "lightgbm", "recency_rule", "rfm_logistic", "bg_nbd", "oracle"]
     assert {path.name for path in plots.iterdir()} == {"roc.csv", "pr.csv", "gains.csv", "calibration.csv"}
-    assert (figures / "shap_summary.png").stat().st_size > 10_000
+    for figure in ("shap_summary", "roc", "pr", "gains", "calibration"):
+        assert (figures / f"{figure}.png").stat().st_size > 10_000, figure
     assert "lightgbm" in output
     from mlflow.tracking import MlflowClient
 
     champion = MlflowClient().get_model_version_by_alias("churn-model", "champion")
     run = MlflowClient().get_run(champion.run_id)
-    assert run.data.metrics["test_roc_auc"] == pytest.approx(overall["lightgbm"]["roc_auc"])
+    assert run.data.metrics["roc_auc"] == headline["roc_auc"]
+    assert run.data.metrics["model/log_loss"] == pytest.approx(overall["lightgbm"]["log_loss"])
+    assert run.data.metrics["rfm_logistic/roc_auc"] == pytest.approx(overall["rfm_logistic"]["roc_auc"])
+    assert "test_roc_auc" not in run.data.metrics and "model/roc_auc" not in run.data.metrics
+    figures_logged = {artifact.path for artifact in MlflowClient().list_artifacts(champion.run_id, "figures")}
+    assert {"figures/roc.png", "figures/pr.png", "figures/gains.png", "figures/calibration.png"} <= figures_logged
     assert run.data.tags["test_cutoff"] == "2025-08-25"
+    assert run.info.run_name == run.data.tags["dvc_experiment"] == "tidy-tern"
+    assert champion.tags["promotion"] == "champion"
 
 
 def test_params_read_as_dvc_writes_them(tmp_path: Path) -> None:

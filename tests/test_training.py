@@ -16,6 +16,7 @@ from features.inputs import inputs_from_frames
 from models.artifact import ChurnModel, load_model, save_model
 from models.dataset import plain_input
 from models.split import last_labelled_cutoff
+from models.tracking import Evidence
 from models.train import TrainParams, fit_recipe
 from pipelines.sources.synthetic import SyntheticShopParams, generate_shop
 
@@ -119,6 +120,12 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return uri
 
 
+def evidence(model: ChurnModel, folder: Path, frame: pd.DataFrame, resamples: int = 200) -> Evidence:
+    save_model(model, folder)
+    test = frame[frame["cutoff"] == last_labelled_cutoff(frame)]
+    return Evidence(model, folder, test, resamples, seed=0)
+
+
 def test_mlflow_run_holds_params_metrics_curve_plots_and_the_whole_scorer(
     tracking: str, frame: pd.DataFrame, backtest: ChurnModel, tmp_path: Path
 ) -> None:
@@ -129,31 +136,31 @@ def test_mlflow_run_holds_params_metrics_curve_plots_and_the_whole_scorer(
     from models.tracking_settings import TrackingSettings
 
     folder = tmp_path / "model"
-    save_model(backtest, folder)
     plots = tmp_path / "plots"
     plots.mkdir()
     (plots / "roc.csv").write_text("fpr,lightgbm\n0,0\n1,1\n")
-    test = frame[frame["cutoff"] == last_labelled_cutoff(frame)]
     settings = TrackingSettings(experiment="test", model_name="churn-test")
+    judged_on = evidence(backtest, folder, frame)
     record = log_run(
-        settings, backtest, folder, test.head(5), params={"train.num_leaves": 31},
-        metrics={"test_roc_auc": 0.8}, tags={"git_commit": "abc"}, artifacts=[plots],
+        settings, backtest, folder, judged_on, params={"train.num_leaves": 31},
+        metrics={"test_roc_auc": 0.8}, tags={"git_commit": "abc"}, artifacts=[plots], run_name="exp-one",
     )  # fmt: skip
     client = MlflowClient(tracking)
     run = client.get_run(record.run_id)
+    assert run.info.run_name == "exp-one"
     assert run.data.params["train.num_leaves"] == "31"
     assert run.data.metrics["test_roc_auc"] == 0.8
     assert run.data.tags["git_commit"] == "abc"
-    curve = client.get_metric_history(record.run_id, "validation_binary_logloss")
+    curve = client.get_metric_history(record.run_id, "validation/binary_logloss")
     assert len(curve) == len(backtest.training["validation_curve"]["binary_logloss"])
     assert [artifact.path for artifact in client.list_artifacts(record.run_id, "plots")] == ["plots/roc.csv"]
     assert record.alias == "champion"
     loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
-    served = np.asarray(loaded.predict(plain_input(test, backtest.model_input)))
-    assert np.array_equal(served, load_model(folder).predict(test))
+    served = np.asarray(loaded.predict(plain_input(judged_on.test_rows, backtest.model_input)))
+    assert np.array_equal(served, load_model(folder).predict(judged_on.test_rows))
 
 
-def test_champion_alias_moves_only_when_the_new_version_is_better(
+def test_champion_is_replaced_only_by_a_gain_whose_interval_is_above_zero(
     tracking: str, frame: pd.DataFrame, backtest: ChurnModel, tmp_path: Path
 ) -> None:
     from mlflow.tracking import MlflowClient
@@ -161,15 +168,36 @@ def test_champion_alias_moves_only_when_the_new_version_is_better(
     from models.tracking import log_run
     from models.tracking_settings import TrackingSettings
 
-    folder = tmp_path / "model"
-    save_model(backtest, folder)
+    deploy_at = last_labelled_cutoff(frame)
+    # Recency and frequency only, a few rounds: clearly worse than the full model.
+    weak_params = replace(PARAMS, exclude_features=["satisfaction", "returns", "relationship", "trend"], max_rounds=5)
+    weak, _ = fit_recipe(frame, deploy_at, HORIZON, weak_params, data_hash="test", available_features=ALL_FEATURES)
+    # The full recipe with another seed: as good as the backtest model, within noise.
+    twin, _ = fit_recipe(
+        frame, deploy_at, HORIZON, replace(PARAMS, seed=7), data_hash="test", available_features=ALL_FEATURES
+    )
     settings = TrackingSettings(experiment="test", model_name="churn-aliases")
-    example = frame.head(3)
-    aliases = [
-        log_run(settings, backtest, folder, example, {}, {"test_roc_auc": auc}, {}, []).alias
-        for auc in (0.80, 0.79, 0.82)
+    records = [
+        log_run(settings, model, tmp_path / name, evidence(model, tmp_path / name, frame), {}, {}, {}, [])
+        for name, model in (("weak", weak), ("full", backtest), ("twin", twin), ("same", backtest))
     ]
-    assert aliases == ["champion", "challenger", "champion"]
+    assert [record.alias for record in records] == ["champion", "champion", "challenger", "challenger"]
+    first, better, twin_record, same = (record.promotion for record in records)
+    assert first.gain_interval is None and first.reason == "no champion yet"
+    assert better.gain_interval is not None and better.gain_interval[0] > 0 and better.compared_with == "1"
+    assert twin_record.gain_interval is not None and twin_record.gain_interval[0] <= 0 < twin_record.gain_interval[1]
+    assert same.gain_interval == [0.0, 0.0]  # the champion itself again: no evidence of a gain
     client = MlflowClient(tracking)
-    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "3"
-    assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == "2"
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "2"
+    tags = client.get_model_version(settings.model_name, "3").tags
+    assert tags["promotion"] == "challenger" and tags["compared_with_version"] == "2"
+    assert tags["roc_auc_gain_over_champion_95"].startswith("[-")
+
+
+def test_promotion_needs_the_whole_interval_above_the_threshold() -> None:
+    from models.tracking import promotes
+
+    assert promotes([0.001, 0.01], 0.0)
+    assert not promotes([0.0, 0.01], 0.0)
+    assert not promotes([-0.004, 0.004], 0.0)
+    assert not promotes([0.001, 0.01], 0.002)

@@ -92,7 +92,7 @@ class SyntheticShopParams:
     ticket_unresolved_share: float = 0.05
     channel_shares: dict[str, float] = field(default_factory=lambda: {"web": 0.55, "app": 0.35, "store": 0.10})
     payment_shares: dict[str, float] = field(default_factory=lambda: {"card": 0.6, "invoice": 0.3, "wallet": 0.1})
-    country_shares: dict[str, float] = field(default_factory=lambda: {"SE": 0.45, "NO": 0.2, "DK": 0.2, "FI": 0.15})
+    country_shares: dict[str, float] = field(default_factory=lambda: {"SWE": 0.45, "NOR": 0.2, "DNK": 0.2, "FIN": 0.15})
     # Share of preferred channel / payment method used on an order.
     habit_strength: float = 0.85
     order_value_median: float = 55.0

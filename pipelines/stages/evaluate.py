@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,13 +19,31 @@ from models.artifact import ChurnModel, load_model
 from models.baselines import Scores, buy_till_you_die, recency_rule, rfm_logistic
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
-from models.evaluate import METHODS, MODEL, ORACLE, EvaluateParams, comparison, evaluate_methods
-from models.plots import calibration_plot_table, curve_tables, feature_importance_figure, shap_summary_figure
+from models.evaluate import (
+    HEADLINE_MODEL_METRICS,
+    METHODS,
+    MODEL,
+    ORACLE,
+    EvaluateParams,
+    comparison,
+    evaluate_methods,
+    headline,
+)
+from models.plots import (
+    calibration_plot_table,
+    curve_figure,
+    curve_tables,
+    feature_importance_figure,
+    shap_summary_figure,
+)
 from models.split import split_for_deployment
 from pipelines.params import block, load_params
-from pipelines.provenance import dvc_output_hash, git_commit
+from pipelines.provenance import dvc_experiment, dvc_output_hash, git_commit, run_name
 from pipelines.sources.synthetic import SyntheticShopParams, true_churn_probability
 from pipelines.stages.generate import TRUTH_CUSTOMERS, TRUTH_PARAMS
+
+if TYPE_CHECKING:  # MLflow loads only when a run is tracked
+    from models.tracking import Evidence, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +52,10 @@ SHAP_PLOT_ROWS = 20_000
 
 @dataclass(frozen=True)
 class EvaluateOutputs:
+    """`metrics`: the headline numbers (DVC metrics); `evaluation`: the full detail (not a DVC metric)."""
+
     metrics: Path
+    evaluation: Path
     plots: Path
     figures: Path
 
@@ -47,7 +69,7 @@ def run(
     track: bool = True,
 ) -> dict[str, Any]:
     """`models` is (backtest, current): the backtest model is evaluated, the current one is logged with its
-    figures. Returns the metrics written to `outputs.metrics`."""
+    figures. Returns the full evaluation written to `outputs.evaluation`."""
     params = load_params(params_path)
     settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
     backtest = load_model(models[0])
@@ -88,11 +110,15 @@ def run(
             settings.bootstrap_resamples,
             training["params"]["seed"],
         )
-    write_json(outputs.metrics, metrics)
+    write_json(outputs.evaluation, metrics)
+    write_json(outputs.metrics, headline(metrics))
     write_plots(backtest, test_rows, methods, outputs)
     if track:
-        record = track_run(params, backtest, models[1], test_rows, metrics, outputs, features_path)
-        log.info("registered %s as %s", record.model_uri, record.alias)
+        from models.tracking import Evidence
+
+        evidence = Evidence(backtest, models[0], test_rows, settings.bootstrap_resamples, training["params"]["seed"])
+        record = track_run(params, evidence, models[1], metrics, outputs, features_path)
+        log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
     return metrics
 
 
@@ -150,11 +176,10 @@ def write_plots(
 ) -> None:
     labels = test_rows[LABEL].to_numpy()
     outputs.plots.mkdir(parents=True, exist_ok=True)
-    for name, table in curve_tables(labels, methods, METHODS).items():
+    tables = {**curve_tables(labels, methods, METHODS), "calibration": calibration_plot_table(labels, methods, METHODS)}
+    for name, table in tables.items():
         table.to_csv(outputs.plots / f"{name}.csv", index=False)
-    probability = methods[MODEL].probability
-    assert probability is not None  # the model always gives probabilities
-    calibration_plot_table(labels, probability).to_csv(outputs.plots / "calibration.csv", index=False)
+        curve_figure(name, table, outputs.figures / f"{name}.png")
     importance = pd.Series(model.booster.feature_importance("gain"), index=model.booster.feature_name())
     feature_importance_figure(importance, outputs.figures / "feature_importance.png")
     # A summary plot reads the same from 20,000 customers as from a million; SHAP values cost ~10 predictions each.
@@ -164,33 +189,43 @@ def write_plots(
 
 def track_run(
     params: dict[str, Any],
-    backtest: ChurnModel,
+    evidence: Evidence,
     current_folder: Path,
-    test_rows: pd.DataFrame,
     metrics: dict[str, Any],
     outputs: EvaluateOutputs,
     features_path: Path,
-) -> Any:
+) -> RunRecord:
     from models.tracking import log_run
     from models.tracking_settings import TrackingSettings
 
     settings = from_block(TrackingSettings, block(params, "mlflow"), "mlflow")
     current = load_model(current_folder)
     repo = Path.cwd()
+    tags = {
+        "git_commit": git_commit(repo),
+        "dvc_features_md5": dvc_output_hash(repo / "dvc.lock", features_path.parent.as_posix()),
+        "features_sha256": current.training["data_sha256"],
+        "test_cutoff": metrics["test_cutoff"],
+    }
+    experiment = dvc_experiment()
+    if experiment is not None:
+        tags["dvc_experiment"] = experiment
     return log_run(
         settings,
         current,
         current_folder,
-        test_rows.head(5),
-        params=run_params(params, backtest, current),
-        metrics=flat_metrics(metrics),
-        tags={
-            "git_commit": git_commit(repo),
-            "dvc_features_md5": dvc_output_hash(repo / "dvc.lock", features_path.parent.as_posix()),
-            "features_sha256": current.training["data_sha256"],
-            "test_cutoff": metrics["test_cutoff"],
-        },
-        artifacts=[outputs.metrics, outputs.plots, outputs.figures, current_folder / "metadata.json"],
+        evidence,
+        params=run_params(params, evidence.backtest, current),
+        metrics=mlflow_metrics(metrics),
+        tags=tags,
+        artifacts=[
+            outputs.metrics,
+            outputs.evaluation,
+            outputs.plots,
+            outputs.figures,
+            current_folder / "metadata.json",
+        ],
+        run_name=run_name("evaluate", datetime.now(UTC)),
     )
 
 
@@ -204,16 +239,31 @@ def run_params(params: dict[str, Any], backtest: ChurnModel, current: ChurnModel
     return values
 
 
-def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """test_<metric> for the model, test_<method>_<metric> for the others, cohort_<cohort>_<metric> for the model."""
-    flat = {f"test_{key}": value for key, value in metrics["overall"][MODEL].items()}
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers under their own names (MLflow's "Model metrics"), the rest in sections by prefix:
+    model/<metric>, <method>/<metric> for the baselines and the oracle, cohort_<cohort>/<metric> for the model,
+    bootstrap/<interval>_low|high and comparison/<value>."""
+    flat: dict[str, Any] = dict(headline(metrics))
+    model = metrics["overall"][MODEL]
+    flat.update({f"model/{key}": value for key, value in model.items() if key not in HEADLINE_MODEL_METRICS})
     for method, values in metrics["overall"].items():
         if method != MODEL:
-            flat.update({f"test_{method}_{key}": value for key, value in values.items()})
+            flat.update({f"{method}/{key}": value for key, value in values.items()})
     for cohort, by_method in metrics["cohorts"].items():
-        flat.update({f"cohort_{cohort}_{key}": value for key, value in by_method.get(MODEL, {}).items()})
-    flat.update({key: value for key, value in metrics["comparison"].items() if isinstance(value, float)})
-    return {key: float(value) for key, value in flat.items() if value is not None and np.isfinite(value)}
+        flat.update({f"cohort_{cohort}/{key}": value for key, value in by_method.get(MODEL, {}).items()})
+    flat.update({f"comparison/{key}": value for key, value in metrics["comparison"].items()})
+    bootstrap = metrics.get("bootstrap", {})
+    intervals = {
+        **{f"{method}_roc_auc": interval for method, interval in bootstrap.get("roc_auc", {}).items()},
+        **{f"gain_over_{method}": interval for method, interval in bootstrap.get("gain_over", {}).items()},
+    }
+    for name, (low, high) in intervals.items():
+        flat.update({f"bootstrap/{name}_low": low, f"bootstrap/{name}_high": high})
+    return {
+        key: float(value)
+        for key, value in flat.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+    }
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from features.satisfaction import bad_events, last_bad_experience
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel, load_model
 from models.drift import population_stability
 from models.explain import reason_texts, top_reasons
-from models.risk import RiskParams, assemble_risk_list, filter_risk_list, with_reasons
+from models.risk import RiskParams, assemble_risk_list, filter_risk_list, for_people, with_reasons
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
 from pipelines.params import block, load_params
@@ -124,7 +124,7 @@ def explain(model: ChurnModel, features: pd.DataFrame, last_bad_kind: pd.Series)
     fifty predictions, so they are computed where someone will read them, in chunks with progress."""
     chunks = [features.iloc[start : start + EXPLAIN_CHUNK] for start in range(0, len(features), EXPLAIN_CHUNK)]
     reasons = [
-        reason_texts(top_reasons(model.contributions(chunk)), chunk, last_bad_kind)
+        reason_texts(top_reasons(model.contributions(chunk), chunk), chunk, last_bad_kind)
         for chunk in tqdm(chunks, desc="reasons", unit="chunk", disable=len(chunks) < 2)
     ]
     return pd.concat(reasons) if reasons else pd.DataFrame(columns=[f"reason_{i + 1}" for i in range(3)])
@@ -224,7 +224,7 @@ def write_outputs(written: pd.DataFrame, report: dict[str, Any], outputs: ScoreO
     write_all_or_nothing(
         {
             outputs.risk_list: lambda path: written.to_parquet(path, index=False),
-            outputs.risk_list_csv: lambda path: written.to_csv(path, index=False),
+            outputs.risk_list_csv: lambda path: for_people(written).to_csv(path, index=False),
             outputs.report: lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
             outputs.report_markdown: lambda path: path.write_text(report_markdown(report)),
         }
