@@ -81,8 +81,19 @@ CUSTOMERS = Table(
     columns=(
         Column("customer_id", "string", "Customer identifier.", required=True, nullable=False, unique=True),
         Column("signed_up_at", "timestamp", "When the account was created."),
-        Column("loyalty_member", "bool", "Member of the loyalty programme."),
-        Column("country", "string", "Country code of the customer's address."),
+        Column("loyalty_member", "bool", "Member of the loyalty programme at the export (a snapshot)."),
+        Column(
+            "loyalty_joined_at",
+            "timestamp",
+            "When the customer joined the loyalty programme (the latest time, if they joined more than once).",
+        ),
+        Column(
+            "loyalty_left_at",
+            "timestamp",
+            "When the customer left the loyalty programme after joining; empty while a member.",
+            not_before="loyalty_joined_at",
+        ),
+        Column("country", "string", "Country code of the customer's address at the export (a snapshot)."),
     ),
 )
 
@@ -110,8 +121,9 @@ ORDERS = Table(
             nullable=False,
             min_value=0,
         ),
-        Column("status", "string", "Latest known order status.", allowed=ORDER_STATUSES),
+        Column("status", "string", "Order status at the export (a snapshot).", allowed=ORDER_STATUSES),
         Column("cancel_reason", "string", "Why a cancelled order was cancelled.", allowed=CANCEL_REASONS),
+        Column("cancelled_at", "timestamp", "When the order was cancelled.", not_before="ordered_at"),
         Column("channel", "string", "Where the order was placed.", allowed=CHANNELS),
         Column("payment_method", "string", "How the order was paid.", allowed=PAYMENT_METHODS),
         Column(
@@ -122,6 +134,7 @@ ORDERS = Table(
             may_be_future=True,
         ),
         Column("delivered_at", "timestamp", "When the order was delivered.", not_before="ordered_at"),
+        Column("country", "string", "Country code the order was shipped to (the customer's country as of then)."),
     ),
 )
 

@@ -8,6 +8,9 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA
 
+from features.build import features_at
+from features.cutoffs import FeatureParams
+from features.inputs import inputs_from_frames
 from pipelines.sources.online_retail import read_online_retail
 from pipelines.sources.read import SET_ASIDE_RULES
 
@@ -82,12 +85,37 @@ def test_credit_note_returns_the_latest_earlier_order_with_the_item(shop_folder:
     ]
 
 
-def test_customers_get_their_most_common_country(shop_folder: Path) -> None:
-    customers = read_online_retail(shop_folder).tables["customers"].raw
-    assert dict(zip(customers["customer_id"], customers["country"], strict=True)) == {
-        "100": "United Kingdom",
-        "200": "France",
-    }
+def test_orders_carry_their_country_and_customers_none(shop_folder: Path) -> None:
+    source = read_online_retail(shop_folder)
+    orders = source.tables["orders"].raw.set_index("order_id")
+    assert orders["country"].to_dict() == {
+        "500001": "United Kingdom", "500002": "United Kingdom", "500006": "France", "500008": "France",
+    }  # fmt: skip
+    assert list(source.tables["customers"].raw.columns) == ["customer_id"]
+
+
+def test_the_country_at_a_cutoff_is_the_one_of_the_orders_before_it(tmp_path: Path) -> None:
+    """Customer 12370 of the real data: Austria at 2010-11-28, Cyprus (most of their lines) in the export."""
+    lines = pd.DataFrame(
+        [
+            ("536001", "MUG", "mug", 1, "2010-11-10 10:00", 2.5, 12370, "Austria"),
+            ("536002", "MUG", "mug", 1, "2010-12-05 10:00", 2.5, 12370, "Cyprus"),
+            ("536002", "PLATE", "plate", 1, "2010-12-05 10:00", 8.0, 12370, "Cyprus"),
+        ],
+        columns=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+                 "Country"],
+    )  # fmt: skip
+    lines.assign(InvoiceDate=pd.to_datetime(lines["InvoiceDate"])).to_parquet(tmp_path / "online_retail.parquet")
+    tables = {name: _naive_utc(table.raw) for name, table in read_online_retail(tmp_path).tables.items()}
+    inputs = inputs_from_frames(tables, pd.Timestamp("2011-01-01"))
+    country = features_at(inputs, pd.Timestamp("2010-11-28"), FeatureParams()).execute().set_index("customer_id")
+    assert country.loc["12370", "country"] == "Austria"
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Local times as validation stores them: UTC without a zone."""
+    zoned = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.DatetimeTZDtype)]
+    return frame.assign(**{name: frame[name].dt.tz_convert("UTC").dt.tz_localize(None) for name in zoned})
 
 
 def test_a_file_of_another_layout_is_named(tmp_path: Path) -> None:

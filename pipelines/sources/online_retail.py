@@ -239,12 +239,20 @@ def set_aside_mixed_invoices(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def orders_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
-    """One order per invoice: its customer, time and value."""
+    """One order per invoice: its customer, time, value and country (the one most of its lines name)."""
     order_lines = lines[is_order_line(lines)]
     grouped = order_lines.assign(_value=order_lines["_quantity"] * order_lines["_price"]).groupby("_invoice", sort=True)
     orders = grouped.agg(customer_id=("_customer", "first"), ordered_at=("_at", "min"), order_value=("_value", "sum"))
     orders["order_value"] = orders["order_value"].round(2)
+    orders["country"] = most_common(order_lines, "_invoice", "country")
     return orders.rename_axis("order_id").reset_index()
+
+
+def most_common(lines: pd.DataFrame, key: str, column: str) -> pd.Series:
+    """Per `key`, the value of `column` most lines name (ties: alphabetical)."""
+    counts = lines.groupby([key, column], dropna=False).size().rename("lines").reset_index()
+    counts = counts.sort_values([key, "lines", column], ascending=[True, False, True])
+    return counts.drop_duplicates(key).set_index(key)[column]
 
 
 def credit_note_matches(lines: pd.DataFrame) -> pd.DataFrame:
@@ -273,12 +281,10 @@ def returns_from_matches(matches: pd.DataFrame) -> pd.DataFrame:
 
 
 def customers_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
-    """Every customer with an order; their country is the one most of their order lines name."""
-    order_lines = lines[is_order_line(lines)]
-    counts = order_lines.groupby(["_customer", "country"], dropna=False).size().rename("lines").reset_index()
-    counts = counts.sort_values(["_customer", "lines", "country"], ascending=[True, False, True])
-    customers = counts.drop_duplicates("_customer")[["_customer", "country"]]
-    return customers.rename(columns={"_customer": "customer_id"}).reset_index(drop=True)
+    """Every customer with an order. No country: one taken over all their lines would carry later lines into
+    earlier cutoffs, so the country as known at a cutoff comes from the orders placed before it."""
+    customers = pd.Series(lines.loc[is_order_line(lines), "_customer"].unique(), name="customer_id")
+    return customers.sort_values().to_frame().reset_index(drop=True)
 
 
 def set_aside_lines(lines: pd.DataFrame) -> pd.DataFrame:
