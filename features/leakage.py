@@ -3,7 +3,7 @@ that happened at or after the cutoff is deleted first.
 
 `known_before` rebuilds the contract tables as they stood just before the cutoff; build features on it with the
 same code (features.build.features_at, passing the full data's `available` so the schema is the same) and compare
-with `feature_differences`.
+with `feature_differences`. `truncation_differences` does all of it for features and the label at one cutoff.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.build import FEATURE_SPECS
+from features.build import FEATURE_SPECS, LABEL, features_at
+from features.cutoffs import FeatureParams
+from features.inputs import inputs_from_frames
 
 # The column that says when a row itself came into being; rows at or after the cutoff are deleted.
 ROW_TIME = {
@@ -101,3 +103,22 @@ def feature_differences(expected: pd.DataFrame, actual: pd.DataFrame) -> pd.Seri
             same = left.astype("string").fillna("<NA>") == right.astype("string").fillna("<NA>")
         counts[spec.name] = int((~same.astype(bool)).sum())
     return pd.Series(counts)
+
+
+def truncation_differences(
+    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, params: FeatureParams, as_of: pd.Timestamp
+) -> pd.Series:
+    """Per feature and for the label, the rows that differ between the full tables (exported at `as_of`) and the
+    tables as known then: just before `cutoff` for the features, just before the label window's end for the label.
+    All zero when nothing known later leaks into the cutoff."""
+    full = inputs_from_frames(tables, as_of)
+    expected = features_at(full, cutoff, params).execute()
+    cut = inputs_from_frames(known_before(tables, cutoff), cutoff, full.available)
+    differences = feature_differences(expected, features_at(cut, cutoff, params).execute())
+    window_end = cutoff + pd.Timedelta(days=params.horizon_days)
+    at_window_end = inputs_from_frames(known_before(tables, window_end), window_end, full.available)
+    labels = features_at(at_window_end, cutoff, params).execute()
+    keys = ["customer_id", "cutoff"]
+    both = expected[[*keys, LABEL]].merge(labels[[*keys, LABEL]], on=keys, how="outer", suffixes=("", "_known"))
+    label_differs = both[LABEL].astype("Float64").fillna(-1) != both[f"{LABEL}_known"].astype("Float64").fillna(-1)
+    return pd.concat([differences, pd.Series({LABEL: int(label_differs.sum())})])

@@ -11,6 +11,7 @@ from conftest import SHARED_DATA
 from features.build import features_at
 from features.cutoffs import FeatureParams
 from features.inputs import inputs_from_frames
+from features.leakage import feature_differences, truncation_differences
 from pipelines.sources.online_retail import read_online_retail
 from pipelines.sources.read import SET_ASIDE_RULES
 
@@ -152,6 +153,26 @@ def real_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def year_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both real files cut to 2010 up to 20 December: customer 12370 orders from Austria in February and March,
+    then from Cyprus (most of their lines) from 14 December."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the real datasets are not here ({SHARED_DATA} is absent)")
+    return lines_between(
+        SHARED_DATA, pd.Timestamp("2010-01-01"), pd.Timestamp("2010-12-20"), tmp_path_factory.mktemp("year")
+    )
+
+
+def lines_between(folder: Path, start: pd.Timestamp, end: pd.Timestamp, out: Path) -> Path:
+    """The invoice-line files of `folder` with the lines of [start, end) only."""
+    for name in REAL_FILES:
+        lines = pd.read_parquet(folder / name)
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        lines[(lines["InvoiceDate"] >= start) & (lines["InvoiceDate"] < end)].to_parquet(out / name)
+    return out
+
+
 def test_real_files_combine_without_the_overlap(real_slice: Path) -> None:
     source = read_online_retail(real_slice)
     accounting = source.accounting
@@ -201,3 +222,30 @@ def test_a_workbook_gives_all_its_sheets(tmp_path: Path) -> None:
     orders = source.tables["orders"].raw.set_index("order_id")
     assert orders.loc["500001", "order_value"] == 15.0
     assert orders.loc["500001", "customer_id"] == "100"
+
+
+def contract_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    return {name: _naive_utc(table.raw) for name, table in read_online_retail(folder).tables.items()}
+
+
+def test_the_real_data_at_a_cutoff_is_the_same_from_lines_cut_there(year_slice: Path, tmp_path: Path) -> None:
+    """Features at the cutoff from the invoice lines before it, and labels from the lines before the window's end,
+    equal those from the whole slice: every column (the country too: a later line must not change it)."""
+    cutoff, params = pd.Timestamp("2010-12-05"), FeatureParams(horizon_days=14, active_window_days=365)
+    window_end = cutoff + pd.Timedelta(days=params.horizon_days)
+    tables = contract_tables(year_slice)
+    full = inputs_from_frames(tables, pd.Timestamp("2010-12-20"))
+    expected = features_at(full, cutoff, params).execute()
+    assert expected.set_index("customer_id").loc["12370", "country"] == "Austria"
+    for end, label in ((cutoff, False), (window_end, True)):
+        cut = contract_tables(lines_between(year_slice, pd.Timestamp("2010-01-01"), end, tmp_path / str(end.date())))
+        actual = features_at(inputs_from_frames(cut, end, full.available), cutoff, params).execute()
+        differences = feature_differences(expected, actual)
+        assert differences.sum() == 0, differences[differences > 0]
+        if label:
+            pd.testing.assert_series_equal(
+                expected.set_index("customer_id")["churned"].sort_index(),
+                actual.set_index("customer_id")["churned"].sort_index(),
+            )
+    # and the contract-level check on the same slice
+    assert truncation_differences(tables, cutoff, params, pd.Timestamp("2010-12-20")).sum() == 0
