@@ -30,6 +30,10 @@ class FeatureSpec:
             return False
         return not self.needs_one_of or any(all(has(need) for need in group) for group in self.needs_one_of)
 
+    def all_needs(self) -> set[str]:
+        """Every table and column the feature can read."""
+        return {*self.needs, *(need for group in self.needs_one_of for need in group)}
+
     def needs_text(self) -> str:
         text = ", ".join(self.needs)
         if self.needs_one_of:

@@ -49,6 +49,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"Data exported at {freshness['exported_at']}; latest order {freshness['latest_order_at']} "
         f"({freshness['days_since_latest_order']:.1f} days before as-of).",
         "",
+        *(f"**Scored with --force although** {misfit}." for misfit in report["model"].get("forced_past", [])),
+        *([""] if report["model"].get("forced_past") else []),
         f"{report['customers_scored']:,} customers scored; {report['customers_written']:,} in the written list. "
         f"Value at risk: {report['value_at_risk']:,.0f} in total, {report['value_at_risk_written']:,.0f} in the list.",
         "",

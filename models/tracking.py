@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel
 from models.dataset import plain_input
+from models.identity import registered_model_name
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ class TrackingSettings:
     """The `mlflow` block of params.yaml."""
 
     experiment: str = "churn"
-    model_name: str = "churn-model"
+    # Registered model name; None: one per data source (`identity.registered_model_name`), so that two shops sharing
+    # a tracking store never share a champion.
+    model_name: str | None = None
     # Test metric (of the LightGBM model on the test cutoff) that decides whether a new version becomes champion.
     champion_metric: str = "roc_auc"
 
@@ -83,6 +86,7 @@ def log_run(
     and give the new version the champion alias if it beats the current champion, else challenger."""
     experiment_id = use_experiment(settings)
     client = MlflowClient()
+    model_name = settings.model_name or registered_model_name(model.training["data"])
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(params)
@@ -93,12 +97,12 @@ def log_run(
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
             elif path.is_file():
                 mlflow.log_artifact(str(path))
-        info = log_scorer(model, model_folder, example_rows, settings.model_name)
+        info = log_scorer(model, model_folder, example_rows, model_name)
     version = str(info.registered_model_version)
     metric = f"test_{settings.champion_metric}"
-    alias = assign_alias(client, settings.model_name, version, metric)
-    log.info("MLflow run %s; %s version %s is %s", run.info.run_id, settings.model_name, version, alias)
-    return RunRecord(run.info.run_id, f"models:/{settings.model_name}/{version}", version, alias)
+    alias = assign_alias(client, model_name, version, metric)
+    log.info("MLflow run %s; %s version %s is %s", run.info.run_id, model_name, version, alias)
+    return RunRecord(run.info.run_id, f"models:/{model_name}/{version}", version, alias)
 
 
 def _log_validation_curve(client: MlflowClient, run_id: str, curve: dict[str, list[float]]) -> None:

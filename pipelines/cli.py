@@ -197,7 +197,7 @@ def evaluate(
 def score(
     params: ParamsOption = Path("params.yaml"),
     model: Annotated[
-        str, typer.Option(help="A model folder, or an MLflow model URI such as models:/churn-model@champion.")
+        str, typer.Option(help="A model folder, or an MLflow model URI such as models:/churn-files-synthetic@champion.")
     ] = "data/models/current",
     validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
     validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's export time).")] = Path(
@@ -219,6 +219,9 @@ def score(
     out_csv: Annotated[Path, typer.Option(help="Risk list (CSV).")] = Path("data/risk/risk_list.csv"),
     report: Annotated[Path, typer.Option(help="Scoring report (JSON).")] = Path("reports/scoring.json"),
     report_md: Annotated[Path, typer.Option(help="Scoring report (Markdown).")] = Path("reports/scoring.md"),
+    force: Annotated[
+        bool, typer.Option(help="Score with a model trained on other data or too old anyway (the report says so).")
+    ] = False,
 ) -> None:
     """Write today's risk list: churn probability, tier, value at risk, reasons and a suggested action per customer
     (block `score`). Refuses, leaving the previous list untouched, when the model or data do not fit."""
@@ -227,7 +230,7 @@ def score(
     outputs = stage.ScoreOutputs(out, out_csv, report, report_md)
     filters = stage.Filters(bad_experience_within, min_probability, top_k)
     try:
-        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters)
+        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters, force)
     except ValueError as error:  # ScoringRefused, ModelFileError, bad params
         typer.echo(f"scoring refused: {error}", err=True)
         raise typer.Exit(code=1) from error
@@ -238,6 +241,8 @@ def score(
     )
     if result["drift_warnings"]:
         typer.echo(f"drift warning: {', '.join(result['drift_warnings'])} (see {report_md})")
+    for misfit in result["model"]["forced_past"]:
+        typer.echo(f"scored with --force although {misfit}")
 
 
 @app.command()

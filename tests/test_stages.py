@@ -167,7 +167,8 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     assert "lightgbm" in output
     from mlflow.tracking import MlflowClient
 
-    champion = MlflowClient().get_model_version_by_alias("churn-model", "champion")
+    # registered under the shop's own name: data.source files, data.path data/raw/synthetic
+    champion = MlflowClient().get_model_version_by_alias("churn-files-synthetic", "champion")
     run = MlflowClient().get_run(champion.run_id)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(overall["lightgbm"]["roc_auc"])
     assert run.data.tags["test_cutoff"] == "2025-08-25"

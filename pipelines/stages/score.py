@@ -1,8 +1,9 @@
 """Stage `score`: today's risk list. Features at `as_of` by the training feature code, the saved model and its
 calibration, reasons from SHAP, suggested actions, a scoring report with drift; everything written all-or-nothing.
 
-Every refusal (model file, schema, as-of time, empty population) happens before anything is written, so the
-previous risk list stays as it was.
+Every refusal (model file, schema, as-of time, a model trained on other data or too old, empty population) happens
+before anything is written, so the previous risk list stays as it was. `force` scores with a model trained on other
+data or too old anyway, and the report says so.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from features.satisfaction import bad_events, last_bad_experience
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel, load_model
 from models.drift import population_stability
 from models.explain import reason_texts, top_reasons
+from models.identity import other_data, too_old
 from models.risk import RiskParams, assemble_risk_list, filter_risk_list, with_reasons
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
@@ -71,6 +73,7 @@ def run(
     outputs: ScoreOutputs,
     as_of: str | None = None,
     filters: Filters = Filters(),
+    force: bool = False,
 ) -> dict[str, Any]:
     params = load_params(params_path)
     risk_params = with_overrides(RiskParams.from_dict(block(params, "score")), as_of, filters)
@@ -82,6 +85,11 @@ def run(
     inputs = read_validated(ibis.duckdb.connect(), validated_dir, exported_at)
     latest = latest_event_times(inputs)
     scoring_time = choose_as_of(risk_params.as_of, latest["event"], exported_at, model)
+    overridden = model_misfits(model, inputs, block(params, "data"), scoring_time, risk_params.max_model_age_days)
+    if overridden and not force:
+        raise ScoringRefused("; ".join(overridden) + " (or --force to score anyway)")
+    for misfit in overridden:
+        log.warning("scoring anyway (--force): %s", misfit)
     inputs = inputs_like_training(inputs, model)
     log.info("scoring at %s with the model from %s", scoring_time, model_reference)
     features = scoring_features(inputs, scoring_time, feature_params)
@@ -106,7 +114,7 @@ def run(
         "latest_order_at": latest["order"].isoformat(),
         "days_since_latest_order": (scoring_time - latest["order"]).total_seconds() / 86_400,
     }
-    model_info = {"source": model_reference, "deploy_at": model.training["deploy_at"]}
+    model_info = {"source": model_reference, "deploy_at": model.training["deploy_at"], "forced_past": overridden}
     psi = population_stability(model.training["feature_profile"], model.matrix(features))
     report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
     for name in report["drift_warnings"]:
@@ -193,6 +201,30 @@ def choose_as_of(
     return as_of
 
 
+def model_misfits(
+    model: ChurnModel,
+    inputs: FeatureInputs,
+    data_params: dict[str, Any],
+    as_of: pd.Timestamp,
+    max_age_days: float | None,
+) -> list[str]:
+    """Why the model should not score this data at as_of: trained on other data, or too old (empty: it fits)."""
+    customer_ids = known_customers(inputs)
+    source = data_params.get("source", "files")
+    misfits = [
+        other_data(model.training.get("data"), source, data_params.get("path"), customer_ids),
+        too_old(pd.Timestamp(model.training["deploy_at"]), as_of, max_age_days),
+    ]
+    return [misfit for misfit in misfits if misfit]
+
+
+def known_customers(inputs: FeatureInputs) -> pd.Series:
+    """Every customer id in the data: those with an order and those in the customers table."""
+    tables = [inputs.orders, *([inputs.customers] if inputs.customers is not None else [])]
+    ids = ibis.union(*(table.select("customer_id") for table in tables), distinct=True)
+    return ids.execute()["customer_id"]
+
+
 def inputs_like_training(inputs: FeatureInputs, model: ChurnModel) -> FeatureInputs:
     """The inputs with the feature sources the model was trained on, or a refusal when one is missing.
 
@@ -212,7 +244,7 @@ def inputs_like_training(inputs: FeatureInputs, model: ChurnModel) -> FeatureInp
             f"model and feature schema mismatch: the model was trained with {lacking}, but the data lacks their "
             f"sources ({'; '.join(needs)})"
         )
-    needed = {need for name in trained_with for need in dictionary.loc[name, "needs"].split(", ")}
+    needed = {need for spec in FEATURE_SPECS if spec.name in trained_with for need in spec.all_needs()}
     return replace(inputs, available=inputs.available & frozenset(needed | {"orders"}))
 
 

@@ -8,12 +8,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from features.contract import TABLES_BY_NAME
 from features.cutoffs import FeatureParams
 from models.artifact import save_model
 from models.dataset import read_labelled_rows
+from models.identity import data_identity
 from models.split import last_labelled_cutoff
 from models.train import TrainParams, fit_recipe
 from pipelines.params import block, load_params
@@ -35,14 +38,21 @@ def run(
     feature_block = dict(block(params, "features"))
     feature_block.pop("strategy", None)
     horizon_days = FeatureParams.from_dict(feature_block).horizon_days
-    as_of = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
+    report = json.loads(validation_report.read_text())
+    as_of = pd.Timestamp(report["as_of"])
     frame = read_labelled_rows(features_path, train_params.max_training_rows, train_params.seed)
     data_hash = file_sha256(features_path)
+    data = block(params, "data")
+    trained_on = data_identity(
+        data.get("source", "files"), data.get("path"), present_columns(report), frame["customer_id"].unique(),
+        frame["cutoff"], as_of,
+    )  # fmt: skip
     available = available_features(dictionary)
     test_cutoff = last_labelled_cutoff(frame)
     summary: dict[str, object] = {"test_cutoff": test_cutoff.date().isoformat(), "as_of": as_of.isoformat()}
     for name, deploy_at, folder in (("backtest", test_cutoff, outputs.backtest), ("current", as_of, outputs.current)):
         model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash, available)
+        model.training["data"] = trained_on
         save_model(model, folder)
         summary[name] = {
             "deploy_at": deploy_at.isoformat(),
@@ -52,6 +62,16 @@ def run(
         }
         log.info("%s model saved to %s", name, folder)
     return summary
+
+
+def present_columns(validation_report: dict[str, Any]) -> dict[str, list[str]]:
+    """Per contract table the source had, the contract columns it had, from the validation report."""
+    present = {}
+    for name, table in validation_report["tables"].items():
+        if table["present"]:
+            missing = set(table["missing_optional_columns"])
+            present[name] = [column for column in TABLES_BY_NAME[name].column_names if column not in missing]
+    return present
 
 
 def available_features(dictionary: Path) -> tuple[str, ...]:
