@@ -112,7 +112,7 @@ def _column(columns: dict[str, ibis.Value], spec: FeatureSpec, inputs: FeatureIn
 
 def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:
     """One row per feature: name, group, unit, window, definition, what it needs and (given inputs) whether the
-    source provides it."""
+    source provides it and which export-time snapshots it reads there undated ('' for none: point in time)."""
     rows = [
         {
             "name": spec.name,
@@ -122,7 +122,11 @@ def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:
             "window": spec.window,
             "definition": spec.definition,
             "needs": spec.needs_text(),
-            **({"available": spec.available(inputs.has)} if inputs is not None else {}),
+            **(
+                {"available": spec.available(inputs.has), "snapshot": ", ".join(spec.undated_snapshots(inputs.has))}
+                if inputs is not None
+                else {}
+            ),
         }
         for spec in FEATURE_SPECS
     ]

@@ -16,11 +16,13 @@ RELATIONSHIP_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("loyalty_member", "relationship", "boolean", "flag", "at the cutoff",
                 "Member of the loyalty programme: joined (loyalty_joined_at) before the cutoff and not left by then; "
                 "a customer without a joining time has the export's flag.",
-                ("customers", "customers.loyalty_member")),
+                ("customers", "customers.loyalty_member"),
+                snapshots=(("customers.loyalty_member", "customers.loyalty_joined_at"),)),
     FeatureSpec("country", "relationship", "string", "category", "at the cutoff",
                 "Country of most orders placed before the cutoff (ties: alphabetical) where orders carry one, else "
                 "the customers table's country.",
-                needs_one_of=(("orders.country",), ("customers", "customers.country"))),
+                needs_one_of=(("orders.country",), ("customers", "customers.country")),
+                snapshots=(("customers.country", "orders.country"),)),
     FeatureSpec("invoice_share", "relationship", "float64", "share", "all history",
                 "Share of orders placed before the cutoff paid by invoice.", ("orders.payment_method",)),
     FeatureSpec("channels_used", "relationship", "int64", "channels", "all history",

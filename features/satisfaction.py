@@ -34,7 +34,7 @@ from features.contract import RETAILER_CANCEL_REASONS, RETAILER_RETURN_REASONS
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
 from features.orders import order_facts, order_summary
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, reading_order_status
 
 # kind -> what the source must provide for it
 BAD_KINDS: dict[str, tuple[str, ...]] = {
@@ -78,7 +78,14 @@ def _count_specs() -> tuple[FeatureSpec, ...]:
     return tuple(specs)
 
 
-SATISFACTION_SPECS: tuple[FeatureSpec, ...] = (
+# Whether an order was cancelled decides late deliveries (not after a cancellation) and retailer cancellations, and
+# with them every feature over all kinds of bad experience.
+NOT_READING_ORDER_STATUS = (
+    *(f"{kind}_{window}" for kind in ("retailer_return", "low_review", "complaint")
+      for window in (*(f"{days}d" for days in BAD_WINDOWS), "total")),
+    "review_score_mean", "review_score_min", "review_score_last", "tickets_open", "ticket_resolution_days_mean",
+)  # fmt: skip
+SATISFACTION_SPECS: tuple[FeatureSpec, ...] = reading_order_status((
     *_count_specs(),
     *(
         FeatureSpec(f"bad_experiences_{days}d", "satisfaction", "int64", "events", f"{days} days",
@@ -114,7 +121,7 @@ SATISFACTION_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("last_bad_experience_recovered", "satisfaction", "boolean", "flag", "last bad experience",
                 "The order of the last bad experience has a ticket resolved within recovery_days, by the cutoff "
                 "(null: no bad experience tied to an order).", ("tickets", "tickets.resolved_at")),
-)  # fmt: skip
+), unless=NOT_READING_ORDER_STATUS)  # fmt: skip
 
 
 def bad_events(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:

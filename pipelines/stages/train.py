@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,10 @@ def run(
         frame["cutoff"], as_of,
     )  # fmt: skip
     available = available_features(dictionary)
+    left_out = undated_snapshot_features(dictionary, train_params.allowed_snapshots)
+    if left_out:
+        log.info("left out as export-time snapshots (train.allowed_snapshots): %s", ", ".join(left_out))
+        train_params = replace(train_params, exclude_features=(*train_params.exclude_features, *left_out))
     test_cutoff = last_labelled_cutoff(frame)
     summary: dict[str, object] = {"test_cutoff": test_cutoff.date().isoformat(), "as_of": as_of.isoformat()}
     for name, deploy_at, folder in (("backtest", test_cutoff, outputs.backtest), ("current", as_of, outputs.current)):
@@ -72,6 +76,18 @@ def present_columns(validation_report: dict[str, Any]) -> dict[str, list[str]]:
             missing = set(table["missing_optional_columns"])
             present[name] = [column for column in TABLES_BY_NAME[name].column_names if column not in missing]
     return present
+
+
+def undated_snapshot_features(dictionary: Path, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Available features the source gives only as an export-time snapshot that `allowed` does not name."""
+    table = pd.read_csv(dictionary, dtype={"snapshot": "string"})
+    snapshots = table["snapshot"].fillna("").str.split(", ")
+    undated = [
+        name
+        for name, available, reads in zip(table["name"], table["available"], snapshots, strict=True)
+        if available and any(snapshot and snapshot not in allowed for snapshot in reads)
+    ]
+    return tuple(undated)
 
 
 def available_features(dictionary: Path) -> tuple[str, ...]:
