@@ -42,6 +42,8 @@ class Column:
     not_before: str | None = None
     # Timestamps are "not after the data's as-of time" unless they are promises about the future.
     may_be_future: bool = False
+    # A timestamp column of the same table that says when a value became known, if later than the row itself.
+    known_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,13 @@ ORDERS = Table(
             min_value=0,
         ),
         Column("status", "string", "Order status at the export (a snapshot).", allowed=ORDER_STATUSES),
-        Column("cancel_reason", "string", "Why a cancelled order was cancelled.", allowed=CANCEL_REASONS),
+        Column(
+            "cancel_reason",
+            "string",
+            "Why a cancelled order was cancelled.",
+            allowed=CANCEL_REASONS,
+            known_from="cancelled_at",
+        ),
         Column("cancelled_at", "timestamp", "When the order was cancelled.", not_before="ordered_at"),
         Column("channel", "string", "Where the order was placed.", allowed=CHANNELS),
         Column("payment_method", "string", "How the order was paid.", allowed=PAYMENT_METHODS),

@@ -110,13 +110,13 @@ def truncation_differences(
 ) -> pd.Series:
     """Per feature and for the label, the rows that differ between the full tables (exported at `as_of`) and the
     tables as known then: just before `cutoff` for the features, just before the label window's end for the label.
-    All zero when nothing known later leaks into the cutoff."""
-    full = inputs_from_frames(tables, as_of)
-    expected = features_at(full, cutoff, params).execute()
-    cut = inputs_from_frames(known_before(tables, cutoff), cutoff, full.available)
+    Each side decides from its own tables what the source provides, as an export at that time would. All zero when
+    nothing known later leaks into the cutoff."""
+    expected = features_at(inputs_from_frames(tables, as_of), cutoff, params).execute()
+    cut = inputs_from_frames(known_before(tables, cutoff), cutoff)
     differences = feature_differences(expected, features_at(cut, cutoff, params).execute())
     window_end = cutoff + pd.Timedelta(days=params.horizon_days)
-    at_window_end = inputs_from_frames(known_before(tables, window_end), window_end, full.available)
+    at_window_end = inputs_from_frames(known_before(tables, window_end), window_end)
     labels = features_at(at_window_end, cutoff, params).execute()
     keys = ["customer_id", "cutoff"]
     both = expected[[*keys, LABEL]].merge(labels[[*keys, LABEL]], on=keys, how="outer", suffixes=("", "_known"))

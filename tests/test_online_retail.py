@@ -239,7 +239,7 @@ def test_the_real_data_at_a_cutoff_is_the_same_from_lines_cut_there(year_slice: 
     assert expected.set_index("customer_id").loc["12370", "country"] == "Austria"
     for end, label in ((cutoff, False), (window_end, True)):
         cut = contract_tables(lines_between(year_slice, pd.Timestamp("2010-01-01"), end, tmp_path / str(end.date())))
-        actual = features_at(inputs_from_frames(cut, end, full.available), cutoff, params).execute()
+        actual = features_at(inputs_from_frames(cut, end), cutoff, params).execute()
         differences = feature_differences(expected, actual)
         assert differences.sum() == 0, differences[differences > 0]
         if label:

@@ -132,3 +132,22 @@ def test_rewinding_winds_back_cancellations_and_membership() -> None:
     assert members["loyalty_member"].tolist() == [False, True]
     assert members["loyalty_joined_at"].isna().tolist() == [True, False]
     assert members["loyalty_left_at"].isna().all()
+
+
+def test_what_the_source_provides_is_decided_by_what_it_had_recorded_before_the_cutoff() -> None:
+    """The shop's first review (01-09), ticket (03-06), return (03-10) and shop cancellation (o3 on 02-10, here
+    cancelled on 02-12) come after 01-08: an export of that day would not provide them, so they are unknown, not
+    zero, at that cutoff."""
+    frames = clean_tables()
+    frames["orders"] = frames["orders"].assign(cancelled_at=[pd.NaT, pd.NaT, ts("2024-02-12"), pd.NaT])
+    cutoff = ts("2024-01-08")
+    c1 = build(frames, cutoff).loc["c1"]
+    unknown = ["low_review_total", "review_score_mean", "complaint_total", "tickets_open", "returns_total",
+               "retailer_cancellation_total"]  # fmt: skip
+    assert c1[unknown].isna().all()
+    assert c1["late_delivery_total"] == 0  # o1 was promised for 01-08 and delivered on 01-07: known
+    rewound = inputs_from_frames(known_before(frames, cutoff), cutoff)  # its own view of what it provides
+    params = FeatureParams(horizon_days=30)
+    expected = features_at(inputs_from_frames(frames, AS_OF), cutoff, params).execute()
+    differences = feature_differences(expected, features_at(rewound, cutoff, params).execute())
+    assert differences.sum() == 0, differences[differences > 0]
