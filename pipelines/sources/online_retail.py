@@ -26,7 +26,8 @@ Every invoice line is used or set aside with its reason (lines in = lines used +
 A credit note does not say whether goods came back or an order was cancelled before dispatch, nor why; it becomes
 a return with no reason. An order carries the country most of its lines name; customers get none, because one
 taken over all of a customer's lines would carry later lines into earlier cutoffs. The data has no statuses,
-channels, payments, deliveries, reviews or tickets, so the features from them are missing (null), not zero. Times are UK local time; validation converts them to UTC.
+channels, payments, deliveries, reviews or tickets, so the features from them are missing (null), not zero.
+Times are UK local time; validation converts them to UTC.
 """
 
 from __future__ import annotations
