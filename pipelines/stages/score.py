@@ -83,13 +83,16 @@ def run(
     model = resolve_model(model_reference)
     exported_at = pd.Timestamp(json.loads(validation_report.read_text())["as_of"])
     inputs = read_validated(ibis.duckdb.connect(), validated_dir, exported_at)
+    # Another shop's model first: its training period and age say nothing about this data.
+    data_params = block(params, "data")
+    source = data_params.get("source", "files")
+    other = other_data(model.training.get("data"), source, data_params.get("path"), known_customers(inputs))
+    unless_forced(other, force)
     latest = latest_event_times(inputs)
     scoring_time = choose_as_of(risk_params.as_of, latest["event"], exported_at, model)
-    overridden = model_misfits(model, inputs, block(params, "data"), scoring_time, risk_params.max_model_age_days)
-    if overridden and not force:
-        raise ScoringRefused("; ".join(overridden) + " (or --force to score anyway)")
-    for misfit in overridden:
-        log.warning("scoring anyway (--force): %s", misfit)
+    stale = too_old(pd.Timestamp(model.training["deploy_at"]), scoring_time, risk_params.max_model_age_days)
+    unless_forced(stale, force)
+    overridden = [misfit for misfit in (other, stale) if misfit]
     inputs = inputs_like_training(inputs, model)
     log.info("scoring at %s with the model from %s", scoring_time, model_reference)
     features = scoring_features(inputs, scoring_time, feature_params)
@@ -201,21 +204,12 @@ def choose_as_of(
     return as_of
 
 
-def model_misfits(
-    model: ChurnModel,
-    inputs: FeatureInputs,
-    data_params: dict[str, Any],
-    as_of: pd.Timestamp,
-    max_age_days: float | None,
-) -> list[str]:
-    """Why the model should not score this data at as_of: trained on other data, or too old (empty: it fits)."""
-    customer_ids = known_customers(inputs)
-    source = data_params.get("source", "files")
-    misfits = [
-        other_data(model.training.get("data"), source, data_params.get("path"), customer_ids),
-        too_old(pd.Timestamp(model.training["deploy_at"]), as_of, max_age_days),
-    ]
-    return [misfit for misfit in misfits if misfit]
+def unless_forced(misfit: str, force: bool) -> None:
+    """Refuse for `misfit` (a model trained on other data, or too old), unless forced; '' is no misfit."""
+    if misfit and not force:
+        raise ScoringRefused(f"{misfit} (or --force to score anyway)")
+    if misfit:
+        log.warning("scoring anyway (--force): %s", misfit)
 
 
 def known_customers(inputs: FeatureInputs) -> pd.Series:
