@@ -222,6 +222,18 @@ def test_the_others_join_after_one_of_their_orders(clean: dict[str, pd.DataFrame
     assert (first_order.loc[later.index] < later["loyalty_joined_at"]).all()
 
 
+def test_loyalty_lowers_dropout_only_from_joining() -> None:
+    """With members never dropping out (multiplier 0, no bad-experience effects), nobody drops out after an order
+    placed after joining, but some do after an order placed in the days between the order that made them join and
+    the joining: membership counts from joining, not from sign-up."""
+    shop = generate_shop(replace(NO_EFFECT_PARAMS, n_customers=4_000, loyalty_dropout_multiplier=0.0, dirty_share=0))
+    truth = shop.customer_truth.set_index("customer_id")
+    joined = shop.tables["customers"].set_index("customer_id")["loyalty_joined_at"].dropna()
+    dropped = truth.loc[joined.index, "dropped_out_at"]
+    assert not (dropped.to_numpy() > joined.to_numpy()).any()
+    assert (dropped.to_numpy() < joined.to_numpy()).any()
+
+
 @pytest.mark.parametrize("reason", sorted(PARAMS.cancel_delay_mean_days))
 def test_cancellations_come_hours_or_days_after_the_order(clean: dict[str, pd.DataFrame], reason: str) -> None:
     orders = clean["orders"]
