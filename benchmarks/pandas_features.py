@@ -55,8 +55,15 @@ def most_common(frame: pd.DataFrame, column: str) -> pd.Series:
     return counts.drop_duplicates("customer_id").set_index("customer_id")[column]
 
 
+def cancel_known_at(orders: pd.DataFrame) -> pd.Series:
+    """When an order became known as cancelled: cancelled_at, else the order time of a cancelled status; NaT: never."""
+    by_status = orders["ordered_at"].where(orders["status"].fillna("") == "cancelled")
+    return orders["cancelled_at"].fillna(by_status)
+
+
 def rfm_and_trend(placed: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    qualifying = placed[placed["status"].fillna("") != "cancelled"]
+    cancelled = (cancel_known_at(placed) < cutoff).to_numpy()
+    qualifying = placed[~cancelled]
     qualifying = qualifying.sort_values(["customer_id", "ordered_at", "order_id"])
     ordered_at, value = qualifying["ordered_at"], qualifying["order_value"]
     in_window = {d: ordered_at >= cutoff - pd.Timedelta(days=d) for d in (30, 90, 180, 365)}
@@ -88,7 +95,7 @@ def rfm_and_trend(placed: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
         value_prev_90d=("value_in_prev_90d", "sum"),
     )
     everything = (
-        placed.assign(cancelled=placed["status"].fillna("") == "cancelled")
+        placed.assign(cancelled=cancelled)
         .groupby("customer_id", observed=True)
         .agg(first_order_at=("ordered_at", "min"), orders_placed=("order_id", "size"), cancelled=("cancelled", "sum"))
     )
@@ -108,19 +115,17 @@ def rfm_and_trend(placed: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
 
 
 def bad_events(tables: dict[str, pd.DataFrame], params: FeatureParams) -> pd.DataFrame:
-    """Every bad experience: customer_id, order_id, kind, known_at (when it became known), delivered_at."""
-    orders = tables["orders"]
-    status = orders["status"].fillna("")
+    """Every bad experience: customer_id, order_id, kind, known_at (when it became known), delivered_at (a late
+    order's delivery or cancellation)."""
+    orders = tables["orders"].assign(cancel_known_at=cancel_known_at(tables["orders"]))
     customer_of_order = orders[["order_id", "customer_id"]]
     late = orders[
         orders["promised_delivery_at"].notna()
-        & (status != "cancelled")
-        & (
-            (orders["delivered_at"] > orders["promised_delivery_at"])
-            | (orders["delivered_at"].isna() & ~status.isin(["delivered", "returned"]))
-        )
+        & ~(orders["cancel_known_at"] <= orders["promised_delivery_at"])
+        & (orders["delivered_at"].isna() | (orders["delivered_at"] > orders["promised_delivery_at"]))
     ]
-    cancelled = orders[(status == "cancelled") & orders["cancel_reason"].isin(RETAILER_CANCEL_REASONS)]
+    late = late.assign(delivered_at=late[["delivered_at", "cancel_known_at"]].min(axis=1))
+    cancelled = orders[orders["cancel_known_at"].notna() & orders["cancel_reason"].isin(RETAILER_CANCEL_REASONS)]
     returns = tables["returns"]
     returns = returns[returns["reason"].isin(RETAILER_RETURN_REASONS)].merge(customer_of_order, on="order_id")
     reviews = tables["reviews"]
@@ -128,7 +133,7 @@ def bad_events(tables: dict[str, pd.DataFrame], params: FeatureParams) -> pd.Dat
     tickets = tables["tickets"]
     parts = [
         late.assign(kind="late_delivery", known_at=late["promised_delivery_at"]),
-        cancelled.assign(kind="retailer_cancellation", known_at=cancelled["ordered_at"], delivered_at=pd.NaT),
+        cancelled.assign(kind="retailer_cancellation", known_at=cancelled["cancel_known_at"], delivered_at=pd.NaT),
         returns.assign(kind="retailer_return", known_at=returns["returned_at"], delivered_at=pd.NaT),
         low.assign(kind="low_review", known_at=low["reviewed_at"], delivered_at=pd.NaT),
         tickets.assign(kind="complaint", known_at=tickets["opened_at"], delivered_at=pd.NaT),
@@ -242,8 +247,12 @@ def relationship(tables: dict[str, pd.DataFrame], placed: pd.DataFrame, cutoff: 
     )
     result["main_channel"] = most_common(placed, "channel")
     result["main_payment_method"] = most_common(placed, "payment_method")
-    customers = tables["customers"].set_index("customer_id")[["signed_up_at", "loyalty_member", "country"]]
-    result = result.join(customers)
+    customers = tables["customers"].set_index("customer_id")
+    joined, left = customers["loyalty_joined_at"], customers["loyalty_left_at"]
+    member_then = (joined < cutoff) & ~(left < cutoff)
+    customers = customers.assign(loyalty_member=customers["loyalty_member"].where(joined.isna(), member_then))
+    result = result.join(customers[["signed_up_at", "loyalty_member"]])
+    result["country"] = most_common(placed, "country")
     started = result["signed_up_at"].fillna(result["first_order_at"]).clip(upper=result["first_order_at"])
     result["tenure_days"] = days(cutoff, started)
     return result.drop(columns=["first_order_at", "signed_up_at"])
@@ -268,9 +277,7 @@ def features_at(
     if label_observed(cutoff, params.horizon_days, as_of):
         end = cutoff + pd.Timedelta(days=params.horizon_days)
         returned = orders[
-            (orders["ordered_at"] >= cutoff)
-            & (orders["ordered_at"] < end)
-            & (orders["status"].fillna("") != "cancelled")
+            (orders["ordered_at"] >= cutoff) & (orders["ordered_at"] < end) & ~(cancel_known_at(orders) < end)
         ]
         churned = (~table["customer_id"].isin(returned["customer_id"])).astype("int8")
     else:

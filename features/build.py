@@ -86,7 +86,7 @@ def features_at(
     return table.select(
         "customer_id",
         cutoff=ibis.literal(cutoff.to_pydatetime(), type="timestamp"),
-        **{spec.name: _column(columns, spec, inputs) for spec in FEATURE_SPECS},
+        **{spec.name: _column(columns, spec, inputs, cutoff) for spec in FEATURE_SPECS},
         churned=label,
     )
 
@@ -101,9 +101,12 @@ def feature_table(
     return ibis.union(*(features_at(inputs, cutoff, params, shared) for cutoff in cutoffs), distinct=False)
 
 
-def _column(columns: dict[str, ibis.Value], spec: FeatureSpec, inputs: FeatureInputs) -> ibis.Value:
-    """The feature, or a typed null when its source is absent (missing, not zero)."""
-    if not spec.available(inputs.has):
+def _column(
+    columns: dict[str, ibis.Value], spec: FeatureSpec, inputs: FeatureInputs, cutoff: pd.Timestamp
+) -> ibis.Value:
+    """The feature, or a typed null when its source is absent, or had recorded nothing yet before the cutoff
+    (missing, not zero: a source that starts recording reviews in some year knew no review counts before)."""
+    if not spec.available(lambda need: inputs.had_by(need, cutoff)):
         return ibis.null().cast(spec.dtype)
     if spec.name not in columns:
         raise RuntimeError(f"feature {spec.name} is in the dictionary but no builder made it")
@@ -112,7 +115,7 @@ def _column(columns: dict[str, ibis.Value], spec: FeatureSpec, inputs: FeatureIn
 
 def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:
     """One row per feature: name, group, unit, window, definition, what it needs and (given inputs) whether the
-    source provides it."""
+    source provides it and which export-time snapshots it reads there undated ('' for none: point in time)."""
     rows = [
         {
             "name": spec.name,
@@ -122,7 +125,11 @@ def feature_dictionary(inputs: FeatureInputs | None = None) -> pd.DataFrame:
             "window": spec.window,
             "definition": spec.definition,
             "needs": spec.needs_text(),
-            **({"available": spec.available(inputs.has)} if inputs is not None else {}),
+            **(
+                {"available": spec.available(inputs.has), "snapshot": ", ".join(spec.undated_snapshots(inputs.has))}
+                if inputs is not None
+                else {}
+            ),
         }
         for spec in FEATURE_SPECS
     ]

@@ -25,9 +25,18 @@ def count_if(condition: ibis.Value) -> ibis.Value:
     return ibis.ifelse(condition, 1, 0).sum()
 
 
-def not_cancelled(orders: ibis.Table) -> ibis.Value:
-    """A qualifying order: anything but a cancellation (an unknown status counts)."""
-    return orders.status.fill_null("") != "cancelled"
+def cancel_known_at(orders: ibis.Table) -> ibis.Value:
+    """When the order became known as cancelled; null for an order not cancelled by the export.
+
+    From `cancelled_at` where the source has it. Without it the export's status is all there is: a cancellation then
+    counts from the order time, an export-time snapshot (an order cancelled after a cutoff looks cancelled at it)."""
+    by_status = ibis.ifelse(orders.status.fill_null("") == "cancelled", orders.ordered_at, ibis.null())
+    return ibis.coalesce(orders.cancelled_at, by_status.cast("timestamp"))
+
+
+def cancelled_before(known_at: ibis.Value, time: ibis.Value) -> ibis.Value:
+    """Known to be cancelled before `time`, given `cancel_known_at`."""
+    return (known_at < time).fill_null(False)
 
 
 def orders_before(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:

@@ -42,6 +42,8 @@ class Column:
     not_before: str | None = None
     # Timestamps are "not after the data's as-of time" unless they are promises about the future.
     may_be_future: bool = False
+    # A timestamp column of the same table that says when a value became known, if later than the row itself.
+    known_from: str | None = None
 
     @property
     def identifier(self) -> bool:
@@ -86,8 +88,19 @@ CUSTOMERS = Table(
     columns=(
         Column("customer_id", "string", "Customer identifier.", required=True, nullable=False, unique=True),
         Column("signed_up_at", "timestamp", "When the account was created."),
-        Column("loyalty_member", "bool", "Member of the loyalty programme."),
-        Column("country", "string", "Country code of the customer's address."),
+        Column("loyalty_member", "bool", "Member of the loyalty programme at the export (a snapshot)."),
+        Column(
+            "loyalty_joined_at",
+            "timestamp",
+            "When the customer joined the loyalty programme (the latest time, if they joined more than once).",
+        ),
+        Column(
+            "loyalty_left_at",
+            "timestamp",
+            "When the customer left the loyalty programme after joining; empty while a member.",
+            not_before="loyalty_joined_at",
+        ),
+        Column("country", "string", "Country code of the customer's address at the export (a snapshot)."),
     ),
 )
 
@@ -115,8 +128,15 @@ ORDERS = Table(
             nullable=False,
             min_value=0,
         ),
-        Column("status", "string", "Latest known order status.", allowed=ORDER_STATUSES),
-        Column("cancel_reason", "string", "Why a cancelled order was cancelled.", allowed=CANCEL_REASONS),
+        Column("status", "string", "Order status at the export (a snapshot).", allowed=ORDER_STATUSES),
+        Column(
+            "cancel_reason",
+            "string",
+            "Why a cancelled order was cancelled.",
+            allowed=CANCEL_REASONS,
+            known_from="cancelled_at",
+        ),
+        Column("cancelled_at", "timestamp", "When the order was cancelled.", not_before="ordered_at"),
         Column("channel", "string", "Where the order was placed.", allowed=CHANNELS),
         Column("payment_method", "string", "How the order was paid.", allowed=PAYMENT_METHODS),
         Column(
@@ -127,6 +147,7 @@ ORDERS = Table(
             may_be_future=True,
         ),
         Column("delivered_at", "timestamp", "When the order was delivered.", not_before="ordered_at"),
+        Column("country", "string", "Country code the order was shipped to (the customer's country as of then)."),
     ),
 )
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
 import pandas as pd
 
-from features.contract import PANDAS_DTYPES, TABLES, TABLES_BY_NAME
+from features.contract import PANDAS_DTYPES, TABLES, TABLES_BY_NAME, Column
 
 IBIS_TYPES = {"string": "string", "timestamp": "timestamp", "float": "float64", "int": "int64", "bool": "boolean"}
+# When a row itself came into being. The customers table is a register without one: it counts from the start.
+ROW_TIMES = {"orders": "ordered_at", "reviews": "reviewed_at", "tickets": "opened_at", "returns": "returned_at"}
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,20 @@ class FeatureInputs:
     as_of: pd.Timestamp
     # "table" and "table.column" names that hold data (an all-null column counts as absent).
     available: frozenset[str]
+    # For "table" and "table.column" names of tables with a row time: when the first value became known. A source
+    # that starts recording something later (reviews from some year on) did not provide it at earlier cutoffs.
+    first_known: Mapping[str, pd.Timestamp] = field(default_factory=dict)
 
     def has(self, need: str) -> bool:
         return need in self.available
+
+    def had_by(self, need: str, cutoff: pd.Timestamp) -> bool:
+        """The source provides `need` and had recorded some of it before the cutoff (the customers table, a
+        register without times, from the start)."""
+        if not self.has(need) or need.split(".")[0] not in ROW_TIMES:
+            return self.has(need)
+        first = self.first_known.get(need)
+        return first is not None and first < cutoff
 
 
 def inputs_from_tables(
@@ -46,6 +60,7 @@ def inputs_from_tables(
         returns=tables.get("returns"),
         as_of=as_of,
         available=frozenset(_available(tables)) if available is None else available,
+        first_known=_first_known(tables),
     )
 
 
@@ -93,3 +108,28 @@ def _available(tables: dict[str, ibis.Table]) -> set[str]:
         available.add(name)
         available |= {f"{name}.{column}" for column in table.columns if int(counts[column].iloc[0]) > 0}
     return available
+
+
+def _first_known(tables: dict[str, ibis.Table]) -> dict[str, pd.Timestamp]:
+    """Per table with a row time, and per column of it, the earliest time a value was known: an event time column's
+    own earliest value, any other column's earliest row time (or `known_from` time) among the rows where it is set."""
+    first: dict[str, pd.Timestamp] = {}
+    for name, table in tables.items():
+        if name not in ROW_TIMES:
+            continue
+        row_time = table[ROW_TIMES[name]]
+        known_at = {column.name: _known_at(table, column, row_time) for column in TABLES_BY_NAME[name].columns}
+        times = table.aggregate(**{column: value.min() for column, value in known_at.items()}).execute().iloc[0]
+        for column, time in times.items():
+            if pd.notna(time):
+                first[f"{name}.{column}"] = pd.Timestamp(time)
+        if pd.notna(times[ROW_TIMES[name]]):
+            first[name] = pd.Timestamp(times[ROW_TIMES[name]])
+    return first
+
+
+def _known_at(table: ibis.Table, column: Column, row_time: ibis.Value) -> ibis.Value:
+    if column.dtype == "timestamp" and not column.may_be_future:
+        return table[column.name]
+    known_from = row_time if column.known_from is None else table[column.known_from].fill_null(row_time)
+    return ibis.ifelse(table[column.name].notnull(), known_from, ibis.null()).cast("timestamp")

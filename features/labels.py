@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, days_before, not_cancelled, orders_before
+from features.common import at, cancel_known_at, cancelled_before, days_before, orders_before
 from features.cutoffs import label_observed
 
 
@@ -23,10 +23,16 @@ def is_active(last_placed_at: ibis.Value, cutoff: pd.Timestamp, active_window_da
 
 
 def churn_labels(orders: ibis.Table, cutoff: pd.Timestamp, horizon_days: int, as_of: pd.Timestamp) -> ibis.Table | None:
-    """customer_id and churned (1 when no non-cancelled order in [cutoff, cutoff + horizon)), for customers who
-    ordered in the window; None when the window is not fully observed by the data's as-of time."""
+    """customer_id and churned = 0 for customers who came back; None when the window is not fully observed by the
+    data's as-of time. Everyone else in the population churned.
+
+    Coming back: an order placed in [cutoff, cutoff + horizon) that was not known to be cancelled by the window's
+    end. The label depends only on what was known at cutoff + horizon: a cancellation after the window does not
+    undo a return (the shop saw the customer come back), one within it does. Without cancellation times the
+    export's status decides (a snapshot: an order cancelled after the window then counts as never placed)."""
     if not label_observed(cutoff, horizon_days, as_of):
         return None
     end = at(cutoff + pd.Timedelta(days=horizon_days))
-    returned = orders.filter((orders.ordered_at >= at(cutoff)) & (orders.ordered_at < end) & not_cancelled(orders))
+    in_window = (orders.ordered_at >= at(cutoff)) & (orders.ordered_at < end)
+    returned = orders.filter(in_window & ~cancelled_before(cancel_known_at(orders), end))
     return returned.select("customer_id").distinct().mutate(churned=ibis.literal(0, type="int8"))

@@ -10,25 +10,28 @@ from __future__ import annotations
 import ibis
 import pandas as pd
 
-from features.common import at, count_if, days_before, days_between, not_cancelled, orders_before
+from features.common import (
+    at,
+    cancel_known_at,
+    cancelled_before,
+    count_if,
+    days_before,
+    days_between,
+    orders_before,
+)
 
 # Windows (days before the cutoff) in which qualifying orders are counted (features orders_30d, ...).
 COUNT_WINDOWS = (30, 90, 365)
 
 
 def order_facts(orders: ibis.Table, events: ibis.Table | None = None) -> ibis.Table:
-    """One row per order: order_id, customer_id, ordered_at, order_value, channel, payment_method and
-    - qualifying: not cancelled (what RFM counts);
-    - gap_days: days since the customer's previous qualifying order (null on the first, and on orders that do not
-      qualify). The previous qualifying order is never later than this one, so an order placed before a cutoff
-      has the same gap whichever cutoff is taken;
+    """One row per order: order_id, customer_id, ordered_at, order_value, channel, payment_method, country and
+    - cancel_known_at: when the order became known as cancelled (null: not cancelled), see `cancel_known_at`;
     - first_bad_known_at: when the first bad experience on the order in `events` became known (null: none, or no
       events given: only the satisfaction features read it).
+
+    Which orders qualify (are not cancelled) depends on the cutoff, so `order_summary` decides it per cutoff.
     """
-    qualifying = not_cancelled(orders)
-    # Partitioned by qualifying too, so the previous row of a qualifying order is the previous qualifying order.
-    window = ibis.window(group_by=[orders.customer_id, qualifying], order_by=[orders.ordered_at, orders.order_id])
-    gap_days = days_between(orders.ordered_at, orders.ordered_at.lag().over(window))
     facts = orders.select(
         "order_id",
         "customer_id",
@@ -36,8 +39,8 @@ def order_facts(orders: ibis.Table, events: ibis.Table | None = None) -> ibis.Ta
         "order_value",
         "channel",
         "payment_method",
-        qualifying=qualifying,
-        gap_days=ibis.ifelse(qualifying, gap_days, ibis.null()),
+        "country",
+        cancel_known_at=cancel_known_at(orders),
     )
     if events is None:
         return facts.mutate(first_bad_known_at=ibis.null().cast("timestamp"))
@@ -46,11 +49,26 @@ def order_facts(orders: ibis.Table, events: ibis.Table | None = None) -> ibis.Ta
     return facts.left_join(first_bad, "order_id").drop("order_id_right")
 
 
+def orders_known_at(facts: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
+    """The orders placed before the cutoff, with
+    - qualifying: not known to be cancelled before the cutoff (what RFM counts);
+    - gap_days: days since the customer's previous qualifying order (null on the first, and on orders that do not
+      qualify). A cancellation after the cutoff changes neither."""
+    placed = orders_before(facts, cutoff)
+    placed = placed.mutate(qualifying=~cancelled_before(placed.cancel_known_at, at(cutoff)))
+    # Partitioned by qualifying too, so the previous row of a qualifying order is the previous qualifying order.
+    window = ibis.window(
+        group_by=[placed.customer_id, placed.qualifying], order_by=[placed.ordered_at, placed.order_id]
+    )
+    gap_days = days_between(placed.ordered_at, placed.ordered_at.lag().over(window))
+    return placed.mutate(gap_days=ibis.ifelse(placed.qualifying, gap_days, ibis.null()))
+
+
 def order_summary(facts: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
     """One row per customer with an order (any status) placed before the cutoff, with every per-customer metric of
     those orders that a feature needs. Metrics of qualifying orders are null (sums, means, extremes) or 0 (counts)
     for a customer without one."""
-    placed = orders_before(facts, cutoff)
+    placed = orders_known_at(facts, cutoff)
     qualifying = placed.qualifying
     # 180: the start of the trend's previous 90 days
     in_window = {days: placed.ordered_at >= days_before(cutoff, days) for days in (*COUNT_WINDOWS, 180)}

@@ -13,11 +13,16 @@ from features.spec import FeatureSpec
 RELATIONSHIP_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("tenure_days", "relationship", "float64", "days", "all history",
                 "Days from sign-up (or the first order, if earlier or no sign-up is known) to the cutoff."),
-    FeatureSpec("loyalty_member", "relationship", "boolean", "flag", "as exported",
-                "Member of the loyalty programme (the customers table's current flag: no history is kept).",
-                ("customers", "customers.loyalty_member")),
-    FeatureSpec("country", "relationship", "string", "category", "as exported", "Customer's country.",
-                ("customers", "customers.country")),
+    FeatureSpec("loyalty_member", "relationship", "boolean", "flag", "at the cutoff",
+                "Member of the loyalty programme: joined (loyalty_joined_at) before the cutoff and not left by then; "
+                "a customer without a joining time has the export's flag.",
+                ("customers", "customers.loyalty_member"),
+                snapshots=(("customers.loyalty_member", "customers.loyalty_joined_at"),)),
+    FeatureSpec("country", "relationship", "string", "category", "at the cutoff",
+                "Country of most orders placed before the cutoff (ties: alphabetical) where orders carry one, else "
+                "the customers table's country.",
+                needs_one_of=(("orders.country",), ("customers", "customers.country")),
+                snapshots=(("customers.country", "orders.country"),)),
     FeatureSpec("invoice_share", "relationship", "float64", "share", "all history",
                 "Share of orders placed before the cutoff paid by invoice.", ("orders.payment_method",)),
     FeatureSpec("channels_used", "relationship", "int64", "channels", "all history",
@@ -44,9 +49,27 @@ def relationship_parts(inputs: FeatureInputs, facts: ibis.Table, cutoff: pd.Time
         _most_common(facts, cutoff, "channel", "main_channel", count_name="channels_used"),
         _most_common(facts, cutoff, "payment_method", "main_payment_method"),
     ]
+    if inputs.has("orders.country"):
+        parts.append(_most_common(facts, cutoff, "country", "order_country"))
     if inputs.customers is not None:
-        parts.append(inputs.customers.select("customer_id", "signed_up_at", "loyalty_member", "country"))
+        customers = inputs.customers
+        parts.append(
+            customers.select(
+                "customer_id",
+                "signed_up_at",
+                customer_country=customers.country,
+                loyalty_member=loyalty_member_at(customers, cutoff),
+            )
+        )
     return parts
+
+
+def loyalty_member_at(customers: ibis.Table, cutoff: pd.Timestamp) -> ibis.Value:
+    """Membership as it stood at the cutoff: joined before it and not left by then. Where the source gives no
+    joining time for a customer, the export's flag is all there is (a snapshot)."""
+    t = at(cutoff)
+    joined = (customers.loyalty_joined_at < t) & ~(customers.loyalty_left_at < t).fill_null(False)
+    return ibis.ifelse(customers.loyalty_joined_at.isnull(), customers.loyalty_member, joined)
 
 
 def relationship_columns(inputs: FeatureInputs, table: ibis.Table, cutoff: pd.Timestamp) -> dict[str, ibis.Value]:
@@ -55,7 +78,10 @@ def relationship_columns(inputs: FeatureInputs, table: ibis.Table, cutoff: pd.Ti
     extra: dict[str, ibis.Value] = {}
     if inputs.customers is not None:
         started = ibis.least(table.signed_up_at.fill_null(table.first_order_at), table.first_order_at)
-        extra = {"loyalty_member": table.loyalty_member, "country": table.country}
+        extra = {"loyalty_member": table.loyalty_member, "country": table.customer_country}
+    if inputs.has("orders.country"):
+        # The countries orders went to before the cutoff, not the address as exported (which may be later).
+        extra["country"] = table.order_country
     return {
         "tenure_days": days_between(at(cutoff), started),
         "invoice_share": table.invoice_share,

@@ -7,9 +7,10 @@ import pandas as pd
 
 from features.common import at, days_between
 from features.orders import COUNT_WINDOWS, order_facts, order_summary
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, reading_order_status
 
-RFM_SPECS: tuple[FeatureSpec, ...] = (
+# Every RFM and trend feature but the first order's age and the month counts non-cancelled orders.
+RFM_SPECS: tuple[FeatureSpec, ...] = reading_order_status((
     FeatureSpec(
         "days_since_last_order",
         "rfm",
@@ -84,9 +85,9 @@ RFM_SPECS: tuple[FeatureSpec, ...] = (
         "Share of orders placed before the cutoff that were cancelled.",
         ("orders.status",),
     ),
-)
+), unless=("days_since_first_order",))  # fmt: skip
 
-TREND_SPECS: tuple[FeatureSpec, ...] = (
+TREND_SPECS: tuple[FeatureSpec, ...] = reading_order_status((
     FeatureSpec("orders_prev_90d", "trend", "int64", "orders", "180 to 90 days",
                 "Non-cancelled orders placed between 180 and 90 days before the cutoff."),
     FeatureSpec("orders_90d_change", "trend", "int64", "orders", "last 90 vs the 90 before",
@@ -97,7 +98,7 @@ TREND_SPECS: tuple[FeatureSpec, ...] = (
                 "value_90d minus the value of the 90 days before those."),
     FeatureSpec("cutoff_month", "trend", "int64", "month", "at the cutoff",
                 "Calendar month of the cutoff (1-12), so seasonal churn is learned across years."),
-)  # fmt: skip
+), unless=("cutoff_month",))  # fmt: skip
 
 
 def rfm_and_trend_features(orders: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:

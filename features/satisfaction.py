@@ -3,14 +3,17 @@
 | kind                  | what                                                   | known from                 |
 |-----------------------|--------------------------------------------------------|----------------------------|
 | late_delivery         | not delivered by the promised date                     | promised_delivery_at       |
-| retailer_cancellation | cancelled by the shop (out of stock, fraud, other)     | ordered_at (no cancel time |
-|                       |                                                        | in the contract)           |
+| retailer_cancellation | cancelled by the shop (out of stock, fraud, other)     | cancelled_at (without it:  |
+|                       |                                                        | ordered_at, a snapshot)    |
 | retailer_return       | returned as wrong item, damaged or not as described    | returned_at                |
 | low_review            | review score <= `low_review_max`                       | reviewed_at                |
 | complaint             | a customer-service ticket                              | opened_at                  |
 
 A delivery is late from its promised date on, whether it then arrives late (delivered_at > promised) or has not
-arrived at all; how late is measured up to the cutoff, so a parcel still on its way counts the days so far.
+arrived at all; how late is measured up to the cutoff, so a parcel still on its way counts the days so far. Only
+times decide, never the export's status: an order arrived when its delivered_at says (a "delivered" status without
+one is still on its way as far as any cutoff can tell), and one cancelled before its promised date was never late
+(one cancelled later was late until its cancellation).
 """
 
 from __future__ import annotations
@@ -20,18 +23,18 @@ import pandas as pd
 
 from features.common import (
     at,
+    cancel_known_at,
     count_if,
     days_before,
     days_between,
     join_customers,
     latest,
-    not_cancelled,
 )
 from features.contract import RETAILER_CANCEL_REASONS, RETAILER_RETURN_REASONS
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
 from features.orders import order_facts, order_summary
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, reading_order_status
 
 # kind -> what the source must provide for it
 BAD_KINDS: dict[str, tuple[str, ...]] = {
@@ -75,7 +78,14 @@ def _count_specs() -> tuple[FeatureSpec, ...]:
     return tuple(specs)
 
 
-SATISFACTION_SPECS: tuple[FeatureSpec, ...] = (
+# Whether an order was cancelled decides late deliveries (not after a cancellation) and retailer cancellations, and
+# with them every feature over all kinds of bad experience.
+NOT_READING_ORDER_STATUS = (
+    *(f"{kind}_{window}" for kind in ("retailer_return", "low_review", "complaint")
+      for window in (*(f"{days}d" for days in BAD_WINDOWS), "total")),
+    "review_score_mean", "review_score_min", "review_score_last", "tickets_open", "ticket_resolution_days_mean",
+)  # fmt: skip
+SATISFACTION_SPECS: tuple[FeatureSpec, ...] = reading_order_status((
     *_count_specs(),
     *(
         FeatureSpec(f"bad_experiences_{days}d", "satisfaction", "int64", "events", f"{days} days",
@@ -111,11 +121,12 @@ SATISFACTION_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("last_bad_experience_recovered", "satisfaction", "boolean", "flag", "last bad experience",
                 "The order of the last bad experience has a ticket resolved within recovery_days, by the cutoff "
                 "(null: no bad experience tied to an order).", ("tickets", "tickets.resolved_at")),
-)  # fmt: skip
+), unless=NOT_READING_ORDER_STATUS)  # fmt: skip
 
 
 def bad_events(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:
-    """Every bad experience of the kinds the source supports: customer_id, order_id, kind, known_at, delivered_at.
+    """Every bad experience of the kinds the source supports: customer_id, order_id, kind, known_at and
+    settled_at (a late order's delivery or cancellation, null while on its way).
 
     The table is cutoff-independent; a cutoff keeps the events with known_at before it.
     """
@@ -123,33 +134,31 @@ def bad_events(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:
     customer_of_order = orders.select("order_id", "customer_id")
     parts = []
 
-    def event(table: ibis.Table, kind: str, known_at: ibis.Value, delivered_at: ibis.Value | None = None) -> None:
+    def event(table: ibis.Table, kind: str, known_at: ibis.Value, settled_at: ibis.Value | None = None) -> None:
         parts.append(
             table.select(
                 customer_id=table.customer_id,
                 order_id=table.order_id.cast("string"),
                 kind=ibis.literal(kind),
                 known_at=known_at.cast("timestamp"),
-                delivered_at=(delivered_at if delivered_at is not None else ibis.null()).cast("timestamp"),
+                settled_at=(settled_at if settled_at is not None else ibis.null()).cast("timestamp"),
             )
         )
 
+    orders = orders.mutate(cancel_known_at=cancel_known_at(orders))
     if _supported(inputs, "late_delivery"):
-        status = orders.status.fill_null("")
         late = orders.filter(
             orders.promised_delivery_at.notnull()
-            & not_cancelled(orders)
-            & (
-                (orders.delivered_at > orders.promised_delivery_at)
-                | (orders.delivered_at.isnull() & ~status.isin(["delivered", "returned"]))
-            )
+            & ~(orders.cancel_known_at <= orders.promised_delivery_at).fill_null(False)
+            & (orders.delivered_at.isnull() | (orders.delivered_at > orders.promised_delivery_at))
         )
-        event(late, "late_delivery", late.promised_delivery_at, late.delivered_at)
+        # least() skips nulls: the delivery or the cancellation, whichever came first
+        event(late, "late_delivery", late.promised_delivery_at, ibis.least(late.delivered_at, late.cancel_known_at))
     if _supported(inputs, "retailer_cancellation"):
         cancelled = orders.filter(
-            (orders.status == "cancelled") & orders.cancel_reason.isin(list(RETAILER_CANCEL_REASONS))
+            orders.cancel_known_at.notnull() & orders.cancel_reason.isin(list(RETAILER_CANCEL_REASONS))
         )
-        event(cancelled, "retailer_cancellation", cancelled.ordered_at)
+        event(cancelled, "retailer_cancellation", cancelled.cancel_known_at)
     if inputs.returns is not None and _supported(inputs, "retailer_return"):
         returns = inputs.returns.filter(inputs.returns.reason.isin(list(RETAILER_RETURN_REASONS)))
         returns = returns.join(customer_of_order, "order_id")
@@ -186,7 +195,7 @@ def _no_events(inputs: FeatureInputs) -> ibis.Table:
         order_id=orders.order_id,
         kind=ibis.literal("none"),
         known_at=orders.ordered_at.cast("timestamp"),
-        delivered_at=orders.ordered_at.cast("timestamp"),
+        settled_at=orders.ordered_at.cast("timestamp"),
     )
 
 
@@ -253,7 +262,7 @@ def _event_counts(events: ibis.Table, cutoff: pd.Timestamp) -> ibis.Table:
     known = events.filter(events.known_at < t)
     recent = {days: known.known_at >= days_before(cutoff, days) for days in BAD_WINDOWS}
     is_late = known.kind == "late_delivery"
-    days_late = days_between(ibis.least(known.delivered_at.fill_null(t), t), known.known_at)
+    days_late = days_between(ibis.least(known.settled_at.fill_null(t), t), known.known_at)
     return known.aggregate(
         by="customer_id",
         **{

@@ -95,10 +95,13 @@ def to_matrix(frame: pd.DataFrame, model_input: ModelInput) -> pd.DataFrame:
 
 def _order_never_with_long_ago(matrix: pd.DataFrame) -> pd.DataFrame:
     """A customer who never had a bad experience gets, instead of "missing", the least risky value on each scale:
-    days since the last one = days since the first order, and "recovered" = yes (nothing to recover from). Then
-    "a bad experience never lowers the risk" can be a monotone constraint; a learned direction for missing values
-    could otherwise rank "never" above "long ago". Where the satisfaction sources are absent the count is missing
-    too, and so are these."""
+    days since the last one = days since the first order, and "recovered" = yes (nothing to recover from); one
+    without a late delivery in the last 365 days is 0 days late. Then "a bad experience never lowers the risk" can be
+    a monotone constraint; a learned direction for missing values could otherwise rank "never" above "long ago" (or
+    a first late delivery below none). Where the satisfaction sources are absent the count is missing too, and so
+    are these."""
+    if "late_days_max_365d" in matrix and "late_delivery_365d" in matrix:
+        matrix.loc[matrix["late_delivery_365d"] == 0, "late_days_max_365d"] = 0.0
     never = matrix.get("bad_experiences_total", pd.Series(np.nan, index=matrix.index)) == 0
     if "days_since_last_bad_experience" in matrix and "days_since_first_order" in matrix:
         matrix.loc[never, "days_since_last_bad_experience"] = matrix.loc[never, "days_since_first_order"]

@@ -74,6 +74,8 @@ class RiskParams:
     top_k: int | None = None
     # A feature whose PSI against the training rows exceeds this is flagged in the report.
     psi_warning: float = 0.2
+    # A model deployed longer ago than this at as-of is refused (null: no limit).
+    max_model_age_days: float | None = 90.0
     actions: tuple[ActionRule, ...] = ()
 
     @classmethod

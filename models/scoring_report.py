@@ -76,6 +76,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"# Scoring report, as of {report['as_of']}",
         "",
         *([f"**Warning:** {report['model']['data_warning']}", ""] if report["model"].get("data_warning") else []),
+        *(f"**Scored with --force although** {misfit}." for misfit in report["model"].get("forced_past", [])),
+        *([""] if report["model"].get("forced_past") else []),
         f"{report['customers_scored']:,} customers scored; value at risk {report['value_at_risk']:,.0f} in total. "
         f"The written list holds {report['customers_written']:,} of them "
         f"({report['value_at_risk_written']:,.0f} at risk).",

@@ -30,6 +30,7 @@ from features.build import LABEL
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel, ModelFileError, load_model
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import plain_input
+from models.identity import registered_model_name
 from models.tracking_settings import TrackingSettings
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def log_run(
     decision and the interval as tags of the version."""
     experiment_id = use_experiment(settings)
     client = MlflowClient()
+    model_name = settings.model_name or registered_model_name(model.training["data"])
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(params)
@@ -126,16 +128,16 @@ def log_run(
             elif path.is_file():
                 mlflow.log_artifact(str(path))
         mlflow.log_artifacts(str(evidence.backtest_folder), artifact_path=BACKTEST_ARTIFACT)
-        info = log_scorer(model, model_folder, evidence.test_rows.head(5), settings.model_name)
+        info = log_scorer(model, model_folder, evidence.test_rows.head(5), model_name)
     version = str(info.registered_model_version)
-    champion = _version_by_alias(client, settings.model_name, CHAMPION)
+    champion = _version_by_alias(client, model_name, CHAMPION)
     promotion = judge(champion, _champion_backtest(champion), evidence, settings.promote_min_gain)
-    client.set_registered_model_alias(settings.model_name, promotion.alias, version)
+    client.set_registered_model_alias(model_name, promotion.alias, version)
     for key, value in promotion.tags().items():
-        client.set_model_version_tag(settings.model_name, version, key, value)
-    log.info("MLflow run %s; %s version %s is %s: %s", run.info.run_id, settings.model_name, version,
+        client.set_model_version_tag(model_name, version, key, value)
+    log.info("MLflow run %s; %s version %s is %s: %s", run.info.run_id, model_name, version,
              promotion.alias, promotion.reason)  # fmt: skip
-    return RunRecord(run.info.run_id, f"models:/{settings.model_name}/{version}", version, promotion.alias, promotion)
+    return RunRecord(run.info.run_id, f"models:/{model_name}/{version}", version, promotion.alias, promotion)
 
 
 def judge(champion: Any, champion_backtest: ChurnModel | None, evidence: Evidence, min_gain: float) -> Promotion:

@@ -10,7 +10,9 @@ class TrackingSettings:
     """The `mlflow` block of params.yaml."""
 
     experiment: str = "churn"
-    model_name: str = "churn-model"
+    # Registered model name; None: one per data source (`identity.registered_model_name`), so that two shops sharing
+    # a tracking store never share a champion.
+    model_name: str | None = None
     # A new version becomes champion only when the lower end of the 95 % interval of its ROC-AUC gain over the
     # champion (paired bootstrap on the same test customers) is above this.
     promote_min_gain: float = 0.0

@@ -74,6 +74,11 @@ class TrainParams:
     monotone_bad_experience: bool = True
     # Features (or whole groups) left out of the model, e.g. for an ablation; the default uses every feature.
     exclude_features: tuple[str, ...] = ()
+    # Export-time snapshots (e.g. "orders.status", "customers.loyalty_member") the model may read undated. A
+    # cancellation is mostly decided within days of the order, so an undated status misplaces only orders placed
+    # just before a cutoff; a loyalty flag or an address can be years younger than the cutoff, and members churn
+    # less, so the model would learn the future: left out unless named here.
+    allowed_snapshots: tuple[str, ...] = ("orders.status",)
     num_threads: int = 2
     seed: int = 42
     # Too little data: below these the out-of-time numbers mean nothing. `stop` refuses to train; `warn` trains and
@@ -86,7 +91,8 @@ class TrainParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainParams:
-        params = from_block(cls, {**values, "exclude_features": tuple(values.get("exclude_features") or ())}, "train")
+        lists = {name: tuple(values.get(name) or ()) for name in ("exclude_features", "allowed_snapshots")}
+        params = from_block(cls, {**values, **lists}, "train")
         if params.calibration not in ("auto", "isotonic", "sigmoid"):
             raise ValueError(f"train.calibration must be auto, isotonic or sigmoid, not {params.calibration!r}")
         if params.max_rounds <= 0 or params.early_stopping_rounds <= 0 or params.num_threads <= 0:

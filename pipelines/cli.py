@@ -220,7 +220,7 @@ def evaluate(
 def score(
     params: ParamsOption = Path("params.yaml"),
     model: Annotated[
-        str, typer.Option(help="A model folder, or an MLflow model URI such as models:/churn-model@champion.")
+        str, typer.Option(help="A model folder, or an MLflow model URI such as models:/churn-files-synthetic@champion.")
     ] = "data/models/current",
     validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
     validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's export time).")] = Path(
@@ -242,6 +242,9 @@ def score(
     out_csv: Annotated[Path, typer.Option(help="Risk list (CSV).")] = Path("data/risk/risk_list.csv"),
     report: Annotated[Path, typer.Option(help="Scoring report (JSON).")] = Path("reports/scoring.json"),
     report_md: Annotated[Path, typer.Option(help="Scoring report (Markdown).")] = Path("reports/scoring.md"),
+    force: Annotated[
+        bool, typer.Option(help="Score with a model trained on other data or too old anyway (the report says so).")
+    ] = False,
 ) -> None:
     """Write today's risk list: churn probability, tier, value at risk, reasons and a suggested action per customer
     (block `score`). Refuses, leaving the previous list untouched, when the model or data do not fit."""
@@ -250,7 +253,7 @@ def score(
     outputs = stage.ScoreOutputs(out, out_csv, report, report_md)
     filters = stage.Filters(bad_experience_within, min_probability, top_k)
     with refusals("scoring refused"):  # ScoringRefused, ModelFileError, bad params, missing files
-        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters)
+        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters, force)
     tiers = ", ".join(f"{tier} {values['customers']:,}" for tier, values in result["tiers"].items())
     typer.echo(
         f"as of {result['as_of']}: {result['customers_scored']:,} customers scored ({tiers}); "
@@ -260,6 +263,8 @@ def score(
         typer.echo(f"WARNING: {result['model']['data_warning']}", err=True)
     if result["drift_warnings"]:
         typer.echo(f"drift warning: {', '.join(result['drift_warnings'])} (see {report_md})")
+    for misfit in result["model"]["forced_past"]:
+        typer.echo(f"scored with --force although {misfit}")
 
 
 @app.command()

@@ -66,7 +66,8 @@ def test_trend_and_season(shop_features: pd.DataFrame) -> None:
 
 def test_bad_experiences_count_from_when_they_were_known(shop_features: pd.DataFrame) -> None:
     c1, c2 = shop_features.loc["c1"], shop_features.loc["c2"]
-    assert (c1["late_delivery_90d"], c1["complaint_90d"], c1["retailer_return_total"]) == (1, 1, 0)  # return: 03-10
+    assert (c1["late_delivery_90d"], c1["complaint_90d"]) == (1, 1)
+    assert pd.isna(c1["retailer_return_total"])  # the shop's first return is on 03-10: none recorded yet
     assert c1["late_days_max_365d"] == 2.0
     assert c1["bad_experiences_total"] == 2
     assert c1["days_since_last_bad_experience"] == pytest.approx(1 + 14 / 24)  # ticket opened 03-06 10:00
@@ -109,7 +110,8 @@ def test_late_delivery_is_unknown_before_the_promised_date() -> None:
 def test_low_review_counts_from_reviewed_at() -> None:
     frames = clean_tables()
     frames["reviews"].loc[0, "review_score"] = 1
-    assert build(frames, cutoff=pd.Timestamp("2024-01-09 00:00:00")).loc["c1", "low_review_total"] == 0
+    # the shop's first review: before it, reviews are unknown, not zero
+    assert pd.isna(build(frames, cutoff=pd.Timestamp("2024-01-09 00:00:00")).loc["c1", "low_review_total"])
     assert build(frames, cutoff=pd.Timestamp("2024-01-09 00:00:01")).loc["c1", "low_review_total"] == 1
 
 
@@ -123,10 +125,9 @@ def test_relationship(shop_features: pd.DataFrame) -> None:
 
 
 def test_returns_of_any_reason_count_from_when_they_were_registered(shop_features: pd.DataFrame) -> None:
-    # o2's return (03-10) is after the cutoff.
+    # o2's return (03-10), the shop's first, is after the cutoff: returns are unknown, not zero, before it.
     c1 = shop_features.loc["c1"]
-    assert (c1["returns_90d"], c1["returns_total"], c1["returned_order_share"]) == (0, 0, 0.0)
-    assert pd.isna(c1["days_since_last_return"])
+    assert c1[["returns_90d", "returns_total", "returned_order_share", "days_since_last_return"]].isna().all()
     frames = clean_tables()
     # A reason the shop is not to blame for: not a bad experience, still a return.
     frames["returns"]["reason"] = "changed_mind"

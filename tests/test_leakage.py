@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
+import yaml
 from conftest import AS_OF, clean_tables
 
 from features.build import features_at
-from features.cutoffs import FeatureParams
+from features.cutoffs import FeatureParams, cutoff_schedule, label_observed
 from features.inputs import inputs_from_frames
-from features.leakage import feature_differences, known_before
+from features.leakage import feature_differences, known_before, truncation_differences
 
 CUTOFF = pd.Timestamp("2024-03-05")
 PARAMS = FeatureParams(horizon_days=30, active_window_days=90)
@@ -54,3 +58,29 @@ def test_feature_differences_counts_changed_values_and_missing_rows() -> None:
     assert differences["orders_total"] == 1 and differences["main_channel"] == 1
     assert differences.drop(["orders_total", "main_channel"]).sum() == 0
     assert feature_differences(expected, actual.iloc[:1])["rows_only_in_one"] == 1
+
+
+def test_truncation_differences_with_a_cancellation_after_the_cutoff_and_one_after_the_window() -> None:
+    """o3 (c2, 02-10) cancelled on 03-20, after the cutoff; o4 (c2, 06-20) in the window [06-05, 07-05) cancelled
+    after it: features at the cutoff and labels at the window's end come out the same from the data known then."""
+    frames = clean_tables()
+    frames["orders"] = frames["orders"].assign(
+        status=["delivered", "returned", "cancelled", "cancelled"],
+        cancelled_at=[pd.NaT, pd.NaT, pd.Timestamp("2024-03-20"), pd.Timestamp("2024-06-30")],
+    )
+    assert truncation_differences(frames, CUTOFF, PARAMS, AS_OF).sum() == 0
+    window = FeatureParams(horizon_days=25)
+    differences = truncation_differences(frames, pd.Timestamp("2024-06-05"), window, AS_OF)
+    assert differences.sum() == 0, differences[differences > 0]
+
+
+def test_the_synthetic_shop_at_its_test_cutoff_is_the_same_from_data_cut_there(shop: dict[str, Path]) -> None:
+    params = yaml.safe_load(shop["params"].read_text())["features"]
+    feature_params = FeatureParams.from_dict({k: v for k, v in params.items() if k != "strategy"})
+    as_of = pd.Timestamp(json.loads(shop["report"].read_text())["as_of"])
+    tables = {path.stem: pd.read_parquet(path) for path in sorted(shop["validated"].glob("*.parquet"))}
+    cutoffs = cutoff_schedule(pd.Timestamp(feature_params.first_cutoff), feature_params.every_days, as_of)
+    test_cutoff = max(c for c in cutoffs if label_observed(c, feature_params.horizon_days, as_of))
+    assert tables["orders"]["cancelled_at"].notna().any() and tables["customers"]["loyalty_joined_at"].notna().any()
+    differences = truncation_differences(tables, test_cutoff, feature_params, as_of)
+    assert differences.sum() == 0, differences[differences > 0]

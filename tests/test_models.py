@@ -196,6 +196,14 @@ def test_never_having_a_bad_experience_ranks_as_the_least_risky_value() -> None:
     assert matrix.iloc[2][["days_since_last_bad_experience", "last_bad_experience_recovered"]].isna().all()
 
 
+def test_no_late_delivery_in_the_year_is_zero_days_late() -> None:
+    frame = pd.DataFrame(
+        {"late_delivery_365d": [0, 1, None], "late_days_max_365d": [None, 4.5, None]}  # none, one, source absent
+    )
+    matrix = to_matrix(frame, ModelInput(features=("late_delivery_365d", "late_days_max_365d")))
+    assert matrix["late_days_max_365d"].tolist()[:2] == [0.0, 4.5] and pd.isna(matrix["late_days_max_365d"].iloc[2])
+
+
 def tiny_model() -> ChurnModel:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(

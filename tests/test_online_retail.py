@@ -8,6 +8,10 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA
 
+from features.build import features_at
+from features.cutoffs import FeatureParams
+from features.inputs import inputs_from_frames
+from features.leakage import feature_differences, truncation_differences
 from pipelines.sources.online_retail import read_online_retail
 from pipelines.sources.read import SET_ASIDE_RULES
 
@@ -82,12 +86,37 @@ def test_credit_note_returns_the_latest_earlier_order_with_the_item(shop_folder:
     ]
 
 
-def test_customers_get_their_most_common_country(shop_folder: Path) -> None:
-    customers = read_online_retail(shop_folder).tables["customers"].raw
-    assert dict(zip(customers["customer_id"], customers["country"], strict=True)) == {
-        "100": "United Kingdom",
-        "200": "France",
-    }
+def test_orders_carry_their_country_and_customers_none(shop_folder: Path) -> None:
+    source = read_online_retail(shop_folder)
+    orders = source.tables["orders"].raw.set_index("order_id")
+    assert orders["country"].to_dict() == {
+        "500001": "United Kingdom", "500002": "United Kingdom", "500006": "France", "500008": "France",
+    }  # fmt: skip
+    assert list(source.tables["customers"].raw.columns) == ["customer_id"]
+
+
+def test_the_country_at_a_cutoff_is_the_one_of_the_orders_before_it(tmp_path: Path) -> None:
+    """Customer 12370 of the real data: Austria at 2010-11-28, Cyprus (most of their lines) in the export."""
+    lines = pd.DataFrame(
+        [
+            ("536001", "MUG", "mug", 1, "2010-11-10 10:00", 2.5, 12370, "Austria"),
+            ("536002", "MUG", "mug", 1, "2010-12-05 10:00", 2.5, 12370, "Cyprus"),
+            ("536002", "PLATE", "plate", 1, "2010-12-05 10:00", 8.0, 12370, "Cyprus"),
+        ],
+        columns=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+                 "Country"],
+    )  # fmt: skip
+    lines.assign(InvoiceDate=pd.to_datetime(lines["InvoiceDate"])).to_parquet(tmp_path / "online_retail.parquet")
+    tables = {name: _naive_utc(table.raw) for name, table in read_online_retail(tmp_path).tables.items()}
+    inputs = inputs_from_frames(tables, pd.Timestamp("2011-01-01"))
+    country = features_at(inputs, pd.Timestamp("2010-11-28"), FeatureParams()).execute().set_index("customer_id")
+    assert country.loc["12370", "country"] == "Austria"
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Local times as validation stores them: UTC without a zone."""
+    zoned = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.DatetimeTZDtype)]
+    return frame.assign(**{name: frame[name].dt.tz_convert("UTC").dt.tz_localize(None) for name in zoned})
 
 
 def test_a_file_of_another_layout_is_named(tmp_path: Path) -> None:
@@ -122,6 +151,26 @@ def real_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         lines[weeks].to_parquet(folder / name)
     return folder
+
+
+@pytest.fixture(scope="module")
+def year_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both real files cut to 2010 up to 20 December: customer 12370 orders from Austria in February and March,
+    then from Cyprus (most of their lines) from 14 December."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the real datasets are not here ({SHARED_DATA} is absent)")
+    return lines_between(
+        SHARED_DATA, pd.Timestamp("2010-01-01"), pd.Timestamp("2010-12-20"), tmp_path_factory.mktemp("year")
+    )
+
+
+def lines_between(folder: Path, start: pd.Timestamp, end: pd.Timestamp, out: Path) -> Path:
+    """The invoice-line files of `folder` with the lines of [start, end) only."""
+    for name in REAL_FILES:
+        lines = pd.read_parquet(folder / name)
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        lines[(lines["InvoiceDate"] >= start) & (lines["InvoiceDate"] < end)].to_parquet(out / name)
+    return out
 
 
 def test_real_files_combine_without_the_overlap(real_slice: Path) -> None:
@@ -173,3 +222,30 @@ def test_a_workbook_gives_all_its_sheets(tmp_path: Path) -> None:
     orders = source.tables["orders"].raw.set_index("order_id")
     assert orders.loc["500001", "order_value"] == 15.0
     assert orders.loc["500001", "customer_id"] == "100"
+
+
+def contract_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    return {name: _naive_utc(table.raw) for name, table in read_online_retail(folder).tables.items()}
+
+
+def test_the_real_data_at_a_cutoff_is_the_same_from_lines_cut_there(year_slice: Path, tmp_path: Path) -> None:
+    """Features at the cutoff from the invoice lines before it, and labels from the lines before the window's end,
+    equal those from the whole slice: every column (the country too: a later line must not change it)."""
+    cutoff, params = pd.Timestamp("2010-12-05"), FeatureParams(horizon_days=14, active_window_days=365)
+    window_end = cutoff + pd.Timedelta(days=params.horizon_days)
+    tables = contract_tables(year_slice)
+    full = inputs_from_frames(tables, pd.Timestamp("2010-12-20"))
+    expected = features_at(full, cutoff, params).execute()
+    assert expected.set_index("customer_id").loc["12370", "country"] == "Austria"
+    for end, label in ((cutoff, False), (window_end, True)):
+        cut = contract_tables(lines_between(year_slice, pd.Timestamp("2010-01-01"), end, tmp_path / str(end.date())))
+        actual = features_at(inputs_from_frames(cut, end), cutoff, params).execute()
+        differences = feature_differences(expected, actual)
+        assert differences.sum() == 0, differences[differences > 0]
+        if label:
+            pd.testing.assert_series_equal(
+                expected.set_index("customer_id")["churned"].sort_index(),
+                actual.set_index("customer_id")["churned"].sort_index(),
+            )
+    # and the contract-level check on the same slice
+    assert truncation_differences(tables, cutoff, params, pd.Timestamp("2010-12-20")).sum() == 0

@@ -11,6 +11,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import REPO, invoke, write_params
 from typer.testing import CliRunner
 
@@ -393,3 +394,78 @@ def test_scores_from_an_mlflow_model_uri_like_from_the_folder(
     assert result.exit_code == 0, result.output
     from_registry = pd.read_parquet(tmp_path / "risk" / "risk.parquet")
     pd.testing.assert_frame_equal(from_registry, scored[0])
+
+
+def relabelled(validated: Path, out: Path) -> Path:
+    """The validated tables of another shop: the same rows, other customers."""
+    out.mkdir()
+    for path in validated.glob("*.parquet"):
+        table = pd.read_parquet(path)
+        if "customer_id" in table:
+            table["customer_id"] = "other-" + table["customer_id"].astype(str)
+        table.to_parquet(out / path.name, index=False)
+    return out
+
+
+def test_refuses_a_model_trained_on_another_shop_s_customers(
+    pipeline: dict[str, Path], previous: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    out, before = previous
+    message = refused(pipeline, out, validated=relabelled(pipeline["validated"], tmp_path / "other")).strip()
+    assert len(message.splitlines()) == 1
+    assert message.startswith("scoring refused: the model was trained on other data (files data at ")
+    assert "only 0% of a sample of its customers are in the data" in message
+    assert unchanged(out, before)
+
+
+def test_refuses_a_model_trained_on_another_kind_of_source(
+    pipeline: dict[str, Path], previous: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    out, before = previous
+    params = yaml.safe_load(pipeline["params"].read_text())
+    params["data"] = {**params["data"], "source": "online_retail", "path": "/srv/exports/online-retail"}
+    other_params = tmp_path / "params.yaml"
+    other_params.write_text(yaml.safe_dump(params))
+    args = score_args(pipeline, out)
+    args[args.index("--params") + 1] = str(other_params)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"scoring refused: the model was trained on files data at {params_data_path(pipeline)}, not on online_retail "
+        "data at /srv/exports/online-retail (or --force to score anyway)"
+    )
+    assert unchanged(out, before)
+
+
+def params_data_path(pipeline: dict[str, Path]) -> str:
+    return str(yaml.safe_load(pipeline["params"].read_text())["data"]["path"])
+
+
+def test_refuses_a_model_older_than_max_model_age_days(
+    pipeline: dict[str, Path], previous: tuple[Path, dict[str, bytes]]
+) -> None:
+    """The backtest model was deployed at the test cutoff, 2025-08-25: 129 days before the data's end."""
+    out, before = previous
+    output = refused(pipeline, out, model=pipeline["backtest"])
+    assert output.strip() == (
+        "scoring refused: the model is 129 days old at as-of 2026-01-01 00:00:00 (deployed at 2025-08-25 00:00:00; "
+        "score.max_model_age_days = 90): retrain it (or --force to score anyway)"
+    )
+    assert unchanged(out, before)
+
+
+def test_force_scores_with_a_stale_model_and_the_report_says_so(pipeline: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [*score_args(pipeline, tmp_path), "--force"])
+    assert result.exit_code == 0, result.output
+    args = score_args(pipeline, tmp_path / "forced", "--force")
+    args[args.index("--model") + 1] = str(pipeline["backtest"])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "scored with --force although the model is 129 days old" in result.output
+    report = json.loads((tmp_path / "forced" / "scoring.json").read_text())
+    assert report["model"]["forced_past"][0].startswith("the model is 129 days old")
+    assert (
+        "**Scored with --force although** the model is 129 days old" in (tmp_path / "forced" / "scoring.md").read_text()
+    )
+    fresh = json.loads((tmp_path / "scoring.json").read_text())
+    assert fresh["model"]["forced_past"] == []

@@ -18,7 +18,7 @@ from features.common import latest
 from features.cutoffs import FeatureParams
 from features.inputs import inputs_from_frames
 from features.labels import is_active, population
-from features.orders import order_facts, order_summary
+from features.orders import order_facts, order_summary, orders_known_at
 
 CUTOFF = pd.Timestamp("2024-03-08")
 PARAMS = FeatureParams(horizon_days=30)
@@ -31,10 +31,9 @@ def facts() -> pd.DataFrame:
 
 
 def test_order_facts(facts: pd.DataFrame) -> None:
-    assert facts["qualifying"].tolist() == [True, True, False, True]  # o3 cancelled
-    assert pd.isna(facts.loc["o1", "gap_days"]) and facts.loc["o2", "gap_days"] == 56.0
-    assert pd.isna(facts.loc["o3", "gap_days"])  # does not qualify
-    assert pd.isna(facts.loc["o4", "gap_days"])  # c2's first qualifying order: the cancelled o3 has no gap chain
+    # o3 is cancelled and has no cancellation time: known as cancelled from its order time (a snapshot)
+    assert facts["cancel_known_at"].isna().tolist() == [True, True, False, True]
+    assert facts.loc["o3", "cancel_known_at"] == pd.Timestamp("2024-02-10")
     assert facts["first_bad_known_at"].tolist()[1:] == [
         pd.Timestamp("2024-03-04"),  # late from the promised date, before the ticket and the return
         pd.Timestamp("2024-02-10"),  # cancelled by the shop, known when ordered
@@ -48,13 +47,37 @@ def test_order_facts_without_events_have_no_bad_experiences() -> None:
     assert order_facts(inputs.orders).execute()["first_bad_known_at"].isna().all()
 
 
+def test_orders_known_at_a_cutoff_qualify_and_chain_their_gaps() -> None:
+    known = orders_known_at(order_facts(inputs_from_frames(clean_tables(), AS_OF).orders), pd.Timestamp("2024-07-01"))
+    orders = known.execute().set_index("order_id").sort_index()
+    assert orders["qualifying"].tolist() == [True, True, False, True]  # o3 cancelled
+    assert pd.isna(orders.loc["o1", "gap_days"]) and orders.loc["o2", "gap_days"] == 56.0
+    assert pd.isna(orders.loc["o3", "gap_days"])  # does not qualify
+    assert pd.isna(orders.loc["o4", "gap_days"])  # c2's first qualifying order: the cancelled o3 has no gap chain
+
+
 def test_gaps_do_not_depend_on_orders_after_them() -> None:
     frames = clean_tables()
     later = frames["orders"].iloc[[0]].assign(order_id="o5", ordered_at=pd.Timestamp("2024-02-01"))
     frames["orders"] = pd.concat([frames["orders"], later], ignore_index=True)
-    gaps = order_facts(inputs_from_frames(frames, AS_OF).orders).execute().set_index("order_id")["gap_days"]
+    facts = order_facts(inputs_from_frames(frames, AS_OF).orders)
+    gaps = orders_known_at(facts, AS_OF).execute().set_index("order_id")["gap_days"]
     assert gaps["o5"] == 27.0 and gaps["o2"] == 29.0  # o1 -> o5 -> o2
     assert pd.isna(gaps["o1"])
+
+
+def test_an_order_cancelled_after_the_cutoff_qualifies_at_it() -> None:
+    """c1's o2 (placed 03-01) cancelled on 03-20: at 03-08 it counts and o1 -> o2 is a gap; at 03-21 it does not."""
+    frames = clean_tables()
+    frames["orders"] = frames["orders"].assign(
+        status=["delivered", "cancelled", "cancelled", "shipped"],
+        cancelled_at=[pd.NaT, pd.Timestamp("2024-03-20"), pd.Timestamp("2024-02-10 01:00"), pd.NaT],
+    )
+    facts = order_facts(inputs_from_frames(frames, AS_OF).orders)
+    before = orders_known_at(facts, CUTOFF).execute().set_index("order_id")
+    after = orders_known_at(facts, pd.Timestamp("2024-03-21")).execute().set_index("order_id")
+    assert bool(before.loc["o2", "qualifying"]) and before.loc["o2", "gap_days"] == 56.0
+    assert not after.loc["o2", "qualifying"] and pd.isna(after.loc["o2", "gap_days"])
 
 
 def test_order_summary_at_a_cutoff() -> None:

@@ -178,7 +178,8 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     assert "lightgbm" in output
     from mlflow.tracking import MlflowClient
 
-    champion = MlflowClient().get_model_version_by_alias("churn-model", "champion")
+    # registered under the shop's own name: data.source files, data.path data/raw/synthetic
+    champion = MlflowClient().get_model_version_by_alias("churn-files-synthetic", "champion")
     run = MlflowClient().get_run(champion.run_id)
     assert run.data.metrics["roc_auc"] == headline["roc_auc"]
     assert run.data.metrics["model/log_loss"] == pytest.approx(overall["lightgbm"]["log_loss"])

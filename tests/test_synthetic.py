@@ -206,8 +206,52 @@ def test_late_delivery_rate_by_channel(clean: dict[str, pd.DataFrame], channel: 
     assert_share_close(is_late(delivered), PARAMS.late_rate_by_channel[channel])
 
 
-def test_loyalty_share(clean: dict[str, pd.DataFrame]) -> None:
-    assert_share_close(clean["customers"]["loyalty_member"].astype(bool), PARAMS.loyalty_share)
+def test_half_of_those_who_join_the_loyalty_programme_do_so_at_sign_up(clean: dict[str, pd.DataFrame]) -> None:
+    customers = clean["customers"]
+    at_sign_up = (customers["loyalty_joined_at"] == customers["signed_up_at"]).fillna(False).astype(bool)
+    assert_share_close(at_sign_up, PARAMS.loyalty_share / 2)
+
+
+def test_the_others_join_after_one_of_their_orders(clean: dict[str, pd.DataFrame]) -> None:
+    customers = clean["customers"]
+    assert (customers["loyalty_member"] == customers["loyalty_joined_at"].notna()).all()
+    assert customers["loyalty_left_at"].isna().all()
+    later = customers[customers["loyalty_joined_at"] > customers["signed_up_at"]].set_index("customer_id")
+    assert len(later) > 0.05 * len(customers)
+    first_order = first_orders(clean["orders"]).set_index("customer_id")["ordered_at"]
+    assert (first_order.loc[later.index] < later["loyalty_joined_at"]).all()
+
+
+def test_loyalty_lowers_dropout_only_from_joining() -> None:
+    """With members never dropping out (multiplier 0, no bad-experience effects), nobody drops out after an order
+    placed after joining, but some do after an order placed in the days between the order that made them join and
+    the joining: membership counts from joining, not from sign-up."""
+    shop = generate_shop(replace(NO_EFFECT_PARAMS, n_customers=4_000, loyalty_dropout_multiplier=0.0, dirty_share=0))
+    truth = shop.customer_truth.set_index("customer_id")
+    joined = shop.tables["customers"].set_index("customer_id")["loyalty_joined_at"].dropna()
+    dropped = truth.loc[joined.index, "dropped_out_at"]
+    assert not (dropped.to_numpy() > joined.to_numpy()).any()
+    assert (dropped.to_numpy() < joined.to_numpy()).any()
+
+
+@pytest.mark.parametrize("reason", sorted(PARAMS.cancel_delay_mean_days))
+def test_cancellations_come_hours_or_days_after_the_order(clean: dict[str, pd.DataFrame], reason: str) -> None:
+    orders = clean["orders"]
+    assert ((orders["status"] == "cancelled") == orders["cancelled_at"].notna()).all()
+    cancelled = orders[orders["cancel_reason"] == reason]
+    delay_days = (cancelled["cancelled_at"] - cancelled["ordered_at"]).dt.total_seconds() / 86_400
+    assert (delay_days >= 0).all()
+    expected = PARAMS.cancel_delay_mean_days[reason]
+    # exponential: the standard error of the mean is the mean over the square root of the count
+    assert abs(delay_days.mean() - expected) < 4 * expected / np.sqrt(len(delay_days))
+
+
+def test_the_export_shows_a_cancellation_after_it_as_a_placed_order(clean: dict[str, pd.DataFrame]) -> None:
+    end = pd.Timestamp(PARAMS.end_date)
+    orders = clean["orders"]
+    placed = orders[orders["status"] == "placed"]
+    assert len(placed) > 0 and placed["cancelled_at"].isna().all() and placed["cancel_reason"].isna().all()
+    assert (placed["ordered_at"] > end - pd.Timedelta(days=14)).all()
 
 
 @pytest.mark.parametrize("method", sorted(PARAMS.payment_shares))

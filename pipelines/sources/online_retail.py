@@ -24,8 +24,10 @@ Every invoice line is used or set aside with its reason (lines in = lines used +
 | invoice already read from an earlier file                 | set aside: `invoice_in_earlier_file`                 |
 
 A credit note does not say whether goods came back or an order was cancelled before dispatch, nor why; it becomes
-a return with no reason. The data has no statuses, channels, payments, deliveries, reviews or tickets, so the
-features from them are missing (null), not zero. Times are UK local time; validation converts them to UTC.
+a return with no reason. An order carries the country most of its lines name; customers get none, because one
+taken over all of a customer's lines would carry later lines into earlier cutoffs. The data has no statuses,
+channels, payments, deliveries, reviews or tickets, so the features from them are missing (null), not zero.
+Times are UK local time; validation converts them to UTC.
 """
 
 from __future__ import annotations
@@ -240,12 +242,20 @@ def set_aside_mixed_invoices(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def orders_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
-    """One order per invoice: its customer, time and value."""
+    """One order per invoice: its customer, time, value and country (the one most of its lines name)."""
     order_lines = lines[is_order_line(lines)]
     grouped = order_lines.assign(_value=order_lines["_quantity"] * order_lines["_price"]).groupby("_invoice", sort=True)
     orders = grouped.agg(customer_id=("_customer", "first"), ordered_at=("_at", "min"), order_value=("_value", "sum"))
     orders["order_value"] = orders["order_value"].round(2)
+    orders["country"] = most_common(order_lines, "_invoice", "country")
     return orders.rename_axis("order_id").reset_index()
+
+
+def most_common(lines: pd.DataFrame, key: str, column: str) -> pd.Series:
+    """Per `key`, the value of `column` most lines name (ties: alphabetical)."""
+    counts = lines.groupby([key, column], dropna=False).size().rename("lines").reset_index()
+    counts = counts.sort_values([key, "lines", column], ascending=[True, False, True])
+    return counts.drop_duplicates(key).set_index(key)[column]
 
 
 def credit_note_matches(lines: pd.DataFrame) -> pd.DataFrame:
@@ -274,12 +284,10 @@ def returns_from_matches(matches: pd.DataFrame) -> pd.DataFrame:
 
 
 def customers_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
-    """Every customer with an order; their country is the one most of their order lines name."""
-    order_lines = lines[is_order_line(lines)]
-    counts = order_lines.groupby(["_customer", "country"], dropna=False).size().rename("lines").reset_index()
-    counts = counts.sort_values(["_customer", "lines", "country"], ascending=[True, False, True])
-    customers = counts.drop_duplicates("_customer")[["_customer", "country"]]
-    return customers.rename(columns={"_customer": "customer_id"}).reset_index(drop=True)
+    """Every customer with an order. No country: one taken over all their lines would carry later lines into
+    earlier cutoffs, so the country as known at a cutoff comes from the orders placed before it."""
+    customers = pd.Series(lines.loc[is_order_line(lines), "_customer"].unique(), name="customer_id")
+    return customers.sort_values().to_frame().reset_index(drop=True)
 
 
 def set_aside_lines(lines: pd.DataFrame) -> pd.DataFrame:

@@ -5,6 +5,11 @@ The customer process is buy-till-you-die: while alive, a customer orders as a Po
 depends on how that order went. A bad experience raises it sharply, a complaint resolved within
 `recovery_days` takes most of that back, and paying by invoice or being a loyalty member lowers it mildly.
 
+What an export shows changes after the order: a cancellation comes some hours or days after the order (the
+customer's quickly, the shop's out-of-stock call later), and customers join the loyalty programme at sign-up or
+after one of their first orders; membership lowers the dropout of the orders placed after joining. The tables show
+each state as the export at `end_date` would (a cancellation after it is not there yet), with the time it changed.
+
 Because the fate after an order is sealed when the order is placed, the latent state at any time `t` is simple:
 dead (dropped out after an order before `t`) or alive with rate `lambda`. That gives the oracle
 `P(no order in [t, t + h)) = 1` if dead, else `exp(-lambda * S(t, t + h))`, where `S` integrates the seasonal
@@ -58,7 +63,10 @@ class SyntheticShopParams:
     # Dropout multipliers: paying by invoice (the order's payment) and loyalty membership keep customers.
     invoice_dropout_multiplier: float = 0.8
     loyalty_dropout_multiplier: float = 0.8
+    # Share of customers who join the loyalty programme: at sign-up or after their 1st, 2nd, ... order (each next
+    # order half as likely), some days after that order.
     loyalty_share: float = 0.25
+    loyalty_join_delay_mean_days: float = 3.0
     # Extra dropout probability a bad experience adds (combined as independent causes).
     late_delivery_effect: float = 0.25
     wrong_item_effect: float = 0.35
@@ -73,6 +81,10 @@ class SyntheticShopParams:
     out_of_stock_rate: float = 0.03
     customer_cancel_rate: float = 0.02
     payment_failure_rate: float = 0.01
+    # Mean days from the order to its cancellation (exponential), by who cancelled.
+    cancel_delay_mean_days: dict[str, float] = field(
+        default_factory=lambda: {"out_of_stock": 1.5, "customer": 0.3, "payment": 0.5}
+    )
     wrong_item_rate: float = 0.02
     damaged_rate: float = 0.015
     bad_item_return_rate: float = 0.9
@@ -219,7 +231,8 @@ def _simulate_customers(sampler: _Sampler) -> pd.DataFrame:
             "signed_up_day": _signup_days(sampler, n, p.horizon_days),
             "purchase_rate_per_day": rate,
             "base_dropout": rng.beta(a, b, n),
-            "loyalty_member": rng.random(n) < p.loyalty_share,
+            # orders before joining the loyalty programme; -1: never joins
+            "loyalty_after_orders": np.where(rng.random(n) < p.loyalty_share, rng.geometric(0.5, n) - 1, -1),
             "preferred_channel": sampler.choice(p.channel_shares, n),
             "preferred_payment": sampler.choice(p.payment_shares, n),
             "country": sampler.choice(p.country_shares, n),
@@ -293,6 +306,12 @@ def _order_timeline(sampler: _Sampler, day: np.ndarray, exp: dict[str, np.ndarra
     late = promised + rng.geometric(0.3, n) + rng.random(n)  # at least a day late
     delivered = np.where(exp["cancelled"], np.nan, np.where(exp["late_delivery"], late, on_time))
     promised = np.where(exp["cancelled"], np.nan, promised)
+    cancel_delay = np.select(
+        [exp["out_of_stock"], exp["customer_cancel"], exp["payment_failure"]],
+        [p.cancel_delay_mean_days[kind] for kind in ("out_of_stock", "customer", "payment")],
+        default=np.nan,
+    )
+    cancelled_at = day + rng.exponential(1.0, n) * cancel_delay
 
     bad_item = exp["wrong_item"] | exp["damaged"]
     returned_bad = bad_item & (rng.random(n) < p.bad_item_return_rate)
@@ -309,7 +328,7 @@ def _order_timeline(sampler: _Sampler, day: np.ndarray, exp: dict[str, np.ndarra
     for kind in EXPERIENCES:  # later kinds win: item problems over lateness, as the ticket's reason
         ticket_rate = np.where(exp[kind], p.ticket_rate[kind], ticket_rate)
     ticketed = rng.random(n) < ticket_rate
-    noticed = np.where(exp["cancelled"], day, np.where(exp["late_delivery"] & ~bad_item, promised, delivered))
+    noticed = np.where(exp["cancelled"], cancelled_at, np.where(exp["late_delivery"] & ~bad_item, promised, delivered))
     opened_at = np.where(ticketed, noticed + rng.exponential(1.0, n), np.nan)
     resolution = rng.lognormal(np.log(p.ticket_resolution_median_days), 1.0, n)
     unresolved = rng.random(n) < p.ticket_unresolved_share
@@ -317,6 +336,7 @@ def _order_timeline(sampler: _Sampler, day: np.ndarray, exp: dict[str, np.ndarra
     return {
         "promised": promised,
         "delivered": delivered,
+        "cancelled_at": cancelled_at,
         "returned_bad": returned_bad,
         "returned_at": returned_at,
         "reviewed_at": reviewed_at,
@@ -352,15 +372,18 @@ def _dropout_probability(
 
 def _simulate_orders(
     sampler: _Sampler, customers: pd.DataFrame, start: pd.Timestamp
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Run the rounds; returns one row per order (times in days) and each customer's dropout day (inf = never)."""
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Run the rounds; returns one row per order (times in days), each customer's dropout day and loyalty joining
+    day (inf = never)."""
     p = sampler.params
     start_epoch = epoch_days(start)
     rate = customers["purchase_rate_per_day"].to_numpy()
     base = customers["base_dropout"].to_numpy()
-    loyalty = customers["loyalty_member"].to_numpy()
+    joins_after = customers["loyalty_after_orders"].to_numpy()
     value_scale = customers["value_scale"].to_numpy()
     dropped_out = np.full(len(customers), np.inf)
+    joined_loyalty = np.where(joins_after == 0, customers["signed_up_day"].to_numpy(), np.inf)
+    orders_placed = np.zeros(len(customers), dtype=np.int64)
 
     who = customers["customer_index"].to_numpy()
     day = customers["signed_up_day"].to_numpy() + sampler.rng.exponential(0.01, len(customers))
@@ -372,10 +395,14 @@ def _simulate_orders(
         progress.update(who.size)
         exp = _order_experiences(sampler, customers, who)
         timeline = _order_timeline(sampler, day, exp)
+        member = joined_loyalty[who] <= day
         drops = sampler.rng.random(who.size) < _dropout_probability(
-            p, base[who], loyalty[who], exp, timeline["resolution_days"]
+            p, base[who], member, exp, timeline["resolution_days"]
         )
         dropped_out[who[drops]] = day[drops]
+        orders_placed[who] += 1
+        joins = ~drops & (orders_placed[who] == joins_after[who])
+        joined_loyalty[who[joins]] = day[joins] + sampler.rng.exponential(p.loyalty_join_delay_mean_days, joins.sum())
         rounds.append(
             pd.DataFrame(
                 {
@@ -393,7 +420,7 @@ def _simulate_orders(
         log.debug("round %d: %d customers still ordering", len(rounds), who.size)
     progress.close()
     orders = pd.concat(rounds, ignore_index=True).sort_values(["day", "customer_index"], kind="stable")
-    return orders.reset_index(drop=True), dropped_out
+    return orders.reset_index(drop=True), dropped_out, joined_loyalty
 
 
 def _to_timestamp(start: pd.Timestamp, days: np.ndarray | pd.Series) -> pd.Series:
@@ -419,13 +446,27 @@ def _build_tables(
     order_number = np.arange(len(orders))
     delivered = _known(orders["delivered"].to_numpy(), horizon)
     returned_at = _known(orders["returned_at"].to_numpy(), horizon)
+    cancelled_at = _known(orders["cancelled_at"].to_numpy(), horizon)
+    cancelled = ~np.isnan(cancelled_at)
+    # As the export shows it: an order the shop will cancel after the export is still placed.
     status = np.select(
-        [orders["cancelled"].to_numpy(), ~np.isnan(returned_at), np.isnan(delivered)],
-        [ORDER_STATUS_CODES["cancelled"], ORDER_STATUS_CODES["returned"], ORDER_STATUS_CODES["shipped"]],
+        [cancelled, orders["cancelled"].to_numpy(), ~np.isnan(returned_at), np.isnan(delivered)],
+        [
+            ORDER_STATUS_CODES["cancelled"],
+            ORDER_STATUS_CODES["placed"],
+            ORDER_STATUS_CODES["returned"],
+            ORDER_STATUS_CODES["shipped"],
+        ],
         default=ORDER_STATUS_CODES["delivered"],
     )
     cancel_reason = np.select(
-        [orders["out_of_stock"], orders["customer_cancel"], orders["payment_failure"]], [0, 1, 2], default=-1
+        [
+            cancelled & orders["out_of_stock"],
+            cancelled & orders["customer_cancel"],
+            cancelled & orders["payment_failure"],
+        ],
+        [0, 1, 2],
+        default=-1,
     )
     orders_table = pd.DataFrame(
         {
@@ -435,10 +476,13 @@ def _build_tables(
             "order_value": np.round(orders["value"].to_numpy(), 2),
             "status": _strings(status, list(ORDER_STATUS_CODES)),
             "cancel_reason": _strings(cancel_reason, ["out_of_stock", "customer", "payment"]),
+            "cancelled_at": _to_timestamp(start, cancelled_at),
             "channel": _strings(orders["channel"].to_numpy(), p.channel_shares),
             "payment_method": _strings(orders["payment_method"].to_numpy(), p.payment_shares),
             "promised_delivery_at": _to_timestamp(start, orders["promised"]),
             "delivered_at": _to_timestamp(start, delivered),
+            # customers do not move: every order goes to their country
+            "country": _strings(customers["country"].to_numpy()[customer_index], p.country_shares),
         }
     )
 
@@ -476,11 +520,15 @@ def _build_tables(
     )
 
     joined = customers[customers["signed_up_day"] < horizon]
+    loyalty_joined = _known(joined["loyalty_joined_day"].to_numpy(), horizon)
     customers_table = pd.DataFrame(
         {
             "customer_id": _customer_ids(joined["customer_index"].to_numpy()),
             "signed_up_at": _to_timestamp(start, joined["signed_up_day"]),
-            "loyalty_member": joined["loyalty_member"].to_numpy(),
+            "loyalty_member": ~np.isnan(loyalty_joined),
+            # (nobody leaves the synthetic programme)
+            "loyalty_joined_at": _to_timestamp(start, loyalty_joined),
+            "loyalty_left_at": _to_timestamp(start, np.full(len(joined), np.nan)),
             "country": _strings(joined["country"].to_numpy(), p.country_shares),
         }
     )
@@ -493,7 +541,7 @@ def _build_tables(
     }
 
 
-ORDER_STATUS_CODES = {"delivered": 0, "shipped": 1, "cancelled": 2, "returned": 3}
+ORDER_STATUS_CODES = {"delivered": 0, "shipped": 1, "cancelled": 2, "returned": 3, "placed": 4}
 
 
 def _customer_ids(index: np.ndarray) -> pd.Series:
@@ -569,7 +617,8 @@ def generate_shop(params: SyntheticShopParams) -> SyntheticShop:
     start = pd.Timestamp(params.start_date)
     sampler = _Sampler(params)
     customers = _simulate_customers(sampler)
-    orders, dropped_out = _simulate_orders(sampler, customers, start)
+    orders, dropped_out, joined_loyalty = _simulate_orders(sampler, customers, start)
+    customers = customers.assign(loyalty_joined_day=joined_loyalty)
     tables = _build_tables(orders, customers, start, params)
     dirty_tables, dirt = inject_dirt(tables, params.dirty_share, pd.Timestamp(params.end_date), params.seed)
     for name, table in dirty_tables.items():

@@ -132,12 +132,18 @@ def dictionary_markdown(dictionary: pd.DataFrame) -> str:
         "# Feature dictionary",
         "",
         "Generated from `features/` by the `features` stage. Every feature at cutoff t sees only events known "
-        "before t. Unavailable features (their source is absent) are null in the feature table.",
+        "before t. Unavailable features (their source is absent) are null in the feature table. An **export-time "
+        "snapshot** reads a value as the export gives it (an order's status, a loyalty flag, a country) without the "
+        "time it changed, so an earlier cutoff sees it as if it had always held: a leak the model uses only where "
+        "`train.allowed_snapshots` names it.",
         "",
         "| feature | group | unit | window | definition | available |",
         "|---|---|---|---|---|---|",
     ]
     for row in dictionary.itertuples():
         available = "yes" if getattr(row, "available", True) else f"no (needs {row.needs})"
+        snapshot = getattr(row, "snapshot", "")
+        if available == "yes" and isinstance(snapshot, str) and snapshot:
+            available = f"yes, **export-time snapshot** of {snapshot}"
         lines.append(f"| `{row.name}` | {row.group} | {row.unit} | {row.window} | {row.definition} | {available} |")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Stage `score`: today's risk list. Features at `as_of` by the training feature code, the saved model and its
 calibration, reasons from SHAP, suggested actions, a scoring report with drift; everything written all-or-nothing.
 
-Every refusal (model file, schema, as-of time, empty population) happens before anything is written, so the
-previous risk list stays as it was.
+Every refusal (model file, schema, as-of time, a model trained on other data or too old, empty population) happens
+before anything is written, so the previous risk list stays as it was. `force` scores with a model trained on other
+data or too old anyway, and the report says so.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from features.satisfaction import bad_events, last_bad_experience
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel, load_model
 from models.drift import population_stability
 from models.explain import reason_texts, top_reasons
+from models.identity import other_data, too_old
 from models.risk import RiskParams, assemble_risk_list, filter_risk_list, for_people, with_reasons
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
@@ -72,6 +74,7 @@ def run(
     outputs: ScoreOutputs,
     as_of: str | None = None,
     filters: Filters = Filters(),
+    force: bool = False,
 ) -> dict[str, Any]:
     params = load_params(params_path)
     risk_params = with_overrides(RiskParams.from_dict(block(params, "score")), as_of, filters)
@@ -81,8 +84,16 @@ def run(
     model = resolve_model(model_reference)
     exported_at = validated_as_of(validation_report)
     inputs = read_validated(ibis.duckdb.connect(), validated_dir, exported_at)
+    # Another shop's model first: its training period and age say nothing about this data.
+    data_params = block(params, "data")
+    source = data_params.get("source", "files")
+    other = other_data(model.training.get("data"), source, data_params.get("path"), known_customers(inputs))
+    unless_forced(other, force)
     latest = latest_event_times(inputs)
     scoring_time = choose_as_of(risk_params.as_of, latest["event"], exported_at, model)
+    stale = too_old(pd.Timestamp(model.training["deploy_at"]), scoring_time, risk_params.max_model_age_days)
+    unless_forced(stale, force)
+    overridden = [misfit for misfit in (other, stale) if misfit]
     inputs = inputs_like_training(inputs, model)
     log.info("scoring at %s with the model from %s", scoring_time, model_reference)
     features = scoring_features(inputs, scoring_time, feature_params)
@@ -110,7 +121,12 @@ def run(
     data_warning = model.training.get("data_warning")
     if data_warning:  # trained on too little data (train.too_little_data: warn): every row says so
         written = written.assign(data_warning=data_warning)
-    model_info = {"source": model_reference, "deploy_at": model.training["deploy_at"], "data_warning": data_warning}
+    model_info = {
+        "source": model_reference,
+        "deploy_at": model.training["deploy_at"],
+        "forced_past": overridden,
+        "data_warning": data_warning,
+    }
     psi = population_stability(model.training["feature_profile"], model.matrix(features))
     report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
     for name in report["drift_warnings"]:
@@ -197,6 +213,21 @@ def choose_as_of(
     return as_of
 
 
+def unless_forced(misfit: str, force: bool) -> None:
+    """Refuse for `misfit` (a model trained on other data, or too old), unless forced; '' is no misfit."""
+    if misfit and not force:
+        raise ScoringRefused(f"{misfit} (or --force to score anyway)")
+    if misfit:
+        log.warning("scoring anyway (--force): %s", misfit)
+
+
+def known_customers(inputs: FeatureInputs) -> pd.Series:
+    """Every customer id in the data: those with an order and those in the customers table."""
+    tables = [inputs.orders, *([inputs.customers] if inputs.customers is not None else [])]
+    ids = ibis.union(*(table.select("customer_id") for table in tables), distinct=True)
+    return ids.execute()["customer_id"]
+
+
 def inputs_like_training(inputs: FeatureInputs, model: ChurnModel) -> FeatureInputs:
     """The inputs with the feature sources the model was trained on, or a refusal when one is missing.
 
@@ -216,7 +247,7 @@ def inputs_like_training(inputs: FeatureInputs, model: ChurnModel) -> FeatureInp
             f"model and feature schema mismatch: the model was trained with {lacking}, but the data lacks their "
             f"sources ({'; '.join(needs)})"
         )
-    needed = {need for name in trained_with for need in dictionary.loc[name, "needs"].split(", ")}
+    needed = {need for spec in FEATURE_SPECS if spec.name in trained_with for need in spec.all_needs()}
     return replace(inputs, available=inputs.available & frozenset(needed | {"orders"}))
 
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from features.contract import TABLES_BY_NAME
 from features.cutoffs import FeatureParams
 from models.artifact import save_model
 from models.dataset import read_labelled_rows
+from models.identity import data_identity
 from models.split import last_labelled_cutoff
 from models.train import TrainParams, data_shortfalls, fit_recipe
 from pipelines.params import block, load_params
-from pipelines.validation.outcome import validated_as_of
+from pipelines.validation.outcome import read_validation_report
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,20 @@ def run(
     feature_block = dict(block(params, "features"))
     feature_block.pop("strategy", None)
     horizon_days = FeatureParams.from_dict(feature_block).horizon_days
-    as_of = validated_as_of(validation_report)
+    report = read_validation_report(validation_report)
+    as_of = pd.Timestamp(report["as_of"])
     frame = read_labelled_rows(features_path, train_params.max_training_rows, train_params.seed)
     data_hash = file_sha256(features_path)
+    data = block(params, "data")
+    trained_on = data_identity(
+        data.get("source", "files"), data.get("path"), present_columns(report), frame["customer_id"].unique(),
+        frame["cutoff"], as_of,
+    )  # fmt: skip
     available = available_features(dictionary)
+    left_out = undated_snapshot_features(dictionary, train_params.allowed_snapshots)
+    if left_out:
+        log.info("left out as export-time snapshots (train.allowed_snapshots): %s", ", ".join(left_out))
+        train_params = replace(train_params, exclude_features=(*train_params.exclude_features, *left_out))
     test_cutoff = last_labelled_cutoff(frame)
     data_warning = too_little_data(frame, test_cutoff, horizon_days, train_params)
     summary: dict[str, object] = {
@@ -48,6 +61,7 @@ def run(
     }
     for name, deploy_at, folder in (("backtest", test_cutoff, outputs.backtest), ("current", as_of, outputs.current)):
         model, _ = fit_recipe(frame, deploy_at, horizon_days, train_params, data_hash, available, data_warning)
+        model.training["data"] = trained_on
         save_model(model, folder)
         summary[name] = {
             "deploy_at": deploy_at.isoformat(),
@@ -74,6 +88,28 @@ def too_little_data(
         )
     log.warning(message)
     return message
+
+
+def present_columns(validation_report: dict[str, Any]) -> dict[str, list[str]]:
+    """Per contract table the source had, the contract columns it had, from the validation report."""
+    present = {}
+    for name, table in validation_report["tables"].items():
+        if table["present"]:
+            missing = set(table["missing_optional_columns"])
+            present[name] = [column for column in TABLES_BY_NAME[name].column_names if column not in missing]
+    return present
+
+
+def undated_snapshot_features(dictionary: Path, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Available features the source gives only as an export-time snapshot that `allowed` does not name."""
+    table = pd.read_csv(dictionary, dtype={"snapshot": "string"})
+    snapshots = table["snapshot"].fillna("").str.split(", ")
+    undated = [
+        name
+        for name, available, reads in zip(table["name"], table["available"], snapshots, strict=True)
+        if available and any(snapshot and snapshot not in allowed for snapshot in reads)
+    ]
+    return tuple(undated)
 
 
 def available_features(dictionary: Path) -> tuple[str, ...]:
