@@ -406,6 +406,8 @@ NORDIC_NAMES = {
     "payment_method": "betaling",
     "promised_delivery_at": "lovet levering",
     "delivered_at": "levert",
+    "cancelled_at": "kansellert",
+    "country": "land",
 }
 
 

@@ -222,9 +222,12 @@ def test_an_event_known_only_by_its_day_counts_from_the_end_of_that_day() -> Non
     from pipelines.validation.run import validate_tables
 
     tables = clean_tables()
-    tables["reviews"] = pd.DataFrame({"order_id": ["o2"], "review_score": ["1"], "reviewed_at": ["2024-03-10"]})
+    # Reviews known since January (so the feature is available, not missing), and one known only by its day.
+    tables["reviews"] = pd.DataFrame(
+        {"order_id": ["o1", "o2"], "review_score": ["5", "1"], "reviewed_at": ["2024-01-09", "2024-03-10"]}
+    )
     accepted = validate_tables(as_sources(tables), AS_OF).accepted
-    assert accepted["reviews"]["reviewed_at"].iloc[0] == pd.Timestamp("2024-03-10 23:59:59.999999")
+    assert accepted["reviews"]["reviewed_at"].iloc[1] == pd.Timestamp("2024-03-10 23:59:59.999999")
     inputs = inputs_from_frames(accepted, AS_OF)
     params = FeatureParams()
 
