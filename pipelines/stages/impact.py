@@ -64,7 +64,8 @@ def run(
     write_outputs(report, outputs)
     if track:
         tracking = from_block(TrackingSettings, block(params, "mlflow"), "mlflow")
-        report["mlflow_run_id"] = log_run(tracking, settings, report, outputs)
+        run_id = log_run(tracking, settings, report, outputs)
+        log.info("impact logged to MLflow run %s", run_id)
     return report
 
 
