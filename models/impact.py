@@ -41,8 +41,9 @@ estimates should agree within their intervals); the unadjusted difference beside
 
 **Money.** Per kind: orders it hit per month (the twelve months before the last observed horizon) x the effect x
 what a returning customer spends over the next horizon, from the customer's own pace: their mean order value so
-far (this order included) times the orders their pace so far gives in `horizon_days` (orders before this one per
-day since the first, at least one order). The interval carries the effect's interval only.
+far (this order included) times the orders their pace gives in `horizon_days` (orders before this one per day
+since the first, counting at least `horizon_days`, as the risk list's expected_future_value; at least one order).
+The interval carries the effect's interval only.
 """
 
 from __future__ import annotations
@@ -409,7 +410,7 @@ def returning_customer_value(rows: pd.DataFrame, horizon_days: int) -> np.ndarra
     prior_mean = rows["prev_value_mean"].to_numpy(dtype=float)
     value = rows["order_value"].to_numpy(dtype=float)
     mean_value = np.where(previous > 0, (np.nan_to_num(prior_mean) * previous + value) / (previous + 1), value)
-    tenure = np.maximum(rows["days_since_first_order"].to_numpy(dtype=float), 30.0)
+    tenure = np.maximum(rows["days_since_first_order"].to_numpy(dtype=float), float(horizon_days))
     expected_orders = np.maximum(1.0, previous / tenure * horizon_days)
     return np.asarray(mean_value * expected_orders, dtype=float)
 
