@@ -24,10 +24,14 @@ from generate_validate import CHURN, REPO, machine_info, measure, step_command
 
 PACKAGES = ("pandas", "duckdb", "ibis-framework", "lightgbm", "scikit-learn")
 ONLINE_RETAIL = {"source": "online_retail", "as_of": "2011-12-10"}
+ONLINE_RETAIL_FEATURES = {"first_cutoff": "2010-06-01"}  # the history starts on 2009-12-01
 
 
-def write_params(work: Path, size: int | None, data: dict[str, Any], impact: dict[str, Any]) -> Path:
+def write_params(
+    work: Path, size: int | None, data: dict[str, Any], impact: dict[str, Any], features: dict[str, Any] | None = None
+) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["features"].update(features or {})
     if size is not None:
         params["generate"]["n_customers"] = size
     params["data"].update(data)
@@ -97,7 +101,8 @@ def bench_synthetic(size: int, impact: dict[str, Any]) -> dict[str, Any]:
 def bench_online_retail(data: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="churn-impact-retail-") as tmp:
         work = Path(tmp)
-        params = write_params(work, None, {**ONLINE_RETAIL, "path": str(data.resolve())}, {"oracle": False})
+        data_block = {**ONLINE_RETAIL, "path": str(data.resolve())}
+        params = write_params(work, None, data_block, {"oracle": False}, ONLINE_RETAIL_FEATURES)
         measure(step_command("validate", params, work), work / "validate.log")
         timing = measure(impact_command(params, work), work / "impact.log")
         report = json.loads((work / "impact.json").read_text())
@@ -132,16 +137,17 @@ def main() -> None:
         "load_average_1_5_15_min_before": [round(v, 2) for v in os.getloadavg()],
         "sizes": [],
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for size in args.sizes:
         impact = {"oracle": size <= args.no_oracle_above}
         record["sizes"].append(bench_synthetic(size, impact))
+        args.out.write_text(json.dumps(record, indent=2) + "\n")  # each size as soon as it is measured
     if args.online_retail is not None:
         if args.online_retail.is_dir():
             record["online_retail"] = bench_online_retail(args.online_retail)
         else:
             print(f"{args.online_retail} is absent: Online Retail skipped", flush=True)
             record["online_retail"] = {"skipped": f"{args.online_retail} is absent"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"recorded in {args.out}")
 

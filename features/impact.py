@@ -23,6 +23,8 @@ known). The treatment flags and the outcome are about the order itself and what 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ibis
 
 from features.common import days_between, not_cancelled
@@ -69,6 +71,13 @@ def available_kinds(inputs: FeatureInputs) -> dict[str, bool]:
     }
     available["any_return"] = available["any_return"] and not available["retailer_return"]
     return available
+
+
+def restrict_to_customers(inputs: FeatureInputs, customers: ibis.Table) -> FeatureInputs:
+    """The inputs with only the orders (and so the history, treatments and outcomes) of `customers` (customer_id);
+    other tables join to the kept orders."""
+    orders = inputs.orders.join(customers.select("customer_id"), "customer_id")
+    return replace(inputs, orders=orders)
 
 
 def order_history(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:

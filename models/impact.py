@@ -82,7 +82,7 @@ class ImpactParams:
 
     folds: int = 2
     controls_per_treated: float | None = 3.0
-    max_orders: int | None = 300_000
+    max_orders: int | None = 500_000
     trim: float = 0.01
     min_treated: int = 50
     refutations: bool = True

@@ -230,7 +230,7 @@ def test_stage_logs_an_mlflow_run(shop: dict[str, Path], tmp_path: Path, monkeyp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     params = write_params(
         tmp_path / "params.yaml", data={"path": str(shop["raw"])}, mlflow={"experiment": "impact-test"},
-        impact={"refutations": False},
+        impact={"refutations": False, "max_orders": 15_000},
     )  # fmt: skip
     invoke(
         "impact", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
@@ -241,6 +241,8 @@ def test_stage_logs_an_mlflow_run(shop: dict[str, Path], tmp_path: Path, monkeyp
 
     report = json.loads((tmp_path / "impact.json").read_text())
     assert "truth" not in report  # no ground truth given: nothing to compare with
+    # the small shop has about 25,000 orders: a stable sample of customers holding about 15,000 is analysed
+    assert 0.4 < report["customer_sample_share"] < 0.8 and report["orders_analysed"] < 15_000
     client = MlflowClient()
     experiment = client.get_experiment_by_name("impact-test")
     (run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'impact'")
@@ -257,3 +259,13 @@ def test_estimate_on_validated_tables_matches_read_validated(shop: dict[str, Pat
     assert orders["order_id"].is_unique and orders["ordered_again"].dtype == bool
     entry, ids = estimate(failure_design(orders, "late_delivery", ["late_delivery"], ["prev_orders"]), FAST, False)
     assert len(ids) == entry["treated_orders"] > 100
+
+
+def test_truth_needs_the_generate_params_the_shop_was_made_with(shop: dict[str, Path]) -> None:
+    from pipelines.params import load_params
+    from pipelines.stages.impact import shop_params
+
+    params = load_params(shop["params"])
+    assert shop_params(params, shop["truth"]) is not None
+    params["generate"] = {**params["generate"], "late_delivery_effect": 0.1}
+    assert shop_params(params, shop["truth"]) is None

@@ -15,13 +15,14 @@ import pandas as pd
 
 from features.blocks import from_block
 from features.cutoffs import FeatureParams
-from features.impact import available_kinds, impact_orders
-from features.inputs import read_validated
-from models.impact import RECOVERY, ImpactParams, ImpactResult, analyse
+from features.impact import available_kinds, impact_orders, restrict_to_customers
+from features.inputs import FeatureInputs, read_validated
+from models.impact import RECOVERY, ImpactParams, ImpactResult, analyse, stable_unit
 from models.impact_report import impact_figure, impact_markdown
 from models.tracking_settings import TrackingSettings
 from pipelines.params import block, load_params
 from pipelines.provenance import git_commit
+from pipelines.sources.synthetic import SyntheticShopParams
 from pipelines.validation.outcome import validated_as_of
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def run(
     as_of = validated_as_of(validation_report)
     inputs = read_validated(ibis.duckdb.connect(), validated_dir, as_of)
     available = available_kinds(inputs)
+    inputs, share = sample_customers_in_query(inputs, settings)
     orders = impact_orders(inputs, feature_params).execute()
     if orders.empty:
         raise ValueError(
@@ -59,8 +61,14 @@ def run(
     result = analyse(orders, available, settings, feature_params.horizon_days)
     report = result.report
     report["recovery_days"] = feature_params.recovery_days
+    report["customer_sample_share"] = share
     if settings.oracle and truth_dir is not None and (truth_dir / "params.json").is_file():
-        report["truth"] = synthetic_truth(result, orders, truth_dir, feature_params.horizon_days)
+        shop = shop_params(params, truth_dir)
+        if shop is None:
+            report["truth_skipped"] = "params.yaml's generate block is not the one data/truth was generated with"
+            log.warning("no truth: %s", report["truth_skipped"])
+        else:
+            report["truth"] = synthetic_truth(result, orders, shop, feature_params.horizon_days)
     write_outputs(report, outputs)
     if track:
         tracking = from_block(TrackingSettings, block(params, "mlflow"), "mlflow")
@@ -69,13 +77,36 @@ def run(
     return report
 
 
-def synthetic_truth(result: ImpactResult, orders: pd.DataFrame, truth_dir: Path, horizon_days: int) -> dict[str, Any]:
+def sample_customers_in_query(inputs: FeatureInputs, settings: ImpactParams) -> tuple[FeatureInputs, float]:
+    """Above impact.max_orders orders, the orders of a stable sample of customers, chosen before the per-order
+    history is computed (a customer's history needs only their own orders)."""
+    total = int(inputs.orders.count().execute())
+    if settings.max_orders is None or total <= settings.max_orders:
+        return inputs, 1.0
+    share = settings.max_orders / total
+    customers = inputs.orders.select("customer_id").distinct().execute()["customer_id"]
+    kept = customers[stable_unit(customers, f"sample{settings.seed}") < share]
+    log.info("impact: a stable %.1f%% of customers (%d), as %d orders exceed impact.max_orders", 100 * share,
+             len(kept), total)  # fmt: skip
+    return restrict_to_customers(inputs, ibis.memtable(pd.DataFrame({"customer_id": kept.to_numpy()}))), share
+
+
+def shop_params(params: dict[str, Any], truth_dir: Path) -> SyntheticShopParams | None:
+    """The generate params the shop was made with, in params.yaml's order. The generator draws categories as codes
+    into its dicts' keys in order, and data/truth/params.json stores them sorted, so the re-simulation takes the
+    order from params.yaml, once its values are checked to be those the truth records (None when they are not)."""
+    recorded = SyntheticShopParams.from_dict(json.loads((truth_dir / "params.json").read_text()))
+    current = SyntheticShopParams.from_dict(block(params, "generate")) if "generate" in params else None
+    return current if current == recorded else None
+
+
+def synthetic_truth(
+    result: ImpactResult, orders: pd.DataFrame, shop: SyntheticShopParams, horizon_days: int
+) -> dict[str, Any]:
     """The true effects of the generator that made the data, and whether each interval covers the effect on its
     treated orders."""
-    from pipelines.sources.synthetic import SyntheticShopParams
     from pipelines.sources.synthetic_truth import latent_orders, true_effects
 
-    shop = SyntheticShopParams.from_dict(json.loads((truth_dir / "params.json").read_text()))
     latent = latent_orders(shop)
     observed = orders.set_index("order_id")["ordered_again"]
     truths = true_effects(latent, shop, horizon_days, result.treated_orders, observed)
