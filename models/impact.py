@@ -30,7 +30,8 @@ customers is analysed (reported).
   (CONTEXT_COLUMNS: value, channel, payment method, loyalty, country, month);
 - a complaint or a low review (the customer's response to a failure) against orders without one, adjusting in
   addition for the failures on the same order, which came before the response: the estimate is what the response
-  itself adds, not the failure behind it;
+  itself adds, not the failure behind it; only combinations of failures that both groups have are compared (a
+  wrong item that was not returned shows only through a complaint about it, so it has no complaint-free twin);
 - service recovery: among orders with a failure and a complaint, resolved within `recovery_days` against later (or
   never), adjusting as for a response.
 
@@ -137,6 +138,8 @@ class Design:
     # control orders never sampled away (those with a failure, in the designs that adjust for failures: rare
     # strata the outcome model must see)
     keep_controls: np.ndarray | None = None
+    # treated orders left out for want of comparable controls (no overlap on the failures)
+    left_out: int = 0
 
 
 @dataclass
@@ -313,7 +316,7 @@ def estimate(design: Design, params: ImpactParams, refute: bool = True) -> tuple
         "return_rate_had_it_gone_fine": treated_rate - fit.att,
         "unadjusted": unadjusted,
         "unadjusted_ci": list(unadjusted_ci),
-        "overlap": overlap_summary(fit, treated),
+        "overlap": {**overlap_summary(fit, treated), "treated_without_comparable_failures": design.left_out},
         "adjusted_for": design.covariates,
     }
     if refute and params.refutations:
@@ -384,23 +387,42 @@ def failure_design(orders: pd.DataFrame, kind: str, failures: list[str], covaria
 
 
 def response_design(orders: pd.DataFrame, kind: str, failures: list[str], covariates: list[str]) -> Design:
-    """Orders with this response against orders without, the order's own failures adjusted for."""
+    """Orders with this response against orders without, the order's own failures adjusted for, within the
+    combinations of failures that both groups have (`common_failures`)."""
+    treated = orders[kind].to_numpy(dtype=bool)
+    rows = common_failures(orders, treated, failures)
     return Design(
-        kind, orders, orders[kind].to_numpy(dtype=bool), [*covariates, *failures],
+        kind, orders.loc[rows], treated[rows], [*covariates, *failures],
         "orders with the same failures and no " + kind.replace("_", " "),
-        keep_controls=orders[failures].to_numpy(dtype=bool).any(axis=1),
+        keep_controls=orders.loc[rows, failures].to_numpy(dtype=bool).any(axis=1),
+        left_out=int((~rows & treated).sum()),
     )  # fmt: skip
+
+
+def common_failures(orders: pd.DataFrame, treated: np.ndarray, failures: list[str], least: int = 5) -> np.ndarray:
+    """Orders whose combination of failures has at least `least` treated and `least` control orders. A failure the
+    data shows only through the treatment itself (a wrong item neither returned nor complained about is invisible,
+    so "wrong item, not returned" exists only among complaints) has nothing to compare with: exact overlap on the
+    failures, before the propensity model smooths over it."""
+    if not failures:
+        return np.ones(len(orders), dtype=bool)
+    stratum = pd.Series(orders[failures].to_numpy(dtype=np.int64) @ (1 << np.arange(len(failures))))
+    counts = pd.crosstab(stratum, treated)
+    both = counts.index[(counts.get(True, 0) >= least) & (counts.get(False, 0) >= least)]
+    return np.asarray(stratum.isin(both).to_numpy(), dtype=bool)
 
 
 def recovery_design(orders: pd.DataFrame, failures: list[str], covariates: list[str], fast: bool = True) -> Design:
     """Orders with a failure and a complaint: resolved within recovery_days (fast=True treats those) or not."""
     any_failure = orders[failures].to_numpy(dtype=bool).any(axis=1)
     complained = orders["complaint"].to_numpy(dtype=bool) & orders["ticket_fast"].notna().to_numpy()
-    rows = orders.loc[any_failure & complained]
-    resolved_fast = rows["ticket_fast"].astype(bool).to_numpy()
+    candidates = orders.loc[any_failure & complained]
+    resolved_fast = candidates["ticket_fast"].astype(bool).to_numpy()
+    treated = resolved_fast if fast else ~resolved_fast
+    rows = common_failures(candidates, treated, failures)
     return Design(
-        RECOVERY, rows, resolved_fast if fast else ~resolved_fast, [*covariates, *failures],
-        "complaints on failed orders resolved later or never",
+        RECOVERY, candidates.loc[rows], treated[rows], [*covariates, *failures],
+        "complaints on failed orders resolved later or never", left_out=int((~rows & treated).sum()),
     )  # fmt: skip
 
 

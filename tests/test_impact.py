@@ -21,8 +21,10 @@ from models.impact import (
     Design,
     ImpactParams,
     aipw_att,
+    common_failures,
     estimate,
     failure_design,
+    response_design,
     returning_customer_value,
     sampled_design,
     unadjusted_difference,
@@ -98,6 +100,22 @@ def test_failure_design_compares_with_orders_that_went_fine() -> None:
     wrong = failure_design(orders, "wrong_item", failures, [])
     # a wrong item and its return are one failure
     assert list(wrong.rows["order_id"]) == ["o3", "o4", "o5"]
+
+
+def test_responses_are_compared_only_within_failures_both_groups_have() -> None:
+    # "wrong item, not returned" (w) exists only with a complaint: no twin without one
+    orders = pd.DataFrame(
+        {
+            "late_delivery": [True] * 10 + [False] * 10 + [False] * 6,
+            "wrong_item": [False] * 20 + [True] * 6,
+            "complaint": [True] * 5 + [False] * 5 + [True] * 5 + [False] * 5 + [True] * 6,
+        }
+    )
+    treated = orders["complaint"].to_numpy()
+    kept = common_failures(orders, treated, ["late_delivery", "wrong_item"])
+    assert kept.tolist() == [True] * 20 + [False] * 6
+    design = response_design(orders.assign(order_id=range(26)), "complaint", ["late_delivery", "wrong_item"], [])
+    assert design.left_out == 6 and len(design.rows) == 20
 
 
 def test_sampled_controls_are_weighted_back() -> None:
