@@ -444,9 +444,10 @@ def per_month(flagged: np.ndarray, ordered_at: pd.Series, end: pd.Timestamp) -> 
 
 
 def money(entry: dict[str, Any], rows: pd.DataFrame, flagged: np.ndarray, horizon_days: int, end: pd.Timestamp,
-          sign: float = -1.0) -> dict[str, Any]:  # fmt: skip
-    """Orders hit per month x effect x value of a returning customer; sign -1 turns a fall in returns into a loss."""
-    monthly = per_month(flagged, rows["ordered_at"], end)
+          sign: float = -1.0, share: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    """Orders hit per month x effect x value of a returning customer; sign -1 turns a fall in returns into a loss.
+    `share`: the share of the shop's customers in `rows`, whose monthly count is scaled back to the whole shop."""
+    monthly = per_month(flagged, rows["ordered_at"], end) / share
     value = float(np.mean(returning_customer_value(rows.loc[flagged], horizon_days))) if flagged.any() else 0.0
     low, high = sorted(sign * np.array(entry["ci"]) * monthly * value)
     return {
@@ -458,10 +459,18 @@ def money(entry: dict[str, Any], rows: pd.DataFrame, flagged: np.ndarray, horizo
 
 
 def analyse(
-    orders: pd.DataFrame, available: dict[str, bool], params: ImpactParams, horizon_days: int, refute: bool = True
+    orders: pd.DataFrame,
+    available: dict[str, bool],
+    params: ImpactParams,
+    horizon_days: int,
+    refute: bool = True,
+    share: float = 1.0,
 ) -> ImpactResult:
-    """Every available kind and service recovery; kinds the data cannot show are listed as unavailable."""
+    """Every available kind and service recovery; kinds the data cannot show are listed as unavailable. `share` is
+    the share of the shop's customers `orders` holds (a sample): orders per month are scaled back to the shop."""
+    before = len(orders)
     orders = sample_customers(orders, params)
+    share = share * (len(orders) / before if before else 1.0)
     end = orders["ordered_at"].max() if len(orders) else pd.Timestamp("1970-01-01")
     failures = [k for k in FAILURE_KINDS if available.get(k)]
     covariates = usable_covariates(orders)
@@ -478,12 +487,13 @@ def analyse(
         entry, treated_ids = _estimate_or_skip(design, params, refute)
         if entry["status"] == "estimated":
             flagged = orders[kind].to_numpy(dtype=bool)
-            entry["money"] = money(entry, orders, flagged, horizon_days, end)
+            entry["money"] = money(entry, orders, flagged, horizon_days, end, share=share)
             ids[kind] = treated_ids
         kinds[kind] = entry
-    recovery = _recovery(orders, available, failures, covariates, params, horizon_days, end, refute, ids)
+    recovery = _recovery(orders, available, failures, covariates, params, horizon_days, end, refute, ids, share)
     report = {
         "orders_analysed": len(orders),
+        "customer_share_analysed": share,
         "customers_analysed": int(orders["customer_id"].nunique()),
         "horizon_days": horizon_days,
         "period": {
@@ -515,6 +525,7 @@ def _estimate_or_skip(design: Design, params: ImpactParams, refute: bool) -> tup
 def _recovery(
     orders: pd.DataFrame, available: dict[str, bool], failures: list[str], covariates: list[str],
     params: ImpactParams, horizon_days: int, end: pd.Timestamp, refute: bool, ids: dict[str, np.ndarray],
+    share: float = 1.0,
 ) -> dict[str, Any]:  # fmt: skip
     if not available.get("complaint") or not failures or "ticket_fast" not in orders:
         return {"status": "unavailable", "reason": "needs tickets with resolution times and a failure kind"}
@@ -524,13 +535,13 @@ def _recovery(
         return entry
     ids[RECOVERY] = treated_ids
     fast = design.treated
-    entry["money_now"] = money(entry, design.rows, fast, horizon_days, end, sign=1.0)
+    entry["money_now"] = money(entry, design.rows, fast, horizon_days, end, sign=1.0, share=share)
     slow_design = recovery_design(orders, failures, covariates, fast=False)
     slow_entry, _ = estimate(slow_design, params, refute=False)
     # the effect on the slow ones of being resolved fast (ATC) is minus their ATT of being slow
     flipped = {"att": -slow_entry["att"], "ci": sorted(-np.array(slow_entry["ci"]))}
     entry["effect_on_slow"] = {"att": flipped["att"], "ci": [float(v) for v in flipped["ci"]]}
-    entry["money_if_all_fast"] = money(flipped, design.rows, ~fast, horizon_days, end, sign=1.0)
+    entry["money_if_all_fast"] = money(flipped, design.rows, ~fast, horizon_days, end, sign=1.0, share=share)
     return entry
 
 

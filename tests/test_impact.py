@@ -244,7 +244,10 @@ def test_two_halves_of_the_customers_agree(impact_run: dict[str, Path]) -> None:
         assert report["kinds"][kind]["refutations"]["halves"]["passed"], kind
 
 
-def test_stage_logs_an_mlflow_run(shop: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_logs_an_mlflow_run(
+    shop: dict[str, Path], impact_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impact_run_json = impact_run["json"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     params = write_params(
         tmp_path / "params.yaml", data={"path": str(shop["raw"])}, mlflow={"experiment": "impact-test"},
@@ -260,7 +263,11 @@ def test_stage_logs_an_mlflow_run(shop: dict[str, Path], tmp_path: Path, monkeyp
     report = json.loads((tmp_path / "impact.json").read_text())
     assert "truth" not in report  # no ground truth given: nothing to compare with
     # the small shop has about 25,000 orders: a stable sample of customers holding about 15,000 is analysed
-    assert 0.4 < report["customer_sample_share"] < 0.8 and report["orders_analysed"] < 15_000
+    assert 0.4 < report["customer_share_analysed"] < 0.8 and report["orders_analysed"] < 15_000
+    # orders hit per month stand for the whole shop: close to the whole shop's count, not the sample's
+    whole = json.loads(impact_run_json.read_text())["kinds"]["late_delivery"]["money"]["orders_per_month"]
+    sampled = report["kinds"]["late_delivery"]["money"]["orders_per_month"]
+    assert sampled == pytest.approx(whole, rel=0.2)
     client = MlflowClient()
     experiment = client.get_experiment_by_name("impact-test")
     (run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'impact'")

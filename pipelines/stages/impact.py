@@ -58,10 +58,9 @@ def run(
             "shorten features.horizon_days or add history"
         )
     log.info("impact: %d orders with a %d-day follow-up", len(orders), feature_params.horizon_days)
-    result = analyse(orders, available, settings, feature_params.horizon_days)
+    result = analyse(orders, available, settings, feature_params.horizon_days, share=share)
     report = result.report
     report["recovery_days"] = feature_params.recovery_days
-    report["customer_sample_share"] = share
     if settings.oracle and truth_dir is not None and (truth_dir / "params.json").is_file():
         shop = shop_params(params, truth_dir)
         if shop is None:
