@@ -107,7 +107,8 @@ def impact_markdown(report: dict[str, Any]) -> str:
         "- Revenue lost = orders hit per month x effect x what a returning customer spends over the next "
         f"{report['horizon_days']} days at their own pace. Its interval carries the effect's uncertainty only.",
         "- Checks: *placebo* (a fake experience given at random finds no effect), *random cause* (adding a noise "
-        "variable leaves the estimate in place), *halves* (two disjoint halves of the customers give estimates whose 95 % intervals overlap).",
+        "variable leaves the estimate in place), *halves* (two disjoint halves of the customers give estimates whose "
+        "95 % intervals overlap).",
         "- These are causal estimates only if what drives both the experience and the customer's return is in "
         "the list above; a cause the data does not record (a customer's mood, a competitor's offer) is not "
         "adjusted for.",
