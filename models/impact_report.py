@@ -56,6 +56,15 @@ def impact_markdown(report: dict[str, Any]) -> str:
             f"{_money(money['revenue_per_month'])} ({_money(money_low)} to {_money(money_high)}) | "
             f"{_checks(entry)} |"
         )
+    if kinds.get("any_return", {}).get("status") == "estimated":
+        lines += [
+            "",
+            "*Returned (any reason)* is what a source without return reasons can show (UCI Online Retail's credit "
+            "notes). Caveat: a credit note does not say whether goods came back or an order was cancelled before "
+            "dispatch, nor why; a customer's own return (wrong size, an exchange that comes with a new order) counts "
+            "like a faulty delivery. Read the estimate as how customers with returns go on ordering, not as the cost "
+            "of a failure.",
+        ]
     lines += ["", "## Service recovery", ""]
     recovery = report["recovery"]
     if recovery.get("status") == "estimated":

@@ -294,3 +294,38 @@ def test_truth_needs_the_generate_params_the_shop_was_made_with(shop: dict[str, 
     assert shop_params(params, shop["truth"]) is not None
     params["generate"] = {**params["generate"], "late_delivery_effect": 0.1}
     assert shop_params(params, shop["truth"]) is None
+
+
+def test_returns_without_reasons_stand_in_for_the_shops_faults(tables: dict[str, pd.DataFrame]) -> None:
+    no_reasons = {**tables, "returns": tables["returns"].drop(columns="reason")}
+    available = available_kinds(inputs_from_frames(no_reasons, AS_OF))
+    assert available["any_return"] and not available["retailer_return"]
+
+
+def test_online_retail_credit_notes_with_their_caveat(tmp_path: Path) -> None:
+    """On UCI Online Retail only returns of any reason can be shown, and the report says what they cannot."""
+    from conftest import SHARED_DATA
+
+    data = SHARED_DATA / "uci-online-retail"
+    if not data.is_dir():
+        pytest.skip(f"UCI Online Retail is not here ({data} is absent)")
+    params = write_params(
+        tmp_path / "params.yaml",
+        data={"source": "online_retail", "path": str(data), "as_of": "2011-12-10"},
+        features={"first_cutoff": "2010-06-01"},
+        impact={"oracle": False},
+    )
+    invoke(
+        "validate", "--params", params, "--validated", tmp_path / "validated", "--quarantine", tmp_path / "q",
+        "--report", tmp_path / "validation.json", "--report-md", tmp_path / "validation.md",
+    )  # fmt: skip
+    invoke(
+        "impact", "--params", params, "--validated", tmp_path / "validated", "--validation-report",
+        tmp_path / "validation.json", "--report", tmp_path / "impact.json", "--report-md", tmp_path / "impact.md",
+        "--figures", tmp_path / "figures", "--no-track",
+    )  # fmt: skip
+    report = json.loads((tmp_path / "impact.json").read_text())
+    assert report["ranking"] == ["any_return"]
+    assert report["kinds"]["late_delivery"]["status"] == "unavailable"
+    assert report["recovery"]["status"] == "unavailable"
+    assert "Caveat: a credit note does not say" in (tmp_path / "impact.md").read_text()
