@@ -271,7 +271,7 @@ def impact(
     ),
     report: Annotated[Path, typer.Option(help="Impact report (JSON, DVC metrics).")] = Path("reports/impact.json"),
     report_md: Annotated[Path, typer.Option(help="Impact report (Markdown).")] = Path("reports/impact.md"),
-    figures: Annotated[Path, typer.Option(help="Folder for the chart.")] = Path("reports/figures"),
+    figures: Annotated[Path, typer.Option(help="Folder for the chart (impact.png).")] = Path("reports"),
     track: Annotated[bool, typer.Option(help="Log the analysis to MLflow as its own run.")] = True,
 ) -> None:
     """What each kind of bad experience costs a month and what fast complaint resolution wins back (blocks

@@ -57,7 +57,7 @@ def project(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     invoke(
         "impact", "--params", params, "--validated", data / "validated", "--validation-report",
         reports / "validation.json", "--truth", shop["truth"], "--report", reports / "impact.json",
-        "--report-md", reports / "impact.md", "--figures", reports / "figures", "--no-track",
+        "--report-md", reports / "impact.md", "--figures", reports, "--no-track",
     )  # fmt: skip
     return root
 
