@@ -268,6 +268,52 @@ def score(
 
 
 @app.command()
+def impact(
+    params: ParamsOption = Path("params.yaml"),
+    validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
+    validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's export time).")] = Path(
+        "reports/validation.json"
+    ),
+    truth: Annotated[Path, typer.Option(help="Ground truth of the synthetic shop (true effects, if there).")] = Path(
+        "data/truth"
+    ),
+    report: Annotated[Path, typer.Option(help="Impact report (JSON, DVC metrics).")] = Path("reports/impact.json"),
+    report_md: Annotated[Path, typer.Option(help="Impact report (Markdown).")] = Path("reports/impact.md"),
+    figures: Annotated[Path, typer.Option(help="Folder for the chart (impact.png).")] = Path("reports"),
+    track: Annotated[bool, typer.Option(help="Log the analysis to MLflow as its own run.")] = True,
+) -> None:
+    """What each kind of bad experience costs a month and what fast complaint resolution wins back (blocks
+    `impact`, `features`, `mlflow`)."""
+    from pipelines.stages import impact as stage
+
+    outputs = stage.ImpactOutputs(report, report_md, figures)
+    with refusals("impact failed"):
+        result = stage.run(params, validated, validation_report, truth, outputs, track=track)
+    typer.echo(f"{result['orders_analysed']:,} orders, {result['horizon_days']}-day follow-up; ranked by revenue lost:")
+    for kind in result["ranking"]:
+        entry = result["kinds"][kind]
+        low, high = entry["ci"]
+        typer.echo(
+            f"{kind:>22}: effect {100 * entry['att']:+.1f} pp [{100 * low:+.1f}, {100 * high:+.1f}], unadjusted "
+            f"{100 * entry['unadjusted']:+.1f} pp; {entry['money']['revenue_per_month']:,.0f} lost a month"
+        )
+    recovery = result["recovery"]
+    if recovery.get("status") == "estimated":
+        typer.echo(
+            f"{'fast_recovery':>22}: effect {100 * recovery['att']:+.1f} pp; "
+            f"{recovery['money_now']['revenue_per_month']:,.0f} won back a month, "
+            f"{recovery['money_if_all_fast']['revenue_per_month']:,.0f} more if every complaint were resolved fast"
+        )
+    unavailable = [kind for kind, entry in result["kinds"].items() if entry.get("status") != "estimated"]
+    if unavailable:
+        typer.echo(f"not shown by this data: {', '.join(unavailable)}")
+    if "truth" in result:
+        covered = sum(truth["covered"] for truth in result["truth"].values())
+        typer.echo(f"synthetic truth covered by {covered} of {len(result['truth'])} intervals")
+    typer.echo(f"report in {report} and {report_md}, chart in {figures}")
+
+
+@app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="An export file (.csv, .parquet) or a folder of them.")],
 ) -> None:

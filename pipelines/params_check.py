@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.blocks import from_block
 
-BLOCKS = ("data", "validate", "features", "train", "evaluate", "mlflow", "score", "generate")
+BLOCKS = ("data", "validate", "features", "train", "evaluate", "mlflow", "score", "impact", "generate")
 FEATURE_STRATEGIES = ("per_cutoff", "one_query")
 
 
@@ -62,6 +62,7 @@ def _block_checks() -> dict[str, Any]:
     # Imported here: the models' modules load LightGBM and scikit-learn, which `churn --help` does without.
     from features.cutoffs import FeatureParams
     from models.evaluate import EvaluateParams
+    from models.impact import ImpactParams
     from models.risk import RiskParams
     from models.tracking_settings import TrackingSettings
     from models.train import TrainParams
@@ -92,6 +93,7 @@ def _block_checks() -> dict[str, Any]:
         "evaluate": lambda values: from_block(EvaluateParams, values, "evaluate"),
         "mlflow": lambda values: from_block(TrackingSettings, values, "mlflow"),
         "score": score,
+        "impact": ImpactParams.from_dict,
         "generate": SyntheticShopParams.from_dict,
     }
 

@@ -23,6 +23,7 @@ STAGE_MODULES = {
     "train": "pipelines.stages.train",
     "evaluate": "pipelines.stages.evaluate",
     "score": "pipelines.stages.score",
+    "impact": "pipelines.stages.impact",
 }
 
 

@@ -55,6 +55,11 @@ def project(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         "--out-csv", data / "risk" / "risk_list.csv", "--report", reports / "scoring.json",
         "--report-md", reports / "scoring.md",
     )  # fmt: skip
+    invoke(
+        "impact", "--params", params, "--validated", data / "validated", "--validation-report",
+        reports / "validation.json", "--truth", shop["truth"], "--report", reports / "impact.json",
+        "--report-md", reports / "impact.md", "--figures", reports, "--no-track",
+    )  # fmt: skip
     return root
 
 

@@ -39,6 +39,9 @@ FEATURES = ["features", "--params", "{params}", "--validated", "{work}/validated
 TRAIN = ["train", "--params", "{params}", "--features", "{work}/features/features.parquet", "--dictionary",
          "{work}/features/dictionary.csv", "--validation-report", "{work}/validation.json", "--backtest",
          "{work}/models/backtest", "--current", "{work}/models/current"]  # fmt: skip
+IMPACT = ["impact", "--params", "{params}", "--validated", "{work}/validated", "--validation-report",
+          "{work}/validation.json", "--truth", "{work}/truth", "--report", "{work}/impact.json", "--report-md",
+          "{work}/impact.md", "--figures", "{work}/figures", "--no-track"]  # fmt: skip
 SHORT_HISTORY = {"first_cutoff": "2023-02-01", "every_days": 30, "active_window_days": 365}
 
 REFUSALS = (
@@ -73,6 +76,11 @@ REFUSALS = (
     Refusal("unknown model", ["score", "--params", "{params}", "--validated", "{work}/validated",
                               "--validation-report", "{work}/validation.json", "--model", "{work}/no-model"],
             "scoring refused:", before=("validate",)),
+    Refusal("impact before validation", IMPACT, "validation.json does not exist: run `churn validate`"),
+    Refusal("impact with one fold", IMPACT, "impact.folds = 1: cross-fitting needs at least 2 folds",
+            blocks={"impact": {"folds": 1}}),
+    Refusal("impact with a horizon nothing has", IMPACT, "no order has its 900-day follow-up observed",
+            blocks={"features": {**SHORT_HISTORY, "horizon_days": 900}}, before=("validate",)),
     Refusal("inspect a missing path", ["inspect", "{work}/nowhere"], "does not exist"),
     Refusal("missing params file", ["validate", "--params", "{work}/nowhere.yaml"], "params file"),
     Refusal("usage error", ["validate", "--no-such-option"], "No such option", exit_code=2),
