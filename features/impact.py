@@ -31,6 +31,7 @@ from features.common import cancel_known_at, days_between
 from features.contract import RETAILER_CANCEL_REASONS, RETAILER_RETURN_REASONS
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
+from features.relationship import loyalty_member_at
 from features.satisfaction import BAD_KINDS, bad_events
 
 # kind -> alternatives, each a tuple of what the source must provide; the kind is available when one holds.
@@ -98,6 +99,7 @@ def order_history(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:
         "order_value",
         "channel",
         "payment_method",
+        "country",
         prev_orders=prev_orders,
         prev_value_mean=ibis.ifelse(prev_orders > 0, prev_value_sum / prev_orders, ibis.null()),
         days_since_prev_order=days_between(orders.ordered_at, orders.ordered_at.lag().over(window)),
@@ -107,17 +109,26 @@ def order_history(inputs: FeatureInputs, params: FeatureParams) -> ibis.Table:
     history = history.join(_cancellations_before(orders), "order_id")
     history = history.join(_bad_history(orders, bad_events(inputs, params)), "order_id")
     if inputs.customers is not None:
-        customers = inputs.customers.select("customer_id", "signed_up_at", "loyalty_member", "country")
+        customers = inputs.customers.select(
+            "customer_id",
+            "signed_up_at",
+            "loyalty_member",
+            "loyalty_joined_at",
+            "loyalty_left_at",
+            customer_country=inputs.customers.country,
+        )
         history = history.left_join(customers, "customer_id").drop("customer_id_right")
+        # Membership as it stood when the order was placed; the country the order itself went to, else the
+        # customer's (an export-time snapshot, like an undated loyalty flag).
         history = history.mutate(
             days_since_signup=days_between(history.ordered_at, history.signed_up_at),
-            loyalty_member=history.loyalty_member.cast("string"),
-        ).drop("signed_up_at")
+            loyalty_member=loyalty_member_at(history, history.ordered_at).cast("string"),
+            country=ibis.coalesce(history.country, history.customer_country),
+        ).drop("signed_up_at", "loyalty_joined_at", "loyalty_left_at", "customer_country")
     else:
         history = history.mutate(
             days_since_signup=ibis.null().cast("float64"),
             loyalty_member=ibis.null().cast("string"),
-            country=ibis.null().cast("string"),
         )
     return history
 

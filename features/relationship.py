@@ -58,16 +58,15 @@ def relationship_parts(inputs: FeatureInputs, facts: ibis.Table, cutoff: pd.Time
                 "customer_id",
                 "signed_up_at",
                 customer_country=customers.country,
-                loyalty_member=loyalty_member_at(customers, cutoff),
+                loyalty_member=loyalty_member_at(customers, at(cutoff)),
             )
         )
     return parts
 
 
-def loyalty_member_at(customers: ibis.Table, cutoff: pd.Timestamp) -> ibis.Value:
-    """Membership as it stood at the cutoff: joined before it and not left by then. Where the source gives no
-    joining time for a customer, the export's flag is all there is (a snapshot)."""
-    t = at(cutoff)
+def loyalty_member_at(customers: ibis.Table, t: ibis.Value) -> ibis.Value:
+    """Membership as it stood at `t` (a cutoff, or each row's own time): joined before it and not left by then.
+    Where the source gives no joining time for a customer, the export's flag is all there is (a snapshot)."""
     joined = (customers.loyalty_joined_at < t) & ~(customers.loyalty_left_at < t).fill_null(False)
     return ibis.ifelse(customers.loyalty_joined_at.isnull(), customers.loyalty_member, joined)
 

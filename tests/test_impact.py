@@ -166,6 +166,17 @@ def test_hand_made_orders_get_history_treatments_and_outcome(tables: dict[str, p
     assert available_kinds(inputs)["retailer_return"] and not available_kinds(inputs)["any_return"]
 
 
+def test_loyalty_and_country_are_those_known_when_the_order_was_placed(tables: dict[str, pd.DataFrame]) -> None:
+    """c1 is a member in the export but joined between o1 and o2; o1 went to Norway, the export says Sweden."""
+    tables["customers"] = tables["customers"].assign(
+        loyalty_joined_at=[pd.Timestamp("2024-02-01"), pd.NaT], loyalty_left_at=[pd.NaT, pd.NaT]
+    )
+    tables["orders"] = tables["orders"].assign(country=["NOR", None, None, None])
+    history = order_history(inputs_from_frames(tables, AS_OF), FeatureParams()).execute().set_index("order_id")
+    assert history.loc["o1", "loyalty_member"] == "false" and history.loc["o2", "loyalty_member"] == "true"
+    assert history.loc["o1", "country"] == "NOR" and history.loc["o2", "country"] == "SE"
+
+
 def test_orders_only_source_lists_the_kinds_it_cannot_show(tables: dict[str, pd.DataFrame]) -> None:
     orders_only = {"orders": tables["orders"][["order_id", "customer_id", "ordered_at", "order_value"]]}
     available = available_kinds(inputs_from_frames(orders_only, AS_OF))
