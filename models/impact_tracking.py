@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.tracking_settings import TrackingSettings
+from models.tracking_settings import TrackingSettings, use_experiment
 
 
 def impact_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -33,7 +33,7 @@ def log_impact_run(
     """Log one run named `impact`; returns its id."""
     import mlflow
 
-    experiment_id = _use_experiment(settings)
+    experiment_id = use_experiment(settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name="impact") as run:
         mlflow.set_tags({"stage": "impact", **tags})
         mlflow.log_params({f"impact.{key}": value for key, value in params.items()})
@@ -42,21 +42,3 @@ def log_impact_run(
             if path.is_file():
                 mlflow.log_artifact(str(path))
         return str(run.info.run_id)
-
-
-def _use_experiment(settings: TrackingSettings) -> str:
-    """As models.tracking.use_experiment (the same store and experiment), without importing the model registry's
-    code, so that a change there does not rerun this stage."""
-    import os
-
-    import mlflow
-
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(settings.experiment)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return str(mlflow.create_experiment(settings.experiment, artifact_location=location))

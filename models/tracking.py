@@ -12,7 +12,6 @@ The tracking URI comes from MLFLOW_TRACKING_URI, else the embedded SQLite store 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -31,7 +30,7 @@ from models.artifact import MLFLOW_ARTIFACT, ChurnModel, ModelFileError, load_mo
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import plain_input
 from models.identity import registered_model_name
-from models.tracking_settings import TrackingSettings
+from models.tracking_settings import TrackingSettings, use_experiment
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +80,6 @@ class RunRecord:
     version: str
     alias: str
     promotion: Promotion
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def use_experiment(settings: TrackingSettings) -> str:
-    """Point MLflow at the store and the experiment (created with its artifacts next to a SQLite store)."""
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(settings.experiment)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return str(mlflow.create_experiment(settings.experiment, artifact_location=location))
 
 
 def log_run(

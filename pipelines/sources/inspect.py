@@ -32,6 +32,7 @@ from pipelines.validation.parse import (
     EXCEL_FLOAT_ID,
     EXCEL_SCIENTIFIC_ID,
     ISO_LIKE,
+    NUMBER_CONVENTIONS,
     NUMERIC_DATE,
     AmbiguousDates,
     parse_numbers,
@@ -42,17 +43,6 @@ from pipelines.validation.parse import (
 
 # Rows read: a whole export for most shops, so that a rare value (the one order above 1,000) is seen.
 SAMPLE_ROWS = 1_000_000
-# (decimal, thousands) in the order a proposal prefers them when several read a column the same.
-NUMBER_CONVENTIONS: tuple[tuple[str, str | None], ...] = (
-    (".", None),
-    (",", None),
-    (",", "."),
-    (",", " "),
-    (".", ","),
-    (".", " "),
-    (".", "'"),
-    (",", "'"),
-)
 NUMBER_LIKE = re.compile(r"^[+-]?[\d.,' \u00a0\u202f]*\d[\d.,' \u00a0\u202f]*$")
 # Header words of common exports (English and Nordic), normalised as `_normalise` does, per contract column.
 SYNONYMS: dict[str, tuple[str, ...]] = {

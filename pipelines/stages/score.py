@@ -165,7 +165,7 @@ def resolve_model(reference: str) -> ChurnModel:
         return load_model(Path(reference))
     import mlflow
 
-    from models.tracking import tracking_uri
+    from models.tracking_settings import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=reference))

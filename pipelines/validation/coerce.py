@@ -11,6 +11,7 @@ from features.contract import PANDAS_DTYPES, Column, Table
 from pipelines.sources.files import SourceTable
 from pipelines.sources.options import ReadOptions
 from pipelines.validation.parse import (
+    NUMBER_CONVENTIONS,
     check_grouping_ambiguity,
     parse_ids,
     parse_numbers,
@@ -30,16 +31,6 @@ FORMAT_RULES = {
     "int": "number_format",
     "timestamp": "date_format",
 }
-# Separator pairs offered as a hint when cells do not read under the configured ones.
-NUMBER_CONVENTIONS: tuple[tuple[str, str | None], ...] = (
-    (",", None),
-    (",", "."),
-    (",", " "),
-    (".", ","),
-    (".", None),
-    (",", "'"),
-    (".", "'"),
-)
 
 
 @dataclass

@@ -28,6 +28,18 @@ ISO_LIKE = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}|^\d{8}(?:$|T)")
 HAS_LETTERS = re.compile(r"[A-Za-z]{3,}")
 EXCEL_FLOAT_ID = re.compile(r"^(?:0|[1-9]\d*)\.0+$")
 EXCEL_SCIENTIFIC_ID = re.compile(r"^\d(?:\.\d+)?E\+\d+$")
+# (decimal, thousands) pairs the reading code knows, in the order `churn inspect` prefers them when several read a
+# column the same; validation names the first that reads every unreadable cell.
+NUMBER_CONVENTIONS: tuple[tuple[str, str | None], ...] = (
+    (".", None),
+    (",", None),
+    (",", "."),
+    (",", " "),
+    (".", ","),
+    (".", " "),
+    (".", "'"),
+    (",", "'"),
+)
 # Two-digit years as strftime's %y reads them: 69-99 are 1900s, 00-68 are 2000s.
 CENTURY_PIVOT = 69
 
