@@ -55,6 +55,8 @@ REFUSALS = (
             data={"csv": {"decimal": ",", "thousands": ","}}),
     Refusal("first cutoff after as-of", FEATURES, "features.first_cutoff 2025-01-01 is after data.as_of",
             blocks={"features": {"first_cutoff": "2025-01-01"}}),
+    Refusal("unknown encoding", VALIDATE, "data.csv.encoding 'windows-1999' is not an encoding Python knows",
+            data={"csv": {"encoding": "windows-1999"}}),
     Refusal("unknown table", VALIDATE, "params name tables that are not in the contract: ['order']",
             data={"per_table": {"order": {"decimal": ","}}}),
     Refusal("missing folder", VALIDATE, "does not exist; set data.path", data={"path": "/nonexistent/export"}),

@@ -203,8 +203,6 @@ def read_csv(path: Path, options: ReadOptions, keep_blank_lines: bool = False) -
                 f"{path} is not valid {options.encoding} ({error.reason} at byte {error.start}); "
                 f"set data.csv.encoding in params.yaml ({_encoding_suggestion(path)})"
             ) from error
-        except LookupError as error:
-            raise ValueError(f"data.csv.encoding {options.encoding!r} is not an encoding Python knows") from error
         except pd.errors.EmptyDataError as error:
             raise ValueError(f"{path} is empty: not even a header line") from error
         except pd.errors.ParserError as error:

@@ -6,6 +6,7 @@ setting, never a guess: a value that reads two ways under the settings is refuse
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +41,12 @@ class ReadOptions:
         return None if self.thousands == NO_GROUPING else self.thousands
 
     def __post_init__(self) -> None:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(
+                f"data.csv.encoding {self.encoding!r} is not an encoding Python knows (e.g. utf-8, cp1252, latin-1)"
+            ) from None
         if self.decimal not in (".", ","):
             raise ValueError(f"data.csv.decimal must be '.' or ',', not {self.decimal!r}")
         if self.thousands is not None and self.thousands not in (".", ",", " ", "'", NO_GROUPING):
