@@ -45,7 +45,8 @@ def impact_command(params: Path, work: Path) -> list[str]:
     return [
         *(str(CHURN), "impact", "--params", str(params), "--validated", str(work / "validated")),
         *("--validation-report", str(work / "validation.json"), "--truth", str(work / "truth")),
-        *("--report", str(work / "impact.json"), "--report-md", str(work / "impact.md")),
+        *("--metrics", str(work / "impact.json"), "--report", str(work / "impact_detail.json")),
+        *("--report-md", str(work / "impact.md")),
         *("--figures", str(work / "figures"), "--no-track"),
     ]
 
@@ -84,7 +85,7 @@ def bench_synthetic(size: int, impact: dict[str, Any]) -> dict[str, Any]:
         for step in ("generate", "validate"):
             measure(step_command(step, params, work), work / f"{step}.log")
         timing = measure(impact_command(params, work), work / "impact.log")
-        report = json.loads((work / "impact.json").read_text())
+        report = json.loads((work / "impact_detail.json").read_text())
         print(f"{size:>9,} customers: impact {timing['seconds']:.1f} s, {timing['peak_rss_gib']:.2f} GiB", flush=True)
     truth = report.get("truth", {})
     return {
@@ -105,7 +106,7 @@ def bench_online_retail(data: Path) -> dict[str, Any]:
         params = write_params(work, None, data_block, {"oracle": False}, ONLINE_RETAIL_FEATURES)
         measure(step_command("validate", params, work), work / "validate.log")
         timing = measure(impact_command(params, work), work / "impact.log")
-        report = json.loads((work / "impact.json").read_text())
+        report = json.loads((work / "impact_detail.json").read_text())
         markdown = (work / "impact.md").read_text()
     return {
         "data": str(data),

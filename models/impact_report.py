@@ -18,6 +18,20 @@ NAMES = {
 }
 
 
+def impact_headline(report: dict[str, Any]) -> dict[str, int]:
+    """The two numbers `dvc metrics show` puts beside the model's (its table must stay under 200 characters, so the
+    costliest kind's name is left to impact.md): the revenue a month the costliest kind loses, and the revenue fast
+    recovery wins back a month; each absent, shown as "-", when the data cannot tell."""
+    headline: dict[str, int] = {}
+    if report["ranking"]:
+        top = report["ranking"][0]
+        headline["lost_month"] = round(report["kinds"][top]["money"]["revenue_per_month"])
+    recovery = report["recovery"]
+    if recovery.get("status") == "estimated":
+        headline["won_month"] = round(recovery["money_now"]["revenue_per_month"])
+    return headline
+
+
 def _pp(value: float) -> str:
     return f"{100 * value:+.1f} pp"
 

@@ -92,6 +92,7 @@ def log_run(
     tags: dict[str, str],
     artifacts: list[Path],
     run_name: str | None = None,
+    figures: list[Path] | None = None,
 ) -> RunRecord:
     """Log one run: params, metrics, the validation curve per round, plots and reports, the backtest model, the
     scorer; register it and give the new version the alias its evidence earns (see the module docstring), with the
@@ -109,6 +110,8 @@ def log_run(
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
             elif path.is_file():
                 mlflow.log_artifact(str(path))
+        for figure in figures or []:
+            mlflow.log_artifact(str(figure), artifact_path="figures")
         mlflow.log_artifacts(str(evidence.backtest_folder), artifact_path=BACKTEST_ARTIFACT)
         info = log_scorer(model, model_folder, evidence.test_rows.head(5), model_name)
     version = str(info.registered_model_version)

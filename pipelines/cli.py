@@ -277,16 +277,17 @@ def impact(
     truth: Annotated[Path, typer.Option(help="Ground truth of the synthetic shop (true effects, if there).")] = Path(
         "data/truth"
     ),
-    report: Annotated[Path, typer.Option(help="Impact report (JSON, DVC metrics).")] = Path("reports/impact.json"),
+    metrics: Annotated[Path, typer.Option(help="Headline numbers (JSON, DVC metrics).")] = Path("reports/impact.json"),
+    report: Annotated[Path, typer.Option(help="Full impact report (JSON).")] = Path("reports/impact_detail.json"),
     report_md: Annotated[Path, typer.Option(help="Impact report (Markdown).")] = Path("reports/impact.md"),
-    figures: Annotated[Path, typer.Option(help="Folder for the chart (impact.png).")] = Path("reports"),
+    figures: Annotated[Path, typer.Option(help="Folder for the chart (impact.png).")] = Path("reports/figures"),
     track: Annotated[bool, typer.Option(help="Log the analysis to MLflow as its own run.")] = True,
 ) -> None:
     """What each kind of bad experience costs a month and what fast complaint resolution wins back (blocks
     `impact`, `features`, `mlflow`)."""
     from pipelines.stages import impact as stage
 
-    outputs = stage.ImpactOutputs(report, report_md, figures)
+    outputs = stage.ImpactOutputs(metrics, report, report_md, figures)
     with refusals("impact failed"):
         result = stage.run(params, validated, validation_report, truth, outputs, track=track)
     typer.echo(f"{result['orders_analysed']:,} orders, {result['horizon_days']}-day follow-up; ranked by revenue lost:")
@@ -310,7 +311,7 @@ def impact(
     if "truth" in result:
         covered = sum(truth["covered"] for truth in result["truth"].values())
         typer.echo(f"synthetic truth covered by {covered} of {len(result['truth'])} intervals")
-    typer.echo(f"report in {report} and {report_md}, chart in {figures}")
+    typer.echo(f"headline in {metrics}, full report in {report} and {report_md}, chart in {figures}")
 
 
 @app.command()

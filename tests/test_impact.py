@@ -211,11 +211,14 @@ def impact_run(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
         data={"path": str(shop["raw"])},
         mlflow={"experiment": "impact-test"},
     )
-    paths = {"json": root / "impact.json", "md": root / "impact.md", "figures": root / "figures", "root": root}
+    paths = {
+        "headline": root / "impact.json", "json": root / "impact_detail.json", "md": root / "impact.md",
+        "figures": root / "figures", "root": root,
+    }  # fmt: skip
     invoke(
         "impact", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
-        "--truth", shop["truth"], "--report", paths["json"], "--report-md", paths["md"], "--figures",
-        paths["figures"], "--no-track",
+        "--truth", shop["truth"], "--metrics", paths["headline"], "--report", paths["json"], "--report-md",
+        paths["md"], "--figures", paths["figures"], "--no-track",
     )  # fmt: skip
     return paths
 
@@ -255,6 +258,17 @@ def test_report_ranks_money_lists_unavailable_kinds_and_draws_the_chart(impact_r
     assert (impact_run["figures"] / "impact.png").stat().st_size > 10_000
 
 
+def test_headline_is_what_the_costliest_kind_loses_and_recovery_wins(impact_run: dict[str, Path]) -> None:
+    """The DVC metrics file: two numbers, those of the full report, so `dvc metrics show` stays readable."""
+    headline = json.loads(impact_run["headline"].read_text())
+    report = json.loads(impact_run["json"].read_text())
+    top = report["ranking"][0]
+    assert headline == {
+        "lost_month": round(report["kinds"][top]["money"]["revenue_per_month"]),
+        "won_month": round(report["recovery"]["money_now"]["revenue_per_month"]),
+    }
+
+
 def test_two_halves_of_the_customers_agree(impact_run: dict[str, Path]) -> None:
     report = json.loads(impact_run["json"].read_text())
     for kind in report["ranking"]:
@@ -272,12 +286,12 @@ def test_stage_logs_an_mlflow_run(
     )  # fmt: skip
     invoke(
         "impact", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
-        "--truth", tmp_path / "no-truth", "--report", tmp_path / "impact.json", "--report-md", tmp_path / "impact.md",
-        "--figures", tmp_path / "figures",
+        "--truth", tmp_path / "no-truth", "--metrics", tmp_path / "impact.json", "--report",
+        tmp_path / "impact_detail.json", "--report-md", tmp_path / "impact.md", "--figures", tmp_path / "figures",
     )  # fmt: skip
     from mlflow.tracking import MlflowClient
 
-    report = json.loads((tmp_path / "impact.json").read_text())
+    report = json.loads((tmp_path / "impact_detail.json").read_text())
     assert "truth" not in report  # no ground truth given: nothing to compare with
     # the small shop has about 25,000 orders: a stable sample of customers holding about 15,000 is analysed
     assert 0.4 < report["customer_share_analysed"] < 0.8 and report["orders_analysed"] < 15_000
@@ -289,7 +303,7 @@ def test_stage_logs_an_mlflow_run(
     experiment = client.get_experiment_by_name("impact-test")
     (run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'impact'")
     assert run.data.metrics["late_delivery_att"] == pytest.approx(report["kinds"]["late_delivery"]["att"])
-    assert {"impact.json", "impact.md", "impact.png"} <= {
+    assert {"impact.json", "impact_detail.json", "impact.md", "impact.png"} <= {
         a.path for a in MlflowClient().list_artifacts(run.info.run_id)
     }
 
@@ -338,11 +352,12 @@ def test_online_retail_credit_notes_with_their_caveat(tmp_path: Path) -> None:
     )  # fmt: skip
     invoke(
         "impact", "--params", params, "--validated", tmp_path / "validated", "--validation-report",
-        tmp_path / "validation.json", "--report", tmp_path / "impact.json", "--report-md", tmp_path / "impact.md",
-        "--figures", tmp_path / "figures", "--no-track",
+        tmp_path / "validation.json", "--metrics", tmp_path / "impact.json", "--report", tmp_path / "detail.json",
+        "--report-md", tmp_path / "impact.md", "--figures", tmp_path / "figures", "--no-track",
     )  # fmt: skip
-    report = json.loads((tmp_path / "impact.json").read_text())
+    report = json.loads((tmp_path / "detail.json").read_text())
     assert report["ranking"] == ["any_return"]
+    assert json.loads((tmp_path / "impact.json").read_text()).keys() == {"lost_month"}  # no recovery
     assert report["kinds"]["late_delivery"]["status"] == "unavailable"
     assert report["recovery"]["status"] == "unavailable"
     assert "Caveat: a credit note does not say" in (tmp_path / "impact.md").read_text()

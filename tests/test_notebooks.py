@@ -57,8 +57,9 @@ def project(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     )  # fmt: skip
     invoke(
         "impact", "--params", params, "--validated", data / "validated", "--validation-report",
-        reports / "validation.json", "--truth", shop["truth"], "--report", reports / "impact.json",
-        "--report-md", reports / "impact.md", "--figures", reports, "--no-track",
+        reports / "validation.json", "--truth", shop["truth"], "--metrics", reports / "impact.json",
+        "--report", reports / "impact_detail.json", "--report-md", reports / "impact.md",
+        "--figures", reports / "figures", "--no-track",
     )  # fmt: skip
     return root
 

@@ -40,8 +40,9 @@ TRAIN = ["train", "--params", "{params}", "--features", "{work}/features/feature
          "{work}/features/dictionary.csv", "--validation-report", "{work}/validation.json", "--backtest",
          "{work}/models/backtest", "--current", "{work}/models/current"]  # fmt: skip
 IMPACT = ["impact", "--params", "{params}", "--validated", "{work}/validated", "--validation-report",
-          "{work}/validation.json", "--truth", "{work}/truth", "--report", "{work}/impact.json", "--report-md",
-          "{work}/impact.md", "--figures", "{work}/figures", "--no-track"]  # fmt: skip
+          "{work}/validation.json", "--truth", "{work}/truth", "--metrics", "{work}/impact.json", "--report",
+          "{work}/impact_detail.json", "--report-md", "{work}/impact.md", "--figures", "{work}/figures",
+          "--no-track"]  # fmt: skip
 SHORT_HISTORY = {"first_cutoff": "2023-02-01", "every_days": 30, "active_window_days": 365}
 
 REFUSALS = (

@@ -112,12 +112,12 @@ def run(
         )
     write_json(outputs.evaluation, metrics)
     write_json(outputs.metrics, headline(metrics))
-    write_plots(backtest, test_rows, methods, outputs)
+    figures = write_plots(backtest, test_rows, methods, outputs)
     if track:
         from models.tracking import Evidence
 
         evidence = Evidence(backtest, models[0], test_rows, settings.bootstrap_resamples, training["params"]["seed"])
-        record = track_run(params, evidence, models[1], metrics, outputs, features_path)
+        record = track_run(params, evidence, models[1], metrics, outputs, features_path, figures)
         log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
     return metrics
 
@@ -173,7 +173,9 @@ def oracle_probability(truth_dir: Path, test_rows: pd.DataFrame, horizon_days: i
 
 def write_plots(
     model: ChurnModel, test_rows: pd.DataFrame, methods: dict[str, Scores], outputs: EvaluateOutputs
-) -> None:
+) -> list[Path]:
+    """The plot tables (DVC plots) and the figures; returns the figures' paths (the folder is shared with
+    `impact`'s chart)."""
     labels = test_rows[LABEL].to_numpy()
     outputs.plots.mkdir(parents=True, exist_ok=True)
     tables = {**curve_tables(labels, methods, METHODS), "calibration": calibration_plot_table(labels, methods, METHODS)}
@@ -185,6 +187,7 @@ def write_plots(
     # A summary plot reads the same from 20,000 customers as from a million; SHAP values cost ~10 predictions each.
     shown = test_rows.sample(min(len(test_rows), SHAP_PLOT_ROWS), random_state=0)
     shap_summary_figure(model.contributions(shown), model.matrix(shown), outputs.figures / "shap_summary.png")
+    return [outputs.figures / f"{name}.png" for name in (*tables, "feature_importance", "shap_summary")]
 
 
 def track_run(
@@ -194,6 +197,7 @@ def track_run(
     metrics: dict[str, Any],
     outputs: EvaluateOutputs,
     features_path: Path,
+    figures: list[Path],
 ) -> RunRecord:
     from models.tracking import log_run
     from models.tracking_settings import TrackingSettings
@@ -222,9 +226,9 @@ def track_run(
             outputs.metrics,
             outputs.evaluation,
             outputs.plots,
-            outputs.figures,
             current_folder / "metadata.json",
         ],
+        figures=figures,
         run_name=run_name("evaluate", datetime.now(UTC)),
     )
 

@@ -18,7 +18,7 @@ from features.cutoffs import FeatureParams
 from features.impact import available_kinds, impact_orders, restrict_to_customers
 from features.inputs import FeatureInputs, read_validated
 from models.impact import RECOVERY, ImpactParams, ImpactResult, analyse, stable_unit
-from models.impact_report import impact_figure, impact_markdown
+from models.impact_report import impact_figure, impact_headline, impact_markdown
 from models.tracking_settings import TrackingSettings
 from pipelines.params import block, load_params
 from pipelines.provenance import git_commit
@@ -32,6 +32,9 @@ FIGURE = "impact.png"
 
 @dataclass(frozen=True)
 class ImpactOutputs:
+    """Where the stage writes: the headline (DVC metrics), the full report, its Markdown, and the chart's folder."""
+
+    metrics: Path
     report: Path
     markdown: Path
     figures: Path
@@ -41,7 +44,8 @@ def run(
     params_path: Path, validated_dir: Path, validation_report: Path, truth_dir: Path | None, outputs: ImpactOutputs,
     track: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
-    """Analyse, write the JSON (DVC metrics), Markdown and chart, and log them to MLflow; returns the report."""
+    """Analyse, write the headline (DVC metrics), the full report, its Markdown and the chart, and log them to
+    MLflow; returns the full report."""
     params = load_params(params_path)
     settings = ImpactParams.from_dict(block(params, "impact"))
     feature_block = dict(block(params, "features"))
@@ -124,8 +128,9 @@ def synthetic_truth(
 
 
 def write_outputs(report: dict[str, Any], outputs: ImpactOutputs) -> None:
-    for path in (outputs.report, outputs.markdown):
+    for path in (outputs.metrics, outputs.report, outputs.markdown):
         path.parent.mkdir(parents=True, exist_ok=True)
+    outputs.metrics.write_text(json.dumps(impact_headline(report), indent=2) + "\n")
     outputs.report.write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     outputs.markdown.write_text(impact_markdown(report))
     outputs.figures.mkdir(parents=True, exist_ok=True)
@@ -140,7 +145,7 @@ def write_outputs(report: dict[str, Any], outputs: ImpactOutputs) -> None:
 def log_run(tracking: TrackingSettings, settings: ImpactParams, report: dict[str, Any], outputs: ImpactOutputs) -> str:
     from models.impact_tracking import log_impact_run
 
-    artifacts = [outputs.report, outputs.markdown, outputs.figures / FIGURE]
+    artifacts = [outputs.metrics, outputs.report, outputs.markdown, outputs.figures / FIGURE]
     return log_impact_run(tracking, asdict(settings), report, artifacts, {"git_commit": git_commit(Path.cwd())})
 
 
