@@ -69,7 +69,14 @@ def write_outputs(
         for stale in folder.glob("*.parquet"):
             stale.unlink()
     for name, table in result.accepted.items() if passed else ():
-        table.to_parquet(outputs.validated_dir / f"{name}.parquet", index=False)
+        # Timestamps in microseconds, the precision of the contract (a day's end is 23:59:59.999999) and the finest
+        # Spark reads (engine: spark refuses Parquet nanoseconds); a source's sub-microsecond digits are dropped.
+        table.to_parquet(
+            outputs.validated_dir / f"{name}.parquet",
+            index=False,
+            coerce_timestamps="us",
+            allow_truncated_timestamps=True,
+        )
     for name, table in result.quarantined.items():
         table.to_parquet(outputs.quarantine_dir / f"{name}.parquet", index=False)
     if source.set_aside is not None:
