@@ -82,13 +82,14 @@ def validate(
     ),
     report: Annotated[Path, typer.Option(help="Validation report (JSON).")] = Path("reports/validation.json"),
     report_md: Annotated[Path, typer.Option(help="Validation report (Markdown).")] = Path("reports/validation.md"),
+    engine: EngineOption = None,
 ) -> None:
     """Validate the source named in block `data` against the contract (limits in block `validate`)."""
     from pipelines.stages import validate as stage
 
     outputs = stage.ValidateOutputs(validated, quarantine, report, report_md)
     with refusals("validation failed"):
-        result = stage.run(params, outputs)
+        result = stage.run(params, outputs, engine)
     for table_report in result.reports:
         if table_report.present:
             typer.echo(

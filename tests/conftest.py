@@ -121,7 +121,7 @@ SPARK_TEST_CONFIG = {
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A local[2] Spark session shared by every Spark test; skips, saying why, without pyspark or Java."""
     pytest.importorskip("pyspark", reason="the Spark tests need pyspark: pip install -e '.[spark]'")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -129,7 +129,8 @@ def spark() -> Iterator[Any]:
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     from pipelines.engine import SparkSettings, spark_session
 
-    session = spark_session(SparkSettings("local[2]", "churn-pipeline-tests", SPARK_TEST_CONFIG))
+    warehouse = {"spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}
+    session = spark_session(SparkSettings("local[2]", "churn-pipeline-tests", {**SPARK_TEST_CONFIG, **warehouse}))
     assert session.conf.get("spark.driver.host") == "127.0.0.1"
     yield session
     session.stop()

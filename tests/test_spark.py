@@ -98,17 +98,6 @@ def test_the_session_binds_to_loopback(spark: object) -> None:
 
 
 @pytest.mark.spark
-def test_features_on_spark_equal_duckdb_s_on_a_tiny_shop(spark: object) -> None:
-    import ibis
-
-    con = ibis.pyspark.connect(spark)
-    for cutoff in [pd.Timestamp("2024-04-01")]:
-        on_spark = features_at(inputs_from_frames(clean_tables(), AS_OF, con=con), cutoff, PARAMS).execute()
-        on_duckdb = features_at(inputs_from_frames(clean_tables(), AS_OF), cutoff, PARAMS).execute()
-        assert_same_rows(on_spark, on_duckdb, ["customer_id"])
-
-
-@pytest.mark.spark
 @pytest.mark.slow
 def test_the_features_stage_on_spark_writes_what_duckdb_writes(
     spark: object, shop: dict[str, Path], tmp_path: Path
@@ -202,3 +191,82 @@ def test_the_risk_list_replaces_the_old_one_only_when_complete(spark: object, tm
     assert sorted(path.name for path in tmp_path.iterdir()) == ["risk.parquet"]
     write_parquet_atomically(session.createDataFrame(pd.DataFrame({"rank": [7]})), target)  # type: ignore[attr-defined]
     assert pd.read_parquet(target)["rank"].tolist() == [7]
+
+
+# Validation through Great Expectations' Spark datasource.
+
+
+def validate_on(engine: str, folder: Path, data: dict[str, object], work: Path) -> str:
+    """The validate stage with `engine` on an export; '' or the refusal's message."""
+    from messy_exports import EXPORTED_AT
+    from test_messy_exports import MAX_QUARANTINE_SHARE
+
+    from pipelines.stages import validate as stage
+
+    work.mkdir(parents=True)
+    params = write_params(
+        work / "params.yaml",
+        data={"source": "files", "path": str(folder), "as_of": EXPORTED_AT.isoformat(), "csv": {}, **data},
+        validate={"max_quarantine_share": MAX_QUARANTINE_SHARE},
+    )
+    outputs = stage.ValidateOutputs(work / "validated", work / "quarantine", work / "v.json", work / "v.md")
+    try:
+        stage.run(params, outputs, engine)
+    except ValueError as error:
+        return str(error)
+    return ""
+
+
+def assert_same_validation(spark_work: Path, duckdb_work: Path) -> None:
+    """The same accepted and quarantined rows (with the rules they broke) and the same report."""
+    for folder in ("validated", "quarantine"):
+        names = sorted(path.name for path in (duckdb_work / folder).glob("*.parquet"))
+        assert sorted(path.name for path in (spark_work / folder).glob("*.parquet")) == names
+        for name in names:
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(spark_work / folder / name), pd.read_parquet(duckdb_work / folder / name)
+            )
+    assert json.loads((spark_work / "v.json").read_text()) == json.loads((duckdb_work / "v.json").read_text())
+
+
+@pytest.mark.spark
+def test_validation_on_spark_quarantines_the_rows_and_rules_pandas_does(spark: object, tmp_path: Path) -> None:
+    from conftest import as_sources
+
+    from pipelines.validation.run import validate_tables
+    from pipelines.validation.spark_suite import spark_suite_runner
+
+    tables = clean_tables()
+    tables["orders"].loc[1, "order_value"] = -5.0
+    tables["orders"].loc[2, "status"] = "lost"
+    bad_review = pd.DataFrame({"order_id": ["o9"], "review_score": [9], "reviewed_at": [pd.Timestamp("2024-01-01")]})
+    tables["reviews"] = pd.concat([tables["reviews"], bad_review], ignore_index=True)
+    expected = validate_tables(as_sources(tables), AS_OF)
+    got = validate_tables(as_sources(tables), AS_OF, spark_suite_runner(spark))  # type: ignore[arg-type]
+    assert got.quarantined["reviews"]["_rules"].tolist() == ["reviews.order_id.references; reviews.review_score.range"]
+    for name in expected.accepted:
+        pd.testing.assert_frame_equal(got.accepted[name], expected.accepted[name])
+        pd.testing.assert_frame_equal(got.quarantined[name], expected.quarantined[name])
+    assert [r.to_dict() for r in got.reports] == [r.to_dict() for r in expected.reports]
+
+
+def _spark_corpus() -> list[object]:
+    """The bad-input corpus's exports whose rows break a rule when validated: quarantined, or refused for too many
+    quarantined rows (the clean export passes on Spark in the stage tests' shop)."""
+    from messy_exports import CASES
+
+    return [c for c in CASES if c.outcome.kind == "quarantined" or c.name == "missing_words_unset"]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("case", _spark_corpus(), ids=lambda case: case.name)  # type: ignore[attr-defined]
+def test_validation_on_spark_of_the_bad_input_corpus(spark: object, case: object, tmp_path: Path) -> None:
+    from messy_exports import clean_orders, write_case
+
+    folder = write_case(case, clean_orders(), tmp_path / "export")  # type: ignore[arg-type]
+    messages = {
+        engine: validate_on(engine, folder, case.settings, tmp_path / engine)  # type: ignore[attr-defined]
+        for engine in ("duckdb", "spark")
+    }
+    assert messages["spark"] == messages["duckdb"].replace(str(tmp_path / "duckdb"), str(tmp_path / "spark"))
+    assert_same_validation(tmp_path / "spark", tmp_path / "duckdb")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.engine import engine_settings, spark_session
 from pipelines.params import block, load_params
 from pipelines.sources.read import SET_ASIDE_PARQUET, SourceRead, read_source
 from pipelines.validation.report import write_reports
@@ -30,12 +31,19 @@ class QuarantineLimitExceeded(ValueError):
     """More of a table was quarantined than `validate.max_quarantine_share` allows."""
 
 
-def run(params_path: Path, outputs: ValidateOutputs) -> ValidationResult:
+def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) -> ValidationResult:
+    """`engine` overrides params' `engine`: on spark, the suite runs through Great Expectations' Spark datasource."""
     params = load_params(params_path)
+    engine_name, spark_settings = engine_settings(params, engine)
     data_params = block(params, "data")
     max_share = float(block(params, "validate")["max_quarantine_share"])
     source = read_source(data_params)
-    result = validate_tables(source.tables, data_as_of(data_params))
+    runner = None
+    if engine_name == "spark":
+        from pipelines.validation.spark_suite import spark_suite_runner
+
+        runner = spark_suite_runner(spark_session(spark_settings))
+    result = validate_tables(source.tables, data_as_of(data_params), runner)
     failing = result.over_threshold(max_share)
     write_outputs(result, source, outputs, max_share, passed=not failing)
     if failing:
