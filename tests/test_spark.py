@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AS_OF, clean_tables, invoke, write_params
+from conftest import AS_OF, invoke, write_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops
@@ -230,24 +230,28 @@ def assert_same_validation(spark_work: Path, duckdb_work: Path) -> None:
 
 
 @pytest.mark.spark
-def test_validation_on_spark_quarantines_the_rows_and_rules_pandas_does(spark: object, tmp_path: Path) -> None:
-    from conftest import as_sources
+@pytest.mark.slow
+def test_validation_on_spark_quarantines_the_rows_and_rules_pandas_does(
+    spark: object, shop: dict[str, Path], tmp_path: Path
+) -> None:
+    """The synthetic shop with every kind of dirt the generator injects (the `shop` fixture validated it with the
+    default engine): the same accepted rows, quarantined rows with their rules, and report on Spark."""
+    from pipelines.stages import validate as stage
 
-    from pipelines.validation.run import validate_tables
-    from pipelines.validation.spark_suite import spark_suite_runner
-
-    tables = clean_tables()
-    tables["orders"].loc[1, "order_value"] = -5.0
-    tables["orders"].loc[2, "status"] = "lost"
-    bad_review = pd.DataFrame({"order_id": ["o9"], "review_score": [9], "reviewed_at": [pd.Timestamp("2024-01-01")]})
-    tables["reviews"] = pd.concat([tables["reviews"], bad_review], ignore_index=True)
-    expected = validate_tables(as_sources(tables), AS_OF)
-    got = validate_tables(as_sources(tables), AS_OF, spark_suite_runner(spark))  # type: ignore[arg-type]
-    assert got.quarantined["reviews"]["_rules"].tolist() == ["reviews.order_id.references; reviews.review_score.range"]
-    for name in expected.accepted:
-        pd.testing.assert_frame_equal(got.accepted[name], expected.accepted[name])
-        pd.testing.assert_frame_equal(got.quarantined[name], expected.quarantined[name])
-    assert [r.to_dict() for r in got.reports] == [r.to_dict() for r in expected.reports]
+    outputs = stage.ValidateOutputs(
+        tmp_path / "validated", tmp_path / "quarantine", tmp_path / "v.json", tmp_path / "v.md"
+    )
+    stage.run(shop["params"], outputs, "spark")
+    expected = {"validated": shop["validated"], "quarantine": shop["quarantine"]}
+    for folder, path in expected.items():
+        names = sorted(p.name for p in path.glob("*.parquet"))
+        assert sorted(p.name for p in (tmp_path / folder).glob("*.parquet")) == names
+        for name in names:
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / folder / name), pd.read_parquet(path / name))
+    report = json.loads(outputs.report_json.read_text())
+    assert report == json.loads(shop["report"].read_text())
+    # Among them a rule on a lookup column with a dot (`__orders.ordered_at`), which Spark would read as a field.
+    assert report["tables"]["reviews"]["rule_counts"]["reviews.reviewed_at.not_before"] > 0
 
 
 def _spark_corpus() -> list[object]:
