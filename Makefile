@@ -40,7 +40,7 @@ format: install ## Format the code with ruff
 	$(BIN)/ruff check --fix .
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (Python 3.11)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 --quiet -o requirements.lock
 
 mlflow-ui: install ## Browse runs and registered models: MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

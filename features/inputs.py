@@ -46,9 +46,13 @@ class FeatureInputs:
 
 
 def inputs_from_tables(
-    tables: dict[str, ibis.Table], as_of: pd.Timestamp, available: frozenset[str] | None = None
+    tables: dict[str, ibis.Table],
+    as_of: pd.Timestamp,
+    available: frozenset[str] | None = None,
+    first_known: Mapping[str, pd.Timestamp] | None = None,
 ) -> FeatureInputs:
-    """`available` defaults to what the tables hold; pass the training data's to score with the same schema."""
+    """`available` defaults to what the tables hold; pass the training data's to score with the same schema.
+    `first_known` defaults to what the tables say (`_first_known`)."""
     if "orders" not in tables:
         raise ValueError("features need the orders table")
     tables = {name: _with_contract_columns(name, table) for name, table in tables.items()}
@@ -60,28 +64,59 @@ def inputs_from_tables(
         returns=tables.get("returns"),
         as_of=as_of,
         available=frozenset(_available(tables)) if available is None else available,
-        first_known=_first_known(tables),
+        first_known=_first_known(tables) if first_known is None else first_known,
     )
 
 
-def read_validated(con: ibis.BaseBackend, folder: Path, as_of: pd.Timestamp) -> FeatureInputs:
-    """Register the validated Parquet tables found in `folder` on `con` (DuckDB by default)."""
+def read_validated(con: ibis.BaseBackend, folder: Path | str, as_of: pd.Timestamp) -> FeatureInputs:
+    """Register the validated Parquet tables found in `folder` on `con` (DuckDB by default). On Spark, `folder` may
+    be any URI the session reads (s3a://, abfss://, hdfs://, a local path); a table found there may be a file or
+    a folder of Parquet parts."""
     tables = {}
     for table in TABLES:
-        path = folder / f"{table.name}.parquet"
-        if path.is_file():
-            tables[table.name] = con.read_parquet(path, table_name=f"validated_{table.name}")
+        location = f"{str(folder).rstrip('/')}/{table.name}.parquet"
+        if is_uri(location):
+            found = _read_uri(con, location, f"validated_{table.name}")
+            if found is not None:
+                tables[table.name] = found
+        elif Path(location).exists():
+            tables[table.name] = con.read_parquet(Path(location), table_name=f"validated_{table.name}")
     return inputs_from_tables(tables, as_of)
 
 
+def is_uri(location: Path | str) -> bool:
+    """A data-lake location (scheme://...) rather than a local path."""
+    return "://" in str(location)
+
+
+def _read_uri(con: ibis.BaseBackend, location: str, name: str) -> ibis.Table | None:
+    """The table at `location`, or None when nothing is there (an optional table the source lacks)."""
+    try:
+        return con.read_parquet(location, table_name=name)
+    except Exception as error:  # the backend's own "path not found" (Spark: AnalysisException PATH_NOT_FOUND)
+        if "PATH_NOT_FOUND" in str(error) or "does not exist" in str(error):
+            return None
+        raise
+
+
 def inputs_from_frames(
-    frames: dict[str, pd.DataFrame], as_of: pd.Timestamp, available: frozenset[str] | None = None
+    frames: dict[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    available: frozenset[str] | None = None,
+    con: ibis.BaseBackend | None = None,
 ) -> FeatureInputs:
-    """In-memory tables on a fresh DuckDB connection (tests and notebooks), cast to the contract's types."""
-    con = ibis.duckdb.connect()
+    """In-memory tables, cast to the contract's types, on `con` (tests and notebooks; a Spark connection, say) or on
+    a fresh DuckDB connection. Each call names its tables afresh, so calls on one connection never clash."""
     typed = {name: _contract_types(name, frame) for name, frame in frames.items()}
-    tables = {name: con.create_table(name, frame) for name, frame in typed.items()}
-    return inputs_from_tables(tables, as_of, available)
+    if con is None or con.name == "duckdb":
+        con = ibis.duckdb.connect() if con is None else con
+        tables = {name: con.create_table(ibis.util.gen_name(name), frame) for name, frame in typed.items()}
+        return inputs_from_tables(tables, as_of, available)
+    # What the frames hold and since when, from DuckDB (milliseconds; a Spark job each costs seconds): the same
+    # aggregates on the same rows.
+    local = inputs_from_frames(frames, as_of, available)
+    tables = {name: con.create_table(ibis.util.gen_name(name), frame) for name, frame in typed.items()}
+    return inputs_from_tables(tables, as_of, local.available, local.first_known)
 
 
 def _contract_types(name: str, frame: pd.DataFrame) -> pd.DataFrame:

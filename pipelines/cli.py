@@ -22,6 +22,10 @@ app = typer.Typer(
 )
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file; each stage reads its own block.")]
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", help="duckdb or spark (the `spark` block's session); default: params `engine`."),
+]
 
 
 @contextmanager
@@ -78,13 +82,14 @@ def validate(
     ),
     report: Annotated[Path, typer.Option(help="Validation report (JSON).")] = Path("reports/validation.json"),
     report_md: Annotated[Path, typer.Option(help="Validation report (Markdown).")] = Path("reports/validation.md"),
+    engine: EngineOption = None,
 ) -> None:
     """Validate the source named in block `data` against the contract (limits in block `validate`)."""
     from pipelines.stages import validate as stage
 
     outputs = stage.ValidateOutputs(validated, quarantine, report, report_md)
     with refusals("validation failed"):
-        result = stage.run(params, outputs)
+        result = stage.run(params, outputs, engine)
     for table_report in result.reports:
         if table_report.present:
             typer.echo(
@@ -99,7 +104,9 @@ def validate(
 @app.command()
 def features(
     params: ParamsOption = Path("params.yaml"),
-    validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
+    validated: Annotated[
+        str, typer.Option(help="Folder of validated tables; on Spark any URI it reads (s3a://, abfss://).")
+    ] = "data/validated",
     validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's as-of time).")] = Path(
         "reports/validation.json"
     ),
@@ -113,13 +120,14 @@ def features(
     summary: Annotated[Path, typer.Option(help="Rows and churn rate per cutoff (JSON).")] = Path(
         "reports/features.json"
     ),
+    engine: EngineOption = None,
 ) -> None:
     """Point-in-time features and churn labels at every cutoff (block `features`)."""
     from pipelines.stages import features as stage
 
     outputs = stage.FeatureOutputs(out, dictionary, dictionary_md, summary)
     with refusals("features failed"):
-        result = stage.run(params, validated, validation_report, outputs)
+        result = stage.run(params, validated, validation_report, outputs, engine)
     churn_rate = "no labelled cutoff" if result["churn_rate"] is None else f"churn rate {result['churn_rate']:.1%}"
     typer.echo(
         f"{result['cutoffs']} cutoffs ({result['labelled_cutoffs']} with labels), {result['rows']:,} rows; "
@@ -222,7 +230,9 @@ def score(
     model: Annotated[
         str, typer.Option(help="A model folder, or an MLflow model URI such as models:/churn-files-synthetic@champion.")
     ] = "data/models/current",
-    validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path("data/validated"),
+    validated: Annotated[
+        str, typer.Option(help="Folder of validated tables; on Spark any URI it reads (s3a://, abfss://).")
+    ] = "data/validated",
     validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's export time).")] = Path(
         "reports/validation.json"
     ),
@@ -238,13 +248,16 @@ def score(
     ] = None,
     min_probability: Annotated[float | None, typer.Option(help="Only customers at least this likely to churn.")] = None,
     top_k: Annotated[int | None, typer.Option(help="Only the k customers with the most value at risk.")] = None,
-    out: Annotated[Path, typer.Option(help="Risk list (Parquet).")] = Path("data/risk/risk_list.parquet"),
+    out: Annotated[
+        str, typer.Option(help="Risk list (Parquet); on Spark a folder of parts at a path or URI (s3a://, abfss://).")
+    ] = "data/risk/risk_list.parquet",
     out_csv: Annotated[Path, typer.Option(help="Risk list (CSV).")] = Path("data/risk/risk_list.csv"),
     report: Annotated[Path, typer.Option(help="Scoring report (JSON).")] = Path("reports/scoring.json"),
     report_md: Annotated[Path, typer.Option(help="Scoring report (Markdown).")] = Path("reports/scoring.md"),
     force: Annotated[
         bool, typer.Option(help="Score with a model trained on other data or too old anyway (the report says so).")
     ] = False,
+    engine: EngineOption = None,
 ) -> None:
     """Write today's risk list: churn probability, tier, value at risk, reasons and a suggested action per customer
     (block `score`). Refuses, leaving the previous list untouched, when the model or data do not fit."""
@@ -253,7 +266,7 @@ def score(
     outputs = stage.ScoreOutputs(out, out_csv, report, report_md)
     filters = stage.Filters(bad_experience_within, min_probability, top_k)
     with refusals("scoring refused"):  # ScoringRefused, ModelFileError, bad params, missing files
-        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters, force)
+        result = stage.run(params, validated, validation_report, model, outputs, as_of, filters, force, engine)
     tiers = ", ".join(f"{tier} {values['customers']:,}" for tier, values in result["tiers"].items())
     typer.echo(
         f"as of {result['as_of']}: {result['customers_scored']:,} customers scored ({tiers}); "

@@ -15,7 +15,19 @@ import pandas as pd
 
 from features.blocks import from_block
 
-BLOCKS = ("data", "validate", "features", "train", "evaluate", "mlflow", "score", "impact", "generate")
+BLOCKS = (
+    "engine",
+    "spark",
+    "data",
+    "validate",
+    "features",
+    "train",
+    "evaluate",
+    "mlflow",
+    "score",
+    "impact",
+    "generate",
+)
 FEATURE_STRATEGIES = ("per_cutoff", "one_query")
 
 
@@ -53,7 +65,9 @@ def check_params(params: dict[str, Any]) -> None:
             hint = f"did you mean {nearest[0]}?" if nearest else f"the blocks are {list(BLOCKS)}"
             raise ValueError(f"params.yaml has an unknown block {name!r}; {hint}")
     for name, check in _block_checks().items():
-        if name in params:
+        if name == "engine" and name in params:  # a value, not a block
+            check(params[name])
+        elif name in params:
             check(params[name] or {})
     _check_combinations(params)
 
@@ -66,6 +80,7 @@ def _block_checks() -> dict[str, Any]:
     from models.risk import RiskParams
     from models.tracking_settings import TrackingSettings
     from models.train import TrainParams
+    from pipelines.engine import SparkSettings, check_engine
     from pipelines.sources.options import table_options
     from pipelines.sources.synthetic import SyntheticShopParams
 
@@ -86,6 +101,8 @@ def _block_checks() -> dict[str, Any]:
         _timestamp(RiskParams.from_dict(values).as_of, "score.as_of")
 
     return {
+        "engine": check_engine,
+        "spark": SparkSettings.from_dict,
         "data": data,
         "validate": lambda values: from_block(ValidateParams, values, "validate"),
         "features": features,

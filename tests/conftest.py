@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -103,3 +107,30 @@ def invoke(*args: object) -> str:
     result = CliRunner().invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
+
+
+# The one Spark session of a test run: local, two cores, a small driver, bound to loopback.
+SPARK_TEST_CONFIG = {
+    "spark.driver.memory": "1g",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    # Adaptive execution re-plans every shuffle: on tables of a few rows that is most of a query's time.
+    "spark.sql.adaptive.enabled": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A local[2] Spark session shared by every Spark test; skips, saying why, without pyspark or Java."""
+    pytest.importorskip("pyspark", reason="the Spark tests need pyspark: pip install -e '.[spark]'")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("the Spark tests need Java 17 or 21 (java on PATH or JAVA_HOME)")
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    from pipelines.engine import SparkSettings, spark_session
+
+    warehouse = {"spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}
+    session = spark_session(SparkSettings("local[2]", "churn-pipeline-tests", {**SPARK_TEST_CONFIG, **warehouse}))
+    assert session.conf.get("spark.driver.host") == "127.0.0.1"
+    yield session
+    session.stop()

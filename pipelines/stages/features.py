@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import ibis
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +16,7 @@ from features.build import LABEL, feature_dictionary, feature_groups, feature_ta
 from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, check_label_windows, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
+from pipelines.engine import connect, engine_settings
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import validated_as_of
 
@@ -33,14 +33,22 @@ class FeatureOutputs:
     summary: Path
 
 
-def run(params_path: Path, validated_dir: Path, validation_report: Path, outputs: FeatureOutputs) -> dict[str, object]:
-    """Build and write the feature table; returns the summary also written to `outputs.summary`."""
+def run(
+    params_path: Path,
+    validated_dir: Path | str,
+    validation_report: Path,
+    outputs: FeatureOutputs,
+    engine: str | None = None,
+) -> dict[str, object]:
+    """Build and write the feature table; returns the summary also written to `outputs.summary`. `engine` overrides
+    params' `engine` (duckdb or spark)."""
     params = load_params(params_path)
+    engine_name, spark_settings = engine_settings(params, engine)
     block_values = dict(block(params, "features"))
     strategy = block_values.pop("strategy", "per_cutoff")
     feature_params = FeatureParams.from_dict(block_values)
     as_of = validated_as_of(validation_report)
-    inputs = read_validated(ibis.duckdb.connect(), validated_dir, as_of)
+    inputs = read_validated(connect(engine_name, spark_settings), validated_dir, as_of)
     cutoffs = cutoff_schedule(pd.Timestamp(feature_params.first_cutoff), feature_params.every_days, as_of)
     first_order_at = pd.Timestamp(inputs.orders.ordered_at.min().to_pyarrow().as_py())
     check_label_windows(cutoffs, feature_params.horizon_days, as_of, first_order_at)

@@ -19,6 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from features.build import FEATURE_SPECS, feature_dictionary, features_at
+from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs, read_validated
 from features.satisfaction import bad_events, last_bad_experience
@@ -29,6 +30,7 @@ from models.identity import other_data, too_old
 from models.risk import RiskParams, assemble_risk_list, filter_risk_list, for_people, with_reasons
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
+from pipelines.engine import connect, engine_settings
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import validated_as_of
 
@@ -51,7 +53,7 @@ class ScoringRefused(ValueError):
 
 @dataclass(frozen=True)
 class ScoreOutputs:
-    risk_list: Path
+    risk_list: Path | str  # on Spark, any URI it writes
     risk_list_csv: Path
     report: Path
     report_markdown: Path
@@ -68,22 +70,25 @@ class Filters:
 
 def run(
     params_path: Path,
-    validated_dir: Path,
+    validated_dir: Path | str,
     validation_report: Path,
     model_reference: str,
     outputs: ScoreOutputs,
     as_of: str | None = None,
     filters: Filters = Filters(),
     force: bool = False,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     params = load_params(params_path)
+    engine_name, spark_settings = engine_settings(params, engine)
     risk_params = with_overrides(RiskParams.from_dict(block(params, "score")), as_of, filters)
     feature_block = dict(block(params, "features"))
     feature_block.pop("strategy", None)
     feature_params = FeatureParams.from_dict(feature_block)
     model = resolve_model(model_reference)
     exported_at = validated_as_of(validation_report)
-    inputs = read_validated(ibis.duckdb.connect(), validated_dir, exported_at)
+    con = connect(engine_name, spark_settings)
+    inputs = read_validated(con, validated_dir, exported_at)
     # Another shop's model first: its training period and age say nothing about this data.
     data_params = block(params, "data")
     source = data_params.get("source", "files")
@@ -96,21 +101,13 @@ def run(
     overridden = [misfit for misfit in (other, stale) if misfit]
     inputs = inputs_like_training(inputs, model)
     log.info("scoring at %s with the model from %s", scoring_time, model_reference)
-    features = scoring_features(inputs, scoring_time, feature_params)
-    if features.empty:
-        raise ScoringRefused(
-            f"empty population: no customer ordered in the {feature_params.active_window_days} days before "
-            f"{scoring_time}"
+    spark_written = None
+    if engine_name == "spark":
+        features, risk, written, spark_written = spark_risk_list(
+            con, inputs, scoring_time, feature_params, risk_params, model
         )
-    log.info("%d customers in the population; predicting and explaining", len(features))
-    events = last_bad_experience(bad_events(inputs, feature_params), scoring_time).execute().set_index("customer_id")
-    risk = assemble_risk_list(
-        features, model.predict(features), events, scoring_time, feature_params.horizon_days, risk_params
-    )
-    written = filter_risk_list(
-        risk, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
-    )
-    written = with_reasons(written, explain(model, features.loc[written["customer_id"]], events["last_bad_kind"]))
+    else:
+        features, risk, written = risk_list(inputs, scoring_time, feature_params, risk_params, model)
     freshness = {
         "as_of": scoring_time.isoformat(),
         "exported_at": exported_at.isoformat(),
@@ -131,8 +128,71 @@ def run(
     report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
     for name in report["drift_warnings"]:
         log.warning("feature %s drifted from the training data: PSI %.3f", name, psi[name])
-    write_outputs(written, report, outputs)
+    if spark_written is not None:
+        from pyspark.sql import functions as F
+
+        from pipelines.spark_scoring import write_parquet_atomically
+
+        if data_warning:
+            spark_written = spark_written.withColumn("data_warning", F.lit(data_warning))
+        # The list first (where the cluster writes it); the CSV and the reports only once it is in place.
+        write_parquet_atomically(spark_written, str(outputs.risk_list))
+        write_outputs(written, report, outputs, parquet=False)
+    else:
+        write_outputs(written, report, outputs)
     return report
+
+
+def refuse_empty(count: int, as_of: pd.Timestamp, params: FeatureParams) -> None:
+    if count == 0:
+        raise ScoringRefused(
+            f"empty population: no customer ordered in the {params.active_window_days} days before {as_of}"
+        )
+    log.info("%d customers in the population; predicting and explaining", count)
+
+
+def risk_list(
+    inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams, risk_params: RiskParams, model: ChurnModel
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """On one machine: the population's features, the whole risk list (no reasons) and the written one (with)."""
+    features = scoring_features(inputs, as_of, params)
+    refuse_empty(len(features), as_of, params)
+    events = last_bad_experience(bad_events(inputs, params), as_of).execute().set_index("customer_id")
+    risk = assemble_risk_list(features, model.predict(features), events, as_of, params.horizon_days, risk_params)
+    written = filter_risk_list(
+        risk, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
+    )
+    written = with_reasons(written, explain(model, features.loc[written["customer_id"]], events["last_bad_kind"]))
+    return features, risk, written
+
+
+def spark_risk_list(
+    con: ibis.BaseBackend,
+    inputs: FeatureInputs,
+    as_of: pd.Timestamp,
+    params: FeatureParams,
+    risk_params: RiskParams,
+    model: ChurnModel,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any]:
+    """On Spark: the same features (the same expressions), predicted, calibrated and explained per partition with
+    the model broadcast once, ranked over the whole population; the written list stays a Spark DataFrame (to be
+    written where the cluster writes), and comes back to the driver with the population's risk columns for the
+    report and the CSV, as do the features for the drift check (PSI)."""
+    from pipelines.engine import to_spark
+    from pipelines.spark_scoring import LAST_BAD, filtered, ranked, risk_rows
+
+    rows = join_customers(features_at(inputs, as_of, params), last_bad_experience(bad_events(inputs, params), as_of))
+    frame = to_spark(con, rows).cache()
+    features = pd.DataFrame(frame.drop(*LAST_BAD).toPandas()).set_index("customer_id")
+    refuse_empty(len(features), as_of, params)
+    risk_frame = ranked(risk_rows(frame, model, as_of, params.horizon_days, risk_params)).cache()
+    spark_written = filtered(
+        risk_frame, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
+    )
+    risk = pd.DataFrame(risk_frame.toPandas())
+    risk["risk_tier"] = pd.Categorical(risk["risk_tier"], categories=["low", "medium", "high"], ordered=True)
+    written = pd.DataFrame(spark_written.toPandas()).astype({"risk_tier": risk["risk_tier"].dtype})
+    return features, risk, written, spark_written
 
 
 def explain(model: ChurnModel, features: pd.DataFrame, last_bad_kind: pd.Series) -> pd.DataFrame:
@@ -251,12 +311,14 @@ def inputs_like_training(inputs: FeatureInputs, model: ChurnModel) -> FeatureInp
     return replace(inputs, available=inputs.available & frozenset(needed | {"orders"}))
 
 
-def write_outputs(written: pd.DataFrame, report: dict[str, Any], outputs: ScoreOutputs) -> None:
-    write_all_or_nothing(
-        {
-            outputs.risk_list: lambda path: written.to_parquet(path, index=False),
-            outputs.risk_list_csv: lambda path: for_people(written).to_csv(path, index=False),
-            outputs.report: lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
-            outputs.report_markdown: lambda path: path.write_text(report_markdown(report)),
-        }
-    )
+def write_outputs(written: pd.DataFrame, report: dict[str, Any], outputs: ScoreOutputs, parquet: bool = True) -> None:
+    """Every output, all or nothing; without `parquet`, all but the list's Parquet (written by Spark)."""
+    writers: dict[Path, Any] = {
+        Path(outputs.risk_list): lambda path: written.to_parquet(path, index=False),
+        outputs.risk_list_csv: lambda path: for_people(written).to_csv(path, index=False),
+        outputs.report: lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
+        outputs.report_markdown: lambda path: path.write_text(report_markdown(report)),
+    }
+    if not parquet:
+        del writers[Path(outputs.risk_list)]
+    write_all_or_nothing(writers)

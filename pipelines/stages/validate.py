@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.engine import engine_settings, spark_session
 from pipelines.params import block, load_params
 from pipelines.sources.read import SET_ASIDE_PARQUET, SourceRead, read_source
 from pipelines.validation.report import write_reports
@@ -30,12 +31,19 @@ class QuarantineLimitExceeded(ValueError):
     """More of a table was quarantined than `validate.max_quarantine_share` allows."""
 
 
-def run(params_path: Path, outputs: ValidateOutputs) -> ValidationResult:
+def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) -> ValidationResult:
+    """`engine` overrides params' `engine`: on spark, the suite runs through Great Expectations' Spark datasource."""
     params = load_params(params_path)
+    engine_name, spark_settings = engine_settings(params, engine)
     data_params = block(params, "data")
     max_share = float(block(params, "validate")["max_quarantine_share"])
     source = read_source(data_params)
-    result = validate_tables(source.tables, data_as_of(data_params))
+    runner = None
+    if engine_name == "spark":
+        from pipelines.validation.spark_suite import spark_suite_runner
+
+        runner = spark_suite_runner(spark_session(spark_settings))
+    result = validate_tables(source.tables, data_as_of(data_params), runner)
     failing = result.over_threshold(max_share)
     write_outputs(result, source, outputs, max_share, passed=not failing)
     if failing:
@@ -69,7 +77,14 @@ def write_outputs(
         for stale in folder.glob("*.parquet"):
             stale.unlink()
     for name, table in result.accepted.items() if passed else ():
-        table.to_parquet(outputs.validated_dir / f"{name}.parquet", index=False)
+        # Timestamps in microseconds, the precision of the contract (a day's end is 23:59:59.999999) and the finest
+        # Spark reads (engine: spark refuses Parquet nanoseconds); a source's sub-microsecond digits are dropped.
+        table.to_parquet(
+            outputs.validated_dir / f"{name}.parquet",
+            index=False,
+            coerce_timestamps="us",
+            allow_truncated_timestamps=True,
+        )
     for name, table in result.quarantined.items():
         table.to_parquet(outputs.quarantine_dir / f"{name}.parquet", index=False)
     if source.set_aside is not None:

@@ -6,7 +6,9 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,10 @@ from pipelines.validation.suite import (
 )
 
 log = logging.getLogger(__name__)
+
+# A table's checked rows (with lookup columns), its name and its suite -> rule id -> the rows (index labels) that
+# broke the rule.
+SuiteRunner = Callable[[pd.DataFrame, str, Any], dict[str, np.ndarray]]
 
 RULES_COLUMN = "_rules"
 SOURCE_ROW_COLUMN = "_source_row"
@@ -64,11 +70,15 @@ class ValidationResult:
         return [report for report in self.reports if report.quarantined_share > max_share]
 
 
-def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> ValidationResult:
-    """Validate every contract table the source has, in reference order (customers, orders, then the rest)."""
+def validate_tables(
+    sources: dict[str, SourceTable], as_of: pd.Timestamp, suite_runner: SuiteRunner | None = None
+) -> ValidationResult:
+    """Validate every contract table the source has, in reference order (customers, orders, then the rest).
+    `suite_runner` runs a table's suite (default: Great Expectations' pandas datasource; on Spark,
+    `pipelines.validation.spark_suite`)."""
     if "orders" not in sources:
         raise ValueError("the source has no orders table, the one table the contract requires")
-    context = _gx_context()
+    run_suite = partial(_run_suite, context=_gx_context()) if suite_runner is None else suite_runner
     accepted: dict[str, pd.DataFrame] = {}
     references = ReferenceKeys(accepted)
     quarantined: dict[str, pd.DataFrame] = {}
@@ -82,7 +92,7 @@ def validate_tables(sources: dict[str, SourceTable], as_of: pd.Timestamp) -> Val
             continue
         started = time.perf_counter()
         accepted[table.name], quarantined[table.name], report = validate_table(
-            source, table, accepted, references, as_of, context, date_only
+            source, table, accepted, references, as_of, run_suite, date_only
         )
         reports.append(report)
         if table.name == "orders" and accepted["orders"].empty:
@@ -104,7 +114,7 @@ def validate_table(
     accepted: dict[str, pd.DataFrame],
     references: ReferenceKeys,
     as_of: pd.Timestamp,
-    context: Any,
+    run_suite: SuiteRunner,
     date_only: set[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableReport]:
     """Accepted rows, quarantined rows and the report of one table; adds its day-only columns to `date_only`."""
@@ -126,7 +136,7 @@ def validate_table(
     with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
     with_lookups = add_day_columns(with_lookups, table, date_only)
     suite = build_suite(table, as_of, checked_references, date_only)
-    for rule, positions in _run_suite(with_lookups, table.name, suite, context).items():
+    for rule, positions in run_suite(with_lookups, table.name, suite).items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
         failures[rule] = failures[rule] | mask if rule in failures else mask
@@ -184,6 +194,12 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
     """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it."""
     batch = _batch(context, table_name, frame)
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    return broken_rows(result, table_name)
+
+
+def broken_rows(result: Any, table_name: str, index_column: str | None = None) -> dict[str, np.ndarray]:
+    """Rule id -> the rows that broke it, from a suite's COMPLETE result: the index labels (pandas), or the values
+    of `index_column` (a datasource without an index, such as Spark's)."""
     broken: dict[str, np.ndarray] = {}
     for expectation_result in result.results:
         if expectation_result.exception_info.get("raised_exception"):
@@ -192,9 +208,16 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
                 f"{expectation_result.exception_info.get('exception_message')}"
             )
         rows = expectation_result.result.get("unexpected_index_list") or []
+        if index_column is not None:
+            rows = [row[index_column] for row in rows]
         if rows:
             broken[expectation_result.expectation_config.meta["rule"]] = np.asarray(rows, dtype=np.int64)
     return broken
+
+
+def gx_context() -> Any:
+    """An ephemeral Great Expectations context, quiet and offline."""
+    return _gx_context()
 
 
 def _gx_context() -> Any:

@@ -1,0 +1,276 @@
+"""The Spark engine gives what the DuckDB engine gives, on the same data and the same feature definitions: every
+feature and label (floats within 1e-9 relative), the point-in-time property on a small case, and the risk list's
+probabilities. One local[2] session for the whole run (the `spark` fixture), tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import AS_OF, invoke, write_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops
+from test_scoring import pipeline, score_args  # noqa: F401 -- `pipeline`: features + train on the shared shop
+
+from features.build import LABEL, features_at
+from features.inputs import inputs_from_frames
+from pipelines.engine import LOOPBACK, SparkSettings, check_engine, engine_settings
+from pipelines.params_check import check_params
+
+RELATIVE = 1e-9
+
+
+def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
+    """Same rows, columns and types; floats equal within RELATIVE, everything else exactly."""
+    got = got.sort_values(keys).reset_index(drop=True)
+    expected = expected.sort_values(keys).reset_index(drop=True)
+    # Both engines give the same instants; DuckDB's pandas columns are datetime64[us], Spark's [ns].
+    got = got.astype({c: "datetime64[ns]" for c in got.columns if pd.api.types.is_datetime64_dtype(got[c])})
+    expected = expected.astype(
+        {c: "datetime64[ns]" for c in expected.columns if pd.api.types.is_datetime64_dtype(expected[c])}
+    )
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected)
+    for column in expected.columns:
+        if pd.api.types.is_float_dtype(expected[column]):
+            np.testing.assert_allclose(got[column], expected[column], rtol=RELATIVE, atol=0, err_msg=column)
+        else:
+            pd.testing.assert_series_equal(got[column], expected[column], check_dtype=True, obj=column)
+
+
+# Params and the session factory: no Spark needed.
+
+
+def test_engine_and_spark_params_are_checked() -> None:
+    check_params({"engine": "spark", "spark": {"master": "local[1]", "config": {"spark.driver.memory": "1g"}}})
+    with pytest.raises(ValueError, match=r"^engine = 'sparkk': choose one of \['duckdb', 'spark'\]$"):
+        check_params({"engine": "sparkk"})
+    with pytest.raises(ValueError, match=r"^spark\.mastr is not a param; did you mean spark\.master\?$"):
+        check_params({"spark": {"mastr": "local[2]"}})
+    with pytest.raises(ValueError, match=r"spark\.master is empty"):
+        SparkSettings(master=" ")
+
+
+def test_the_command_line_engine_wins_over_params() -> None:
+    assert engine_settings({"engine": "duckdb"}, "spark")[0] == "spark"
+    assert engine_settings({"engine": "spark"})[0] == "spark"
+    assert engine_settings({})[0] == "duckdb"
+    with pytest.raises(ValueError, match="engine = 'postgres'"):
+        check_engine("postgres")
+
+
+def test_a_local_master_binds_to_loopback_and_a_cluster_takes_its_config() -> None:
+    local = SparkSettings(master="local[2]").session_config()
+    assert local["spark.driver.host"] == LOOPBACK
+    assert local["spark.driver.bindAddress"] == LOOPBACK
+    assert local["spark.sql.session.timeZone"] == "UTC"
+    cluster = SparkSettings(master="spark://head:7077", config={"spark.executor.memory": "8g"}).session_config()
+    assert "spark.driver.host" not in cluster
+    assert cluster["spark.executor.memory"] == "8g"
+
+
+def test_an_unknown_engine_on_the_command_line_is_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    params = write_params(tmp_path / "params.yaml")
+    result = CliRunner().invoke(app, ["features", "--params", str(params), "--engine", "polars"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "features failed: engine = 'polars': choose one of ['duckdb', 'spark']"
+    ]
+
+
+# On Spark.
+
+
+@pytest.mark.spark
+def test_the_session_binds_to_loopback(spark: object) -> None:
+    conf = spark.conf  # type: ignore[attr-defined]
+    assert conf.get("spark.driver.host") == LOOPBACK
+    assert conf.get("spark.driver.bindAddress") == LOOPBACK
+    assert spark.sparkContext.master == "local[2]"  # type: ignore[attr-defined]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_features_stage_on_spark_writes_what_duckdb_writes(
+    spark: object, shop: dict[str, Path], tmp_path: Path
+) -> None:
+    """The synthetic shop (generated and validated once per run), three cutoffs (two labelled), by `churn features
+    --engine spark` and by the default engine: every feature and label of every row."""
+    params = write_params(
+        tmp_path / "params.yaml",
+        data={"path": str(shop["raw"])},
+        features={"first_cutoff": "2025-06-01", "every_days": 90},
+    )
+    tables = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / engine
+        invoke(
+            "features", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
+            "--out", out / "features.parquet", "--dictionary", out / "dictionary.csv",
+            "--dictionary-md", out / "dictionary.md", "--summary", out / "features.json", "--engine", engine,
+        )  # fmt: skip
+        tables[engine] = pd.read_parquet(out / "features.parquet")
+    assert tables["duckdb"]["cutoff"].nunique() == 3
+    assert tables["duckdb"][LABEL].notna().sum() > 0
+    assert_same_rows(tables["spark"], tables["duckdb"], ["cutoff", "customer_id"])
+    assert (tmp_path / "spark" / "features.json").read_text() == (tmp_path / "duckdb" / "features.json").read_text()
+
+
+@pytest.mark.spark
+@settings(SETTINGS, max_examples=2)
+@given(data=st.data())
+def test_on_spark_events_at_or_after_the_cutoff_change_no_feature(spark: object, data: st.DataObject) -> None:
+    """The point-in-time property of tests/test_point_in_time.py on Spark, on two small shops, and the Spark rows
+    equal DuckDB's."""
+    import ibis
+
+    con = ibis.pyspark.connect(spark)
+    shop = data.draw(shops())
+    schema = inputs_from_frames(shop, AS_OF).available
+
+    def at_cutoff(frames: dict[str, pd.DataFrame], con: ibis.BaseBackend | None = None) -> pd.DataFrame:
+        inputs = inputs_from_frames(frames, AS_OF, schema, con=con)
+        return features_at(inputs, CUTOFF, PARAMS).execute().sort_values("customer_id").reset_index(drop=True)
+
+    before = at_cutoff(shop, con)
+    assert_same_rows(before, at_cutoff(shop), ["customer_id"])
+    after = at_cutoff(change_the_future(data.draw, shop), con)
+    pd.testing.assert_frame_equal(before.drop(columns=LABEL), after.drop(columns=LABEL), check_dtype=False)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_scoring_on_spark_gives_duckdb_s_risk_list(
+    spark: object,
+    pipeline: dict[str, Path],  # noqa: F811 -- the fixture imported from test_scoring
+    tmp_path: Path,
+) -> None:
+    """`churn score --engine spark` (mapInPandas, the model broadcast once, reasons, an atomic Parquet folder) and the
+    default engine on the same data and model: the same customers, ranks, probabilities (within 1e-9 relative),
+    reasons, actions and report."""
+    lists = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / engine
+        invoke(*score_args(pipeline, out), "--engine", engine)
+        lists[engine] = pd.read_parquet(out / "risk.parquet")
+        assert (out / "risk.csv").is_file()
+    spark_list, duckdb_list = lists["spark"], lists["duckdb"]
+    assert len(duckdb_list) > 100
+    spark_list["risk_tier"] = spark_list["risk_tier"].astype(duckdb_list["risk_tier"].dtype)
+    assert_same_rows(
+        spark_list.astype({c: duckdb_list[c].dtype for c in ("orders_total", "open_tickets")}), duckdb_list, ["rank"]
+    )
+    reports = {engine: json.loads((tmp_path / engine / "scoring.json").read_text()) for engine in lists}
+    assert reports["spark"]["tiers"] == reports["duckdb"]["tiers"]
+    assert reports["spark"]["drift_warnings"] == reports["duckdb"]["drift_warnings"]
+    # Nothing of the temporary folder is left beside the list.
+    assert sorted(path.name for path in (tmp_path / "spark").iterdir()) == [
+        "risk.csv", "risk.parquet", "scoring.json", "scoring.md"
+    ]  # fmt: skip
+
+
+@pytest.mark.spark
+def test_the_risk_list_replaces_the_old_one_only_when_complete(spark: object, tmp_path: Path) -> None:
+    from pipelines.spark_scoring import write_parquet_atomically
+
+    session = spark
+    target = str(tmp_path / "risk.parquet")
+    write_parquet_atomically(session.createDataFrame(pd.DataFrame({"rank": [1, 2]})), target)  # type: ignore[attr-defined]
+    failing = session.range(3).selectExpr("CAST(raise_error('disk full') AS BIGINT) AS rank")  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="disk full"):
+        write_parquet_atomically(failing, target)
+    assert pd.read_parquet(target)["rank"].tolist() == [1, 2]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["risk.parquet"]
+    write_parquet_atomically(session.createDataFrame(pd.DataFrame({"rank": [7]})), target)  # type: ignore[attr-defined]
+    assert pd.read_parquet(target)["rank"].tolist() == [7]
+
+
+# Validation through Great Expectations' Spark datasource.
+
+
+def validate_on(engine: str, folder: Path, data: dict[str, object], work: Path) -> str:
+    """The validate stage with `engine` on an export; '' or the refusal's message."""
+    from messy_exports import EXPORTED_AT
+    from test_messy_exports import MAX_QUARANTINE_SHARE
+
+    from pipelines.stages import validate as stage
+
+    work.mkdir(parents=True)
+    params = write_params(
+        work / "params.yaml",
+        data={"source": "files", "path": str(folder), "as_of": EXPORTED_AT.isoformat(), "csv": {}, **data},
+        validate={"max_quarantine_share": MAX_QUARANTINE_SHARE},
+    )
+    outputs = stage.ValidateOutputs(work / "validated", work / "quarantine", work / "v.json", work / "v.md")
+    try:
+        stage.run(params, outputs, engine)
+    except ValueError as error:
+        return str(error)
+    return ""
+
+
+def assert_same_validation(spark_work: Path, duckdb_work: Path) -> None:
+    """The same accepted and quarantined rows (with the rules they broke) and the same report."""
+    for folder in ("validated", "quarantine"):
+        names = sorted(path.name for path in (duckdb_work / folder).glob("*.parquet"))
+        assert sorted(path.name for path in (spark_work / folder).glob("*.parquet")) == names
+        for name in names:
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(spark_work / folder / name), pd.read_parquet(duckdb_work / folder / name)
+            )
+    assert json.loads((spark_work / "v.json").read_text()) == json.loads((duckdb_work / "v.json").read_text())
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_validation_on_spark_quarantines_the_rows_and_rules_pandas_does(
+    spark: object, shop: dict[str, Path], tmp_path: Path
+) -> None:
+    """The synthetic shop with every kind of dirt the generator injects (the `shop` fixture validated it with the
+    default engine): the same accepted rows, quarantined rows with their rules, and report on Spark."""
+    from pipelines.stages import validate as stage
+
+    outputs = stage.ValidateOutputs(
+        tmp_path / "validated", tmp_path / "quarantine", tmp_path / "v.json", tmp_path / "v.md"
+    )
+    stage.run(shop["params"], outputs, "spark")
+    expected = {"validated": shop["validated"], "quarantine": shop["quarantine"]}
+    for folder, path in expected.items():
+        names = sorted(p.name for p in path.glob("*.parquet"))
+        assert sorted(p.name for p in (tmp_path / folder).glob("*.parquet")) == names
+        for name in names:
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / folder / name), pd.read_parquet(path / name))
+    report = json.loads(outputs.report_json.read_text())
+    assert report == json.loads(shop["report"].read_text())
+    # Among them a rule on a lookup column with a dot (`__orders.ordered_at`), which Spark would read as a field.
+    assert report["tables"]["reviews"]["rule_counts"]["reviews.reviewed_at.not_before"] > 0
+
+
+def _spark_corpus() -> list[object]:
+    """The bad-input corpus's exports whose rows break a rule when validated: quarantined, or refused for too many
+    quarantined rows (the clean export passes on Spark in the stage tests' shop)."""
+    from messy_exports import CASES
+
+    return [c for c in CASES if c.outcome.kind == "quarantined" or c.name == "missing_words_unset"]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("case", _spark_corpus(), ids=lambda case: case.name)  # type: ignore[attr-defined]
+def test_validation_on_spark_of_the_bad_input_corpus(spark: object, case: object, tmp_path: Path) -> None:
+    from messy_exports import clean_orders, write_case
+
+    folder = write_case(case, clean_orders(), tmp_path / "export")  # type: ignore[arg-type]
+    messages = {
+        engine: validate_on(engine, folder, case.settings, tmp_path / engine)  # type: ignore[attr-defined]
+        for engine in ("duckdb", "spark")
+    }
+    assert messages["spark"] == messages["duckdb"].replace(str(tmp_path / "duckdb"), str(tmp_path / "spark"))
+    assert_same_validation(tmp_path / "spark", tmp_path / "duckdb")
