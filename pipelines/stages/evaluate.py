@@ -97,6 +97,8 @@ def run(
             ).items()
         },
         "skipped": skipped,
+        # What each baseline fitted: the RFM regression's chosen C, the BTYD models' parameters.
+        "baseline_fits": {name: scores.fitted for name, scores in methods.items() if scores.fitted},
         # Set when the model was trained on too little data (train.too_little_data: warn): the figures mean little.
         "data_warning": training.get("data_warning"),
         **evaluation,
@@ -138,14 +140,15 @@ def method_scores(
     methods = {
         MODEL: Scores(ranking=model.predict_raw(test_rows), probability=model.predict(test_rows)),
         "recency_rule": recency_rule(fitting_rows, test_rows),
-        "rfm_logistic": rfm_logistic(fitting_rows, test_rows),
+        "rfm_logistic": rfm_logistic(frame.iloc[split.train], frame.iloc[split.validation], test_rows),
     }
     skipped: dict[str, str] = {}
-    try:
-        methods["bg_nbd"] = buy_till_you_die(test_rows, training["horizon_days"], training["params"]["seed"])
-    except ImportError as error:  # BTYDUnavailable, or pymc-marketing missing altogether
-        log.warning("skipping the buy-till-you-die baseline: %s", error)
-        skipped["bg_nbd"] = str(error)
+    for kind in ("bg_nbd", "pareto_nbd"):
+        try:
+            methods[kind] = buy_till_you_die(test_rows, training["horizon_days"], training["params"]["seed"], kind)
+        except ImportError as error:  # BTYDUnavailable, or pymc-marketing missing altogether
+            log.warning("skipping the buy-till-you-die baseline %s: %s", kind, error)
+            skipped[kind] = str(error)
     if truth_dir is None:
         skipped[ORACLE] = "evaluate.oracle is false"
     else:
