@@ -59,6 +59,7 @@ RUNS: dict[str, tuple[str, list[str]]] = {
     "issue6_schedule": ("issue6", []),
 }
 REPORTED = ("roc_auc", "pr_auc", "brier", "lift_top_10pct", "ece", "mean_predicted", "churn_rate")
+REUSE = False  # --reuse: keep what an earlier run in the same --work folder wrote
 PACKAGES = ("pandas", "duckdb", "ibis-framework", "lightgbm", "scikit-learn", "pymc-marketing")
 
 
@@ -108,8 +109,15 @@ def evaluate_command(params: Path, work: Path, grid: str, run: str) -> list[str]
             "--figures", str(work / run / "figures"), "--no-track"]  # fmt: skip
 
 
-def timed(command: list[str], work: Path, name: str, timings: dict[str, Any]) -> None:
+def timed(command: list[str], work: Path, name: str, timings: dict[str, Any], output: Path | None = None) -> None:
+    """Run and time a stage; with --reuse, a stage whose `output` exists keeps the time recorded when it ran."""
+    record = work / "timings.json"
+    if REUSE and output is not None and output.exists() and record.is_file():
+        timings[name] = json.loads(record.read_text())[name]
+        return
     timings[name] = measure(command, work / f"{name}.log")
+    recorded = json.loads(record.read_text()) if record.is_file() else {}
+    record.write_text(json.dumps({**recorded, name: timings[name]}, indent=2))
     print(f"{name:<44} {timings[name]['seconds']:7.1f} s  {timings[name]['peak_rss_gib']:5.2f} GiB", flush=True)
 
 
@@ -159,7 +167,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the Online Retail files")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/online_retail.json")
     parser.add_argument("--work", type=Path, default=None, help="keep the scratch folder here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="with --work: skip stages whose outputs exist there")
     args = parser.parse_args()
+    global REUSE
+    REUSE = args.reuse and args.work is not None
     if not args.data.is_dir():
         sys.exit(f"{args.data} does not exist: pass --data with the folder holding the Online Retail files")
     started = datetime.now(UTC)
@@ -168,7 +179,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         timings: dict[str, Any] = {}
         first_params = write_params(work, args.data, "validate", SEASONS_FROM, 30, TEST_CUTOFFS[0], [])
-        timed(validate_command(first_params, work), work, "validate", timings)
+        timed(validate_command(first_params, work), work, "validate", timings, work / "validation.json")
         per_cutoff = {}
         for test in TEST_CUTOFFS:
             tag = test.date().isoformat()
@@ -179,11 +190,14 @@ def main() -> None:
                 grid = f"grid_{every}_{first.date().isoformat()}"
                 params = write_params(work, args.data, f"{tag}_{run}", first, every, test, exclude)
                 if not (work / grid / "features.parquet").is_file():
-                    timed(features_command(params, work, grid), work, f"features_{grid}", timings)
+                    timed(features_command(params, work, grid), work, f"features_{grid}", timings,
+                          work / grid / "features.parquet")  # fmt: skip
                 grids[run] = grid
-                timed(train_command(params, work, grid, f"{tag}_{run}"), work, f"train_{tag}_{run}", timings)
+                timed(train_command(params, work, grid, f"{tag}_{run}"), work, f"train_{tag}_{run}", timings,
+                      work / f"{tag}_{run}" / "backtest" / "metadata.json")  # fmt: skip
                 if run == "full":
-                    timed(evaluate_command(params, work, grid, f"{tag}_{run}"), work, f"evaluate_{tag}", timings)
+                    timed(evaluate_command(params, work, grid, f"{tag}_{run}"), work, f"evaluate_{tag}", timings,
+                          work / f"{tag}_{run}" / "evaluation.json")  # fmt: skip
             metrics = json.loads((work / f"{tag}_full" / "evaluation.json").read_text())
             resamples = metrics["bootstrap"]["resamples"]
             features_summary = json.loads((work / grids["full"] / "features.json").read_text())

@@ -27,7 +27,7 @@ from features.build import LABEL
 # order), frequency (orders), monetary value (mean order value) and tenure (days since the first order).
 RFM_INPUTS = ("recency", "frequency", "monetary", "tenure")
 # Inverse regularisation strengths tried on the validation customers (sklearn's C, L2).
-RFM_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+RFM_C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
