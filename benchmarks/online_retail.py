@@ -60,6 +60,7 @@ RUNS: dict[str, tuple[str, list[str]]] = {
 }
 REPORTED = ("roc_auc", "pr_auc", "brier", "lift_top_10pct", "ece", "mean_predicted", "churn_rate")
 REUSE = False  # --reuse: keep what an earlier run in the same --work folder wrote
+ONLY_DONE = False  # --only-done: with --reuse, leave out the ablations an earlier run did not get to
 PACKAGES = ("pandas", "duckdb", "ibis-framework", "lightgbm", "scikit-learn", "pymc-marketing")
 
 
@@ -169,8 +170,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep the scratch folder here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="with --work: skip stages whose outputs exist there")
     args = parser.parse_args()
-    global REUSE
+    parser.add_argument("--only-done", action="store_true", help="with --reuse: skip ablations not run before")
+    global REUSE, ONLY_DONE
     REUSE = args.reuse and args.work is not None
+    ONLY_DONE = REUSE and args.only_done
     if not args.data.is_dir():
         sys.exit(f"{args.data} does not exist: pass --data with the folder holding the Online Retail files")
     started = datetime.now(UTC)
@@ -185,6 +188,8 @@ def main() -> None:
             tag = test.date().isoformat()
             grids: dict[str, str] = {}
             for run, (schedule, exclude) in RUNS.items():
+                if ONLY_DONE and run != "full" and not (work / f"{tag}_{run}" / "backtest").is_dir():
+                    continue
                 every, earliest = SCHEDULES[schedule]
                 first = first_cutoff_on_grid(test, every, earliest)
                 grid = f"grid_{every}_{first.date().isoformat()}"
@@ -214,8 +219,9 @@ def main() -> None:
                 "ablations": {
                     run: ablation(work, (f"{tag}_full", grids["full"]), (f"{tag}_{run}", grids[run]), resamples,
                                   metrics["contact_k"])
-                    for run in RUNS if run != "full"
+                    for run in RUNS if run != "full" and run in grids
                 },
+                "ablations_not_run": [run for run in RUNS if run not in grids],
             }  # fmt: skip
         result = {
             "benchmark": "online_retail",

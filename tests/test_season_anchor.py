@@ -46,15 +46,18 @@ def test_evaluate_anchors_the_model_only_on_a_short_history() -> None:
         "lightgbm": Scores(ranking=raw, probability=np.array([0.3, 0.5, 0.7, 0.9])),
         "pareto_nbd": Scores(ranking=raw, probability=np.array([0.4, 0.5, 0.5, 0.6])),
     }
-    short = SimpleNamespace(training={"params": {}, "fitting_cutoffs": ["2010-03-04", "2010-09-02", "2011-03-03"]})
+    short = SimpleNamespace(
+        training={"params": {"season_anchor": "auto"}, "fitting_cutoffs": ["2010-03-04", "2010-09-02", "2011-03-03"]}
+    )
     scores = with_season_anchor(short, methods)  # type: ignore[arg-type]
     assert scores.probability is not None and scores.probability.mean() == pytest.approx(0.5, abs=1e-9)
     assert scores.ranking is raw
     assert scores.fitted["season_anchor"]["applied"] and scores.fitted["season_anchor"]["anchor"] == "pareto_nbd"
     two_years = [c.date().isoformat() for c in pd.date_range("2023-07-01", "2025-06-30", freq="30D")]
     for training in (
-        {"params": {}, "fitting_cutoffs": two_years},
-        {"params": {"season_anchor": "off"}, "fitting_cutoffs": ["2010-03-04"]},
+        {"params": {"season_anchor": "auto"}, "fitting_cutoffs": two_years},
+        {"params": {}, "fitting_cutoffs": ["2010-03-04"]},  # the default: never
+        {"params": {"season_anchor": "never"}, "fitting_cutoffs": ["2010-03-04"]},
     ):
         unchanged = with_season_anchor(SimpleNamespace(training=training), methods)  # type: ignore[arg-type]
         assert unchanged.probability is methods["lightgbm"].probability

@@ -165,13 +165,13 @@ def with_season_anchor(model: ChurnModel, methods: dict[str, Scores]) -> Scores:
     models/season_anchor.py). The ranking is unchanged; what was done is recorded under `fitted`."""
     scores = methods[MODEL]
     assert scores.probability is not None
-    setting = model.training["params"].get("season_anchor", "auto")
+    setting = model.training["params"].get("season_anchor", "never")
     months = thin_months(model.training["fitting_cutoffs"])
     source = next((name for name in ("pareto_nbd", "bg_nbd") if name in methods), None)
     info: dict[str, Any] = {"setting": setting, "thin_months": months, "applied": False}
-    if setting == "off" or not months or source is None:
+    if setting == "never" or not months or source is None:
         info["reason"] = (
-            "train.season_anchor is off" if setting == "off"
+            "train.season_anchor is never" if setting == "never"
             else "every month occurs in two or more years of fitting cutoffs" if not months
             else "no buy-till-you-die model ran (pymc-marketing missing)"
         )  # fmt: skip
