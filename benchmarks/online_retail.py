@@ -169,8 +169,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/online_retail.json")
     parser.add_argument("--work", type=Path, default=None, help="keep the scratch folder here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="with --work: skip stages whose outputs exist there")
-    args = parser.parse_args()
     parser.add_argument("--only-done", action="store_true", help="with --reuse: skip ablations not run before")
+    args = parser.parse_args()
     global REUSE, ONLY_DONE
     REUSE = args.reuse and args.work is not None
     ONLY_DONE = REUSE and args.only_done
