@@ -1,11 +1,18 @@
-"""The whole pipeline on UCI Online Retail (both files, 2009-12 to 2011-12): LightGBM against the baselines on the
-same out-of-time test customers, with 95 % paired bootstrap intervals, ablations (without the return features made
-from credit notes; without the cutoff's month), calibration, and the run time of every stage.
+"""The whole pipeline on UCI Online Retail (both files, 2009-12 to 2011-12): LightGBM against the baselines at full
+strength (textbook RFM regression, BG/NBD, Pareto/NBD) on the same out-of-time test customers, with 95 % paired
+bootstrap intervals, at two test cutoffs (the default 2011-08-25 and 90 days earlier, so nothing is tuned to one),
+with an ablation per new feature group and cutoff schedule, calibration, and the run time of every stage.
 
-The params are the repository's params.yaml with only the overrides in ONLINE_RETAIL (the README's "Run it on UCI
-Online Retail" section sets the same). Every stage runs as its own `churn` subprocess in a scratch folder, as in
-benchmarks/pipeline.py; `evaluate` runs with --no-track. Each ablation refits the same recipe with
-`train.exclude_features` set and compares its backtest model with the full one on the same test customers.
+The recipe measured ("full"): weekly fitting cutoffs from 2010-03 (every season of the history among the fitting
+cutoffs at both test cutoffs), every feature. Ablations refit the same recipe with one change and compare the
+ablated backtest model with the full one on the same test customers (paired):
+- without_seasonal: `train.exclude_features: [seasonal]` (orders and value in the same window a year earlier);
+- without_cutoff_month: `train.exclude_features: [cutoff_month]`;
+- monthly_cutoffs: every 30 days instead of 7 (same first season, same test cutoff);
+- issue6_schedule: monthly cutoffs from 2010-06-01, the schedule of the issue-6 record (fewer seasons).
+
+The params are the repository's params.yaml with only the overrides below. Every stage runs as its own `churn`
+subprocess in a scratch folder; `evaluate` runs with --no-track.
 
     .venv/bin/python benchmarks/online_retail.py --data ../shared/data
 """
@@ -20,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from generate_validate import CHURN, REPO, machine_info, measure
@@ -30,101 +38,191 @@ from features.build import LABEL
 from models.artifact import load_model
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows
+from models.metrics import score_metrics
 
 ONLINE_RETAIL = {
     "data": {"source": "online_retail", "as_of": "2011-12-10"},
-    # Six months of history before the first cutoff; the history starts on 2009-12-01.
-    "features": {"first_cutoff": "2010-06-01"},
     "evaluate": {"oracle": False},
 }
-# ablation -> train.exclude_features
-ABLATIONS = {"without_returns": ["returns"], "without_cutoff_month": ["cutoff_month"]}
+# The history starts on 2009-12-01: three months before the first cutoff, and fitting cutoffs from March 2010 hold
+# every month of the year at both test cutoffs.
+SEASONS_FROM = pd.Timestamp("2010-03-01")
+TEST_CUTOFFS = (pd.Timestamp("2011-08-25"), pd.Timestamp("2011-05-27"))
+# schedule name -> (every_days, earliest first cutoff)
+SCHEDULES = {"weekly": (7, SEASONS_FROM), "monthly": (30, SEASONS_FROM), "issue6": (30, pd.Timestamp("2010-06-01"))}
+# ablation -> (schedule, train.exclude_features)
+RUNS: dict[str, tuple[str, list[str]]] = {
+    "full": ("weekly", []),
+    "without_seasonal": ("weekly", ["seasonal"]),
+    "without_cutoff_month": ("weekly", ["cutoff_month"]),
+    "monthly_cutoffs": ("monthly", []),
+    "issue6_schedule": ("issue6", []),
+}
 REPORTED = ("roc_auc", "pr_auc", "brier", "lift_top_10pct", "ece", "mean_predicted", "churn_rate")
+REUSE = False  # --reuse: keep what an earlier run in the same --work folder wrote
+ONLY_DONE = False  # --only-done: with --reuse, leave out the ablations an earlier run did not get to
 PACKAGES = ("pandas", "duckdb", "ibis-framework", "lightgbm", "scikit-learn", "pymc-marketing")
 
 
-def write_params(work: Path, data: Path, exclude: list[str], name: str = "params") -> Path:
+def first_cutoff_on_grid(test_cutoff: pd.Timestamp, every_days: int, earliest: pd.Timestamp) -> pd.Timestamp:
+    """The earliest cutoff at or after `earliest` from which `every_days` steps reach the test cutoff."""
+    steps = (test_cutoff - earliest).days // every_days
+    return test_cutoff - pd.Timedelta(days=steps * every_days)
+
+
+def write_params(work: Path, data: Path, name: str, first: pd.Timestamp, every: int, test: pd.Timestamp,
+                 exclude: list[str]) -> Path:  # fmt: skip
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for name, values in ONLINE_RETAIL.items():
-        params[name].update(values)
+    for block, values in ONLINE_RETAIL.items():
+        params[block].update(values)
     params["data"]["path"] = str(data.resolve())
-    params["train"]["exclude_features"] = exclude
-    path = work / f"{name}.yaml"
+    params["features"].update({"first_cutoff": first.date().isoformat(), "every_days": every})
+    params["train"].update({"exclude_features": exclude, "test_cutoff": test.date().isoformat()})
+    path = work / f"params_{name}.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 
 
-def stage_commands(params: Path, work: Path, models: str, reports: str) -> dict[str, list[str]]:
-    churn = [str(CHURN)]
-    validated, features = work / "validated", work / "features.parquet"
+def validate_command(params: Path, work: Path) -> list[str]:
+    return [str(CHURN), "validate", "--params", str(params), "--validated", str(work / "validated"),
+            "--quarantine", str(work / "quarantine"), "--report", str(work / "validation.json"),
+            "--report-md", str(work / "validation.md")]  # fmt: skip
+
+
+def features_command(params: Path, work: Path, grid: str) -> list[str]:
+    return [str(CHURN), "features", "--params", str(params), "--validated", str(work / "validated"),
+            "--validation-report", str(work / "validation.json"), "--out", str(work / grid / "features.parquet"),
+            "--dictionary", str(work / grid / "dictionary.csv"), "--dictionary-md", str(work / grid / "dictionary.md"),
+            "--summary", str(work / grid / "features.json")]  # fmt: skip
+
+
+def train_command(params: Path, work: Path, grid: str, run: str) -> list[str]:
+    return [str(CHURN), "train", "--params", str(params), "--features", str(work / grid / "features.parquet"),
+            "--dictionary", str(work / grid / "dictionary.csv"), "--validation-report", str(work / "validation.json"),
+            "--backtest", str(work / run / "backtest"), "--current", str(work / run / "current")]  # fmt: skip
+
+
+def evaluate_command(params: Path, work: Path, grid: str, run: str) -> list[str]:
+    return [str(CHURN), "evaluate", "--params", str(params), "--features", str(work / grid / "features.parquet"),
+            "--backtest", str(work / run / "backtest"), "--current", str(work / run / "current"),
+            "--truth", str(work / "truth"), "--metrics", str(work / run / "metrics.json"),
+            "--evaluation", str(work / run / "evaluation.json"), "--plots", str(work / run / "plots"),
+            "--figures", str(work / run / "figures"), "--no-track"]  # fmt: skip
+
+
+def timed(command: list[str], work: Path, name: str, timings: dict[str, Any], output: Path | None = None) -> None:
+    """Run and time a stage; with --reuse, a stage whose `output` exists keeps the time recorded when it ran."""
+    record = work / "timings.json"
+    if REUSE and output is not None and output.exists() and record.is_file():
+        timings[name] = json.loads(record.read_text())[name]
+        return
+    timings[name] = measure(command, work / f"{name}.log")
+    recorded = json.loads(record.read_text()) if record.is_file() else {}
+    record.write_text(json.dumps({**recorded, name: timings[name]}, indent=2))
+    print(f"{name:<44} {timings[name]['seconds']:7.1f} s  {timings[name]['peak_rss_gib']:5.2f} GiB", flush=True)
+
+
+def methods_table(overall: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {
-        "validate": [*churn, "validate", "--params", str(params), "--validated", str(validated),
-                     "--quarantine", str(work / "quarantine"), "--report", str(work / "validation.json"),
-                     "--report-md", str(work / "validation.md")],
-        "features": [*churn, "features", "--params", str(params), "--validated", str(validated),
-                     "--validation-report", str(work / "validation.json"), "--out", str(features),
-                     "--dictionary", str(work / "dictionary.csv"), "--dictionary-md", str(work / "dictionary.md"),
-                     "--summary", str(work / "features.json")],
-        "train": [*churn, "train", "--params", str(params), "--features", str(features),
-                  "--dictionary", str(work / "dictionary.csv"), "--validation-report", str(work / "validation.json"),
-                  "--backtest", str(work / models / "backtest"), "--current", str(work / models / "current")],
-        "evaluate": [*churn, "evaluate", "--params", str(params), "--features", str(features),
-                     "--backtest", str(work / models / "backtest"), "--current", str(work / models / "current"),
-                     "--truth", str(work / "truth"), "--metrics", str(work / reports / "metrics.json"),
-                     "--evaluation", str(work / reports / "evaluation.json"),
-                     "--plots", str(work / reports / "plots"), "--figures", str(work / reports / "figures"),
-                     "--no-track"],
-    }  # fmt: skip
-
-
-def run_stages(commands: dict[str, list[str]], work: Path, prefix: str = "") -> dict[str, dict[str, float]]:
-    timings = {}
-    for stage, command in commands.items():
-        timings[prefix + stage] = measure(command, work / f"{prefix}{stage}.log")
-        print(f"{prefix + stage:<22} {timings[prefix + stage]['seconds']:7.1f} s  "
-              f"{timings[prefix + stage]['peak_rss_gib']:5.2f} GiB", flush=True)  # fmt: skip
-    return timings
-
-
-def methods_table(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    return {
-        method: {key: round(values[key], 4) for key in REPORTED if key in values}
-        for method, values in metrics["overall"].items()
+        method: {key: round(values[key], 4) for key in REPORTED if key in values} for method, values in overall.items()
     }
 
 
-def ablation(work: Path, name: str, resamples: int) -> dict[str, Any]:
-    """The full and the ablated backtest models on the same test customers, with paired intervals."""
-    full, ablated = load_model(work / "models" / "backtest"), load_model(work / f"models_{name}" / "backtest")
-    test_rows = labelled(read_cutoff_rows(work / "features.parquet", pd.Timestamp(full.training["deploy_at"])))
-    scores = {"full": full.predict_raw(test_rows), name: ablated.predict_raw(test_rows)}
-    intervals = bootstrap_roc_auc(test_rows[LABEL].to_numpy(), scores, "full", resamples, seed=0)
-    metrics = json.loads((work / f"reports_{name}" / "evaluation.json").read_text())
+def model_scores(folder: Path, features: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The backtest model's test rows (sorted by customer), raw ranking and calibrated probability."""
+    model = load_model(folder)
+    rows = labelled(read_cutoff_rows(features, pd.Timestamp(model.training["deploy_at"])))
+    rows = rows.sort_values("customer_id").reset_index(drop=True)
+    return rows, model.predict_raw(rows), model.predict(rows)
+
+
+def ablation(work: Path, full: tuple[str, str], ablated: tuple[str, str], resamples: int, contact_k: int) -> dict:
+    """The full and the ablated backtest models (run folder, feature grid) on the same test customers."""
+    full_rows, full_rank, _ = model_scores(work / full[0] / "backtest", work / full[1] / "features.parquet")
+    rows, rank, probability = model_scores(work / ablated[0] / "backtest", work / ablated[1] / "features.parquet")
+    if not full_rows["customer_id"].equals(rows["customer_id"]):
+        raise RuntimeError(f"{ablated[0]} was tested on other customers than {full[0]}")
+    labels = rows[LABEL].to_numpy()
+    metrics = score_metrics(labels, rank, probability, contact_k)
+    metrics["mean_predicted"] = float(np.mean(probability))
+    intervals = bootstrap_roc_auc(labels, {"full": full_rank, "ablated": rank}, "full", resamples, seed=0)
+    model = load_model(work / ablated[0] / "backtest")
     return {
-        "excluded": ablated.training["params"]["exclude_features"],
-        "lightgbm": methods_table({"overall": {"lightgbm": metrics["overall"]["lightgbm"]}})["lightgbm"],
-        "test_rows": len(test_rows),
-        **intervals,
+        "lightgbm": {key: round(metrics[key], 4) for key in REPORTED if key in metrics},
+        "fitting_cutoffs": len(model.training["fitting_cutoffs"]),
+        "train_rows": model.training["train_rows"],
+        "full_minus_ablated": round(_auc_gap(labels, full_rank, rank), 4),
+        "full_minus_ablated_95": intervals["gain_over"]["ablated"],
+        "test_rows": len(rows),
     }
+
+
+def _auc_gap(labels: np.ndarray, full: np.ndarray, ablated: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, full) - roc_auc_score(labels, ablated))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the Online Retail files")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/online_retail.json")
+    parser.add_argument("--work", type=Path, default=None, help="keep the scratch folder here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="with --work: skip stages whose outputs exist there")
+    parser.add_argument("--only-done", action="store_true", help="with --reuse: skip ablations not run before")
     args = parser.parse_args()
+    global REUSE, ONLY_DONE
+    REUSE = args.reuse and args.work is not None
+    ONLY_DONE = REUSE and args.only_done
     if not args.data.is_dir():
         sys.exit(f"{args.data} does not exist: pass --data with the folder holding the Online Retail files")
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="churn-online-retail-") as tmp:
-        work = Path(tmp)
-        params = write_params(work, args.data, [])
-        timings = run_stages(stage_commands(params, work, "models", "reports"), work)
-        for name, exclude in ABLATIONS.items():
-            params = write_params(work, args.data, exclude, name)
-            commands = stage_commands(params, work, f"models_{name}", f"reports_{name}")
-            timings |= run_stages({stage: commands[stage] for stage in ("train", "evaluate")}, work, f"{name}_")
-        metrics = json.loads((work / "reports" / "evaluation.json").read_text())
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        timings: dict[str, Any] = {}
+        first_params = write_params(work, args.data, "validate", SEASONS_FROM, 30, TEST_CUTOFFS[0], [])
+        timed(validate_command(first_params, work), work, "validate", timings, work / "validation.json")
+        per_cutoff = {}
+        for test in TEST_CUTOFFS:
+            tag = test.date().isoformat()
+            grids: dict[str, str] = {}
+            for run, (schedule, exclude) in RUNS.items():
+                if ONLY_DONE and run != "full" and not (work / f"{tag}_{run}" / "backtest").is_dir():
+                    continue
+                every, earliest = SCHEDULES[schedule]
+                first = first_cutoff_on_grid(test, every, earliest)
+                grid = f"grid_{every}_{first.date().isoformat()}"
+                params = write_params(work, args.data, f"{tag}_{run}", first, every, test, exclude)
+                if not (work / grid / "features.parquet").is_file():
+                    timed(features_command(params, work, grid), work, f"features_{grid}", timings,
+                          work / grid / "features.parquet")  # fmt: skip
+                grids[run] = grid
+                timed(train_command(params, work, grid, f"{tag}_{run}"), work, f"train_{tag}_{run}", timings,
+                      work / f"{tag}_{run}" / "backtest" / "metadata.json")  # fmt: skip
+                if run == "full":
+                    timed(evaluate_command(params, work, grid, f"{tag}_{run}"), work, f"evaluate_{tag}", timings,
+                          work / f"{tag}_{run}" / "evaluation.json")  # fmt: skip
+            metrics = json.loads((work / f"{tag}_full" / "evaluation.json").read_text())
+            resamples = metrics["bootstrap"]["resamples"]
+            features_summary = json.loads((work / grids["full"] / "features.json").read_text())
+            per_cutoff[tag] = {
+                "features": {key: features_summary[key] for key in
+                             ("cutoffs", "labelled_cutoffs", "rows", "labelled_rows", "churn_rate", "feature_groups")},
+                "first_cutoff": first_cutoff_on_grid(test, *SCHEDULES["weekly"]).date().isoformat(),
+                "test_rows": metrics["overall"]["lightgbm"]["rows"],
+                "methods": methods_table(metrics["overall"]),
+                "comparison": metrics["comparison"],
+                "cohorts": {name: methods_table(values) for name, values in metrics["cohorts"].items()},
+                "bootstrap": metrics["bootstrap"],
+                "baseline_fits": metrics.get("baseline_fits", {}),
+                "ablations": {
+                    run: ablation(work, (f"{tag}_full", grids["full"]), (f"{tag}_{run}", grids[run]), resamples,
+                                  metrics["contact_k"])
+                    for run in RUNS if run != "full" and run in grids
+                },
+                "ablations_not_run": [run for run in RUNS if run not in grids],
+            }  # fmt: skip
         result = {
             "benchmark": "online_retail",
             "started_utc": started.isoformat(timespec="seconds"),
@@ -132,18 +230,14 @@ def main() -> None:
             "command": "python benchmarks/online_retail.py --data " + str(args.data),
             "machine": machine_info(PACKAGES),
             "params_overrides": ONLINE_RETAIL,
+            "schedules": {name: {"every_days": every, "from": earliest.date().isoformat()}
+                          for name, (every, earliest) in SCHEDULES.items()},
+            "runs": {name: {"schedule": schedule, "exclude_features": exclude}
+                     for name, (schedule, exclude) in RUNS.items()},
             "source": json.loads((work / "validation.json").read_text())["source"],
-            "features": {
-                key: json.loads((work / "features.json").read_text())[key]
-                for key in ("cutoffs", "labelled_cutoffs", "rows", "labelled_rows", "churn_rate", "feature_groups")
-            },
-            "test_cutoff": metrics["test_cutoff"],
-            "methods": methods_table(metrics),
-            "cohorts": {cohort: methods_table({"overall": values}) for cohort, values in metrics["cohorts"].items()},
-            "bootstrap": metrics["bootstrap"],
-            "ablations": {name: ablation(work, name, metrics["bootstrap"]["resamples"]) for name in ABLATIONS},
+            "test_cutoffs": per_cutoff,
             "timings": timings,
-        }
+        }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results in {args.out}")

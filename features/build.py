@@ -23,10 +23,11 @@ from features.satisfaction import (
     satisfaction_columns,
     satisfaction_parts,
 )
+from features.seasonal import SEASONAL_SPECS, seasonal_columns, seasonal_part
 from features.spec import FeatureSpec
 
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
-    RFM_SPECS + SATISFACTION_SPECS + RETURN_SPECS + RELATIONSHIP_SPECS + TREND_SPECS
+    RFM_SPECS + SATISFACTION_SPECS + RETURN_SPECS + RELATIONSHIP_SPECS + TREND_SPECS + SEASONAL_SPECS
 )
 KEY_COLUMNS = ("customer_id", "cutoff")
 LABEL = "churned"
@@ -72,6 +73,7 @@ def features_at(
         *satisfaction_parts(inputs, shared.events, shared.reviews, cutoff, params),
         *relationship_parts(inputs, shared.orders, cutoff),
         returns_part(inputs, cutoff),
+        seasonal_part(shared.orders, cutoff, params.horizon_days),
     ]
     labels = churn_labels(inputs.orders, cutoff, params.horizon_days, inputs.as_of)
     for part in parts if labels is None else [*parts, labels]:
@@ -81,6 +83,7 @@ def features_at(
         **satisfaction_columns(table, cutoff),
         **relationship_columns(inputs, table, cutoff),
         **returns_columns(table, cutoff),
+        **seasonal_columns(table, inputs, cutoff),
     }
     label = ibis.null().cast("int8") if labels is None else table.churned.fill_null(1).cast("int8")
     return table.select(

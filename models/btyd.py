@@ -1,11 +1,13 @@
-"""The buy-till-you-die baseline: BG/NBD (Fader, Hardie and Lee, 2005) from pymc-marketing, an optional extra.
+"""The buy-till-you-die baselines: BG/NBD (Fader, Hardie and Lee, 2005) and Pareto/NBD (Schmittlein, Morrison and
+Colombo, 1987) from pymc-marketing, an optional extra.
 
-BG/NBD rather than Pareto/NBD: the same two processes (Poisson purchases while alive, a dropout that ends them) but
-dropout only right after a purchase, which gives a likelihood without Pareto/NBD's Gaussian hypergeometric terms:
-cheap and stable to fit by MAP, and the standard first baseline in the CLV literature. It uses no labels: it is
-fitted on the history before one cutoff (repeat purchases, recency and age of every customer) and asked how many
-purchases each customer makes in the next horizon. Churn is ranked by those expected purchases, not by P(alive),
-which is 1 for every one-time buyer.
+Both have the same two processes (Poisson purchases while alive, a dropout that ends them); BG/NBD lets customers
+drop out only right after a purchase, which gives a likelihood without Pareto/NBD's Gaussian hypergeometric terms
+(cheap and stable to fit by MAP), Pareto/NBD at any time (slower to fit: it is fitted on a smaller sample, which is
+as good for four parameters). Each is a baseline at full strength; the best of them counts. A model uses no
+labels: it is fitted on the history before one cutoff (repeat purchases, recency and age of every customer) and
+asked how many purchases each customer makes in the next horizon. Churn is ranked by those expected purchases, not
+by P(alive), which is 1 for every one-time buyer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ HISTORY_COLUMNS = ("customer_id", "orders_total", "days_since_first_order", "day
 DAYS_PER_UNIT = 7.0
 # MAP on a sample is as good as on everyone for four parameters, and bounds the fit time on large shops.
 MAX_FIT_CUSTOMERS = 100_000
+# Pareto/NBD's likelihood costs tens of times more per customer.
+MAX_FIT_CUSTOMERS_PARETO = 20_000
+KINDS = ("bg_nbd", "pareto_nbd")
 
 
 class BTYDUnavailable(RuntimeError, ImportError):
@@ -87,23 +92,38 @@ def rfm_summary(history: pd.DataFrame) -> pd.DataFrame:
 def fit_bg_nbd(history: pd.DataFrame, seed: int) -> Any:
     """A pymc-marketing BetaGeoModel fitted by MAP on one cutoff's rows (time in weeks), on a seeded sample of at
     most MAX_FIT_CUSTOMERS. Raises BTYDUnavailable without pymc-marketing."""
+    return fit_btyd(history, seed, "bg_nbd")
+
+
+def fit_pareto_nbd(history: pd.DataFrame, seed: int) -> Any:
+    """A pymc-marketing ParetoNBDModel fitted by MAP on one cutoff's rows (time in weeks), on a seeded sample of at
+    most MAX_FIT_CUSTOMERS_PARETO. Raises BTYDUnavailable without pymc-marketing."""
+    return fit_btyd(history, seed, "pareto_nbd")
+
+
+def fit_btyd(history: pd.DataFrame, seed: int, kind: str) -> Any:
+    """BG/NBD or Pareto/NBD (`kind`) fitted by MAP on one cutoff's rows."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown buy-till-you-die model {kind!r}; expected one of {KINDS}")
     check_history(history)
     clv = _clv()
-    # A customer whose every order was cancelled has not made the first purchase BG/NBD's likelihood starts from.
+    # A customer whose every order was cancelled has not made the first purchase the likelihood starts from.
     summary = rfm_summary(history)[history["orders_total"].to_numpy() > 0]
     if summary.empty:
-        raise ValueError("no customer in the history has a non-cancelled order to fit BG/NBD on")
-    if len(summary) > MAX_FIT_CUSTOMERS:
-        summary = summary.sample(MAX_FIT_CUSTOMERS, random_state=seed)
-    model = clv.BetaGeoModel(data=summary.assign(customer_id=np.arange(len(summary))))
+        raise ValueError(f"no customer in the history has a non-cancelled order to fit {kind} on")
+    limit = MAX_FIT_CUSTOMERS if kind == "bg_nbd" else MAX_FIT_CUSTOMERS_PARETO
+    if len(summary) > limit:
+        summary = summary.sample(limit, random_state=seed)
+    model_class = clv.BetaGeoModel if kind == "bg_nbd" else clv.ParetoNBDModel
+    model = model_class(data=summary.assign(customer_id=np.arange(len(summary))))
     model.fit(method="map", progressbar=False)
-    log.info("BG/NBD fitted by MAP on %d customers (weeks): %s", len(summary), model.fit_summary().to_dict())
+    log.info("%s fitted by MAP on %d customers (weeks): %s", kind, len(summary), model.fit_summary().to_dict())
     return model
 
 
 def btyd_churn_scores(model: Any, history: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
     """Per row of `history` (same index): `expected_purchases` in [cutoff, cutoff + horizon) and `p_no_purchase`,
-    the probability of none, from a model of `fit_bg_nbd`."""
+    the probability of none, from a model of `fit_btyd` (BG/NBD or Pareto/NBD)."""
     check_history(history)
     if not horizon_days > 0:
         raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
@@ -111,6 +131,12 @@ def btyd_churn_scores(model: Any, history: pd.DataFrame, horizon_days: float) ->
     future = horizon_days / DAYS_PER_UNIT
     ids = summary["customer_id"].to_numpy()
     expected = _draws(model.expected_purchases(data=summary, future_t=future), ids)
+    if "a" not in model.fit_result:  # Pareto/NBD: the conditional probability of no purchase (Fader and Hardie)
+        none = _draws(model.expected_purchase_probability(data=summary, n_purchases=0, future_t=future), ids)
+        return pd.DataFrame(
+            {"expected_purchases": expected.mean(axis=(0, 1)), "p_no_purchase": none.mean(axis=(0, 1))},
+            index=history.index,
+        )
     alive = _draws(model.expected_probability_alive(data=summary), ids)
     # pymc-marketing's expected_probability_no_purchase (0.19) leaves out that a one-time buyer cannot have dropped
     # out (P(alive) = 1), which overstates their churn (tests/test_btyd.py shows it on simulated data). The closed

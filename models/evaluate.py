@@ -28,7 +28,7 @@ class EvaluateParams:
 
 
 MODEL = "lightgbm"
-BASELINES = ("recency_rule", "rfm_logistic", "bg_nbd")
+BASELINES = ("recency_rule", "rfm_logistic", "bg_nbd", "pareto_nbd")
 ORACLE = "oracle"
 METHODS = (MODEL, *BASELINES, ORACLE)
 # Four decimals: the bootstrap intervals of ROC-AUC are a few thousandths wide.

@@ -30,6 +30,7 @@ METHOD_COLOURS = {
     "recency_rule": "#7f7f7f",
     "rfm_logistic": "#1f77b4",
     "bg_nbd": "#2ca02c",
+    "pareto_nbd": "#17becf",
     "oracle": "#9467bd",
 }
 

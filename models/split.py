@@ -37,6 +37,27 @@ def last_labelled_cutoff(frame: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp(with_labels.max())
 
 
+def chosen_test_cutoff(frame: pd.DataFrame, wanted: str | None) -> pd.Timestamp:
+    """The test cutoff: `wanted` (train.test_cutoff), which must be a labelled cutoff of the frame, or by default
+    the last labelled one."""
+    if wanted is None:
+        return last_labelled_cutoff(frame)
+    try:
+        cutoff = pd.Timestamp(wanted)
+    except ValueError:
+        raise ValueError(f"train.test_cutoff {wanted!r} is not a date (YYYY-MM-DD)") from None
+    labelled_cutoffs = pd.DatetimeIndex(frame.loc[frame[LABEL].notna(), "cutoff"].unique()).sort_values()
+    if cutoff not in labelled_cutoffs:
+        if labelled_cutoffs.empty:
+            raise ValueError("no cutoff has a fully observed label window: no test cutoff can be chosen")
+        nearest = labelled_cutoffs[abs(labelled_cutoffs - cutoff).argmin()]
+        raise ValueError(
+            f"train.test_cutoff {cutoff.date()} is not a labelled cutoff of the feature table (the cutoffs run every "
+            f"features.every_days from features.first_cutoff); the nearest is {nearest.date()}"
+        )
+    return cutoff
+
+
 def label_known_by(cutoffs: pd.Series, horizon_days: int, deploy_at: pd.Timestamp) -> pd.Series:
     """Whether each row's label window [cutoff, cutoff + horizon) has ended by deploy_at."""
     return cutoffs + pd.Timedelta(days=horizon_days) <= deploy_at

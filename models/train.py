@@ -81,6 +81,15 @@ class TrainParams:
     allowed_snapshots: tuple[str, ...] = ("orders.status",)
     num_threads: int = 2
     seed: int = 42
+    # The backtest's test cutoff (a labelled cutoff of the feature table, "YYYY-MM-DD"); null = the last labelled
+    # one. Set it to compare schedules (weekly or monthly fitting cutoffs) on the same test customers, or to backtest
+    # at an earlier cutoff, so that nothing is tuned to one.
+    test_cutoff: str | None = None
+    # auto: where the fitting cutoffs hold some calendar month in fewer than two years, the backtest's
+    # probabilities at the test cutoff are shifted (in log-odds, ranking unchanged) so that their mean is the
+    # buy-till-you-die churn rate fitted on that cutoff's own history (models/season_anchor.py); never (default):
+    # on UCI Online Retail it helped at one test cutoff and hurt at the other (benchmarks/README.md).
+    season_anchor: Literal["auto", "never"] = "never"
     # Too little data: below these the out-of-time numbers mean nothing. `stop` refuses to train; `warn` trains and
     # every report and risk list from the model says so.
     min_fit_rows: int = 1000

@@ -152,3 +152,47 @@ def test_customers_with_every_order_cancelled_are_scored_not_fitted(fitted: tupl
     assert scores["p_no_purchase"].between(0.0, 1.0).all()
     with pytest.raises(ValueError, match="no customer in the history has a non-cancelled order"):
         fit_bg_nbd(history([70.0, 35.0], [None, None], [0, 0]), seed=0)
+
+
+def simulate_pareto_nbd(n: int, r: float, alpha: float, s: float, beta: float, seed: int) -> pd.DataFrame:
+    """Customers whose first purchase was T ~ U(10, 100) weeks before the cutoff, buying at a rate lambda ~
+    Gamma(r, alpha) until a lifetime ~ Exponential(mu), mu ~ Gamma(s, beta), ends; the process runs on for
+    HORIZON_WEEKS past the cutoff (`purchases_after`)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rate, mu, age in zip(
+        rng.gamma(r, 1.0 / alpha, n), rng.gamma(s, 1.0 / beta, n), rng.uniform(10.0, 100.0, n), strict=True
+    ):
+        lifetime = rng.exponential(1.0 / mu)
+        times = [0.0]
+        while (t := times[-1] + rng.exponential(1.0 / rate)) < min(lifetime, age + HORIZON_WEEKS):
+            times.append(t)
+        before = [t for t in times if t < age]
+        rows.append((age * 7.0, (age - before[-1]) * 7.0, len(before), len(times) - len(before)))
+    first, last, orders, after = (list(column) for column in zip(*rows, strict=True))
+    return history(first, last, orders).assign(purchases_after=after)
+
+
+def test_pareto_nbd_scores_are_calibrated_on_its_own_process() -> None:
+    pytest.importorskip("pymc_marketing", reason="pymc-marketing (the btyd extra) is not installed")
+    from models.btyd import fit_pareto_nbd
+
+    shop = simulate_pareto_nbd(2000, r=0.8, alpha=4.0, s=0.6, beta=20.0, seed=2)
+    model = fit_pareto_nbd(shop, seed=0)
+    assert set(model.fit_summary().index) >= {"r", "alpha", "s", "beta"}
+    scores = btyd_churn_scores(model, shop, horizon_days=HORIZON_WEEKS * 7.0)
+    silent = shop["purchases_after"] == 0
+    assert scores["p_no_purchase"].between(0.0, 1.0).all()
+    assert scores["p_no_purchase"].mean() == pytest.approx(silent.mean(), abs=0.03)
+    assert scores["expected_purchases"].mean() == pytest.approx(shop["purchases_after"].mean(), rel=0.1)
+    # Ranked by expected purchases, the silent customers come first: far better than chance.
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(silent, -scores["expected_purchases"]) > 0.75
+
+
+def test_an_unknown_btyd_model_is_refused() -> None:
+    from models.btyd import fit_btyd
+
+    with pytest.raises(ValueError, match="unknown buy-till-you-die model"):
+        fit_btyd(history([70.0], [14.0], [3]), seed=0, kind="pareto")

@@ -36,7 +36,7 @@ def methods_on_a_test_set() -> tuple[np.ndarray, dict[str, Scores]]:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 3000)
     methods = {}
-    for name, noise in zip([name for name in METHODS if name != SKIPPED], (1.0, 3.0, 2.0, 0.5), strict=True):
+    for name, noise in zip([name for name in METHODS if name != SKIPPED], (1.0, 3.0, 2.0, 2.5, 0.5), strict=True):
         raw = labels + rng.normal(0.0, noise, len(labels))
         methods[name] = Scores(ranking=raw, probability=1 / (1 + np.exp(-(raw - 0.5) * 2 / noise)))
     return labels, methods

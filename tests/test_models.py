@@ -295,3 +295,23 @@ def test_excluded_features_and_groups_leave_the_model_input() -> None:
     assert model_input_from(rows).features == tuple(spec.name for spec in FEATURE_SPECS)
     with pytest.raises(ValueError, match=r"names no feature or group: \['returnz'\]"):
         model_input_from(rows, ("returnz",))
+
+
+def test_a_chosen_test_cutoff_must_be_a_labelled_cutoff() -> None:
+    from models.split import chosen_test_cutoff
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "a", "b"],
+            "cutoff": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]),
+            "churned": pd.array([1, 0, 1, pd.NA], dtype="Int8"),
+        }
+    )
+    assert chosen_test_cutoff(frame, None) == pd.Timestamp("2024-01-15")
+    assert chosen_test_cutoff(frame, "2024-01-08") == pd.Timestamp("2024-01-08")
+    with pytest.raises(ValueError, match=r"not a labelled cutoff .* the nearest is 2024-01-15"):
+        chosen_test_cutoff(frame, "2024-01-22")  # not labelled yet
+    with pytest.raises(ValueError, match="nearest is 2024-01-08"):
+        chosen_test_cutoff(frame, "2024-01-09")
+    with pytest.raises(ValueError, match="is not a date"):
+        chosen_test_cutoff(frame, "soon")

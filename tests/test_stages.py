@@ -171,7 +171,7 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     assert sum(cohort_rows) == overall["lightgbm"]["rows"]
     assert "roc_auc_gain_over_best_baseline" in metrics["comparison"]
     roc = pd.read_csv(plots / "roc.csv")
-    assert list(roc.columns) == ["fpr", "lightgbm", "recency_rule", "rfm_logistic", "bg_nbd", "oracle"]
+    assert list(roc.columns) == ["fpr", "lightgbm", "recency_rule", "rfm_logistic", "bg_nbd", "pareto_nbd", "oracle"]
     assert {path.name for path in plots.iterdir()} == {"roc.csv", "pr.csv", "gains.csv", "calibration.csv"}
     for figure in ("shap_summary", "roc", "pr", "gains", "calibration"):
         assert (figures / f"{figure}.png").stat().st_size > 10_000, figure

@@ -36,6 +36,7 @@ from models.plots import (
     feature_importance_figure,
     shap_summary_figure,
 )
+from models.season_anchor import anchored, logit_shift, thin_months
 from models.split import split_for_deployment
 from pipelines.params import block, load_params
 from pipelines.provenance import dvc_experiment, dvc_output_hash, git_commit, run_name
@@ -97,6 +98,8 @@ def run(
             ).items()
         },
         "skipped": skipped,
+        # What each baseline fitted: the RFM regression's chosen C, the BTYD models' parameters.
+        "baseline_fits": {name: scores.fitted for name, scores in methods.items() if scores.fitted},
         # Set when the model was trained on too little data (train.too_little_data: warn): the figures mean little.
         "data_warning": training.get("data_warning"),
         **evaluation,
@@ -138,20 +141,50 @@ def method_scores(
     methods = {
         MODEL: Scores(ranking=model.predict_raw(test_rows), probability=model.predict(test_rows)),
         "recency_rule": recency_rule(fitting_rows, test_rows),
-        "rfm_logistic": rfm_logistic(fitting_rows, test_rows),
+        "rfm_logistic": rfm_logistic(frame.iloc[split.train], frame.iloc[split.validation], test_rows),
     }
     skipped: dict[str, str] = {}
-    try:
-        methods["bg_nbd"] = buy_till_you_die(test_rows, training["horizon_days"], training["params"]["seed"])
-    except ImportError as error:  # BTYDUnavailable, or pymc-marketing missing altogether
-        log.warning("skipping the buy-till-you-die baseline: %s", error)
-        skipped["bg_nbd"] = str(error)
+    for kind in ("bg_nbd", "pareto_nbd"):
+        try:
+            methods[kind] = buy_till_you_die(test_rows, training["horizon_days"], training["params"]["seed"], kind)
+        except ImportError as error:  # BTYDUnavailable, or pymc-marketing missing altogether
+            log.warning("skipping the buy-till-you-die baseline %s: %s", kind, error)
+            skipped[kind] = str(error)
+    methods[MODEL] = with_season_anchor(model, methods)
     if truth_dir is None:
         skipped[ORACLE] = "evaluate.oracle is false"
     else:
         probability = oracle_probability(truth_dir, test_rows, training["horizon_days"])
         methods[ORACLE] = Scores(ranking=probability, probability=probability)
     return methods, skipped
+
+
+def with_season_anchor(model: ChurnModel, methods: dict[str, Scores]) -> Scores:
+    """The model's scores, its probabilities anchored to the buy-till-you-die churn rate at the test cutoff when its
+    fitting cutoffs hold some calendar month in fewer than two years (train.season_anchor: auto; see
+    models/season_anchor.py). The ranking is unchanged; what was done is recorded under `fitted`."""
+    scores = methods[MODEL]
+    assert scores.probability is not None
+    setting = model.training["params"].get("season_anchor", "never")
+    months = thin_months(model.training["fitting_cutoffs"])
+    source = next((name for name in ("pareto_nbd", "bg_nbd") if name in methods), None)
+    info: dict[str, Any] = {"setting": setting, "thin_months": months, "applied": False}
+    if setting == "never" or not months or source is None:
+        info["reason"] = (
+            "train.season_anchor is never" if setting == "never"
+            else "every month occurs in two or more years of fitting cutoffs" if not months
+            else "no buy-till-you-die model ran (pymc-marketing missing)"
+        )  # fmt: skip
+        return Scores(scores.ranking, scores.probability, {"season_anchor": info})
+    anchor_probability = methods[source].probability
+    assert anchor_probability is not None
+    target = float(np.mean(anchor_probability))
+    shift = logit_shift(scores.probability, target)
+    info.update(applied=True, anchor=source, target_rate=target, logit_shift=shift,
+                mean_before=float(np.mean(scores.probability)))  # fmt: skip
+    log.info("season anchor: months %s occur in one year of fitting cutoffs; mean prediction %.3f moved to %s's %.3f",
+             months, info["mean_before"], source, target)  # fmt: skip
+    return Scores(scores.ranking, anchored(scores.probability, shift), {"season_anchor": info})
 
 
 def oracle_probability(truth_dir: Path, test_rows: pd.DataFrame, horizon_days: int) -> np.ndarray:

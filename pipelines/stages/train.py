@@ -16,7 +16,7 @@ from features.cutoffs import FeatureParams
 from models.artifact import save_model
 from models.dataset import read_labelled_rows
 from models.identity import data_identity
-from models.split import last_labelled_cutoff
+from models.split import chosen_test_cutoff
 from models.train import TrainParams, data_shortfalls, fit_recipe
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import read_validation_report
@@ -52,7 +52,7 @@ def run(
     if left_out:
         log.info("left out as export-time snapshots (train.allowed_snapshots): %s", ", ".join(left_out))
         train_params = replace(train_params, exclude_features=(*train_params.exclude_features, *left_out))
-    test_cutoff = last_labelled_cutoff(frame)
+    test_cutoff = chosen_test_cutoff(frame, train_params.test_cutoff)
     data_warning = too_little_data(frame, test_cutoff, horizon_days, train_params)
     summary: dict[str, object] = {
         "test_cutoff": test_cutoff.date().isoformat(),
