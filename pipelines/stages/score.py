@@ -18,10 +18,10 @@ import ibis
 import pandas as pd
 from tqdm import tqdm
 
-from features.build import FEATURE_SPECS, feature_dictionary, features_at
+from features.build import FEATURE_SPECS, SharedTables, feature_dictionary, features_at, shared_tables
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs, read_validated
-from features.satisfaction import bad_events, last_bad_experience
+from features.satisfaction import last_bad_experience
 from models.artifact import MLFLOW_ARTIFACT, ChurnModel, load_model
 from models.drift import population_stability
 from models.explain import reason_texts, top_reasons
@@ -96,16 +96,20 @@ def run(
     overridden = [misfit for misfit in (other, stale) if misfit]
     inputs = inputs_like_training(inputs, model)
     log.info("scoring at %s with the model from %s", scoring_time, model_reference)
-    features = scoring_features(inputs, scoring_time, feature_params)
+    # The tables every feature reads, computed once (as the features stage does): the bad events also give the
+    # list's last bad experience.
+    shared = shared_tables(inputs, feature_params, cache=True)
+    features = scoring_features(inputs, scoring_time, feature_params, shared)
     if features.empty:
         raise ScoringRefused(
             f"empty population: no customer ordered in the {feature_params.active_window_days} days before "
             f"{scoring_time}"
         )
     log.info("%d customers in the population; predicting and explaining", len(features))
-    events = last_bad_experience(bad_events(inputs, feature_params), scoring_time).execute().set_index("customer_id")
+    events = last_bad_experience(shared.events, scoring_time).execute().set_index("customer_id")
+    matrix = model.matrix(features)
     risk = assemble_risk_list(
-        features, model.predict(features), events, scoring_time, feature_params.horizon_days, risk_params
+        features, model.predict_matrix(matrix), events, scoring_time, feature_params.horizon_days, risk_params
     )
     written = filter_risk_list(
         risk, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
@@ -127,7 +131,7 @@ def run(
         "forced_past": overridden,
         "data_warning": data_warning,
     }
-    psi = population_stability(model.training["feature_profile"], model.matrix(features))
+    psi = population_stability(model.training["feature_profile"], matrix)
     report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
     for name in report["drift_warnings"]:
         log.warning("feature %s drifted from the training data: PSI %.3f", name, psi[name])
@@ -146,9 +150,11 @@ def explain(model: ChurnModel, features: pd.DataFrame, last_bad_kind: pd.Series)
     return pd.concat(reasons) if reasons else pd.DataFrame(columns=[f"reason_{i + 1}" for i in range(3)])
 
 
-def scoring_features(inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams) -> pd.DataFrame:
+def scoring_features(
+    inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams, shared: SharedTables | None = None
+) -> pd.DataFrame:
     """The population's features at as_of, by the same code that built the training rows; indexed by customer."""
-    return features_at(inputs, as_of, params).execute().set_index("customer_id")
+    return features_at(inputs, as_of, params, shared).execute().set_index("customer_id")
 
 
 def with_overrides(params: RiskParams, as_of: str | None, filters: Filters) -> RiskParams:
