@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=list(WRITES), required=True)
     parser.add_argument("--baseline-skip", nargs="*", default=[], choices=list(WRITES))
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--logs", type=Path, help="a folder to keep every run's log in (the scratch folders go)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/stages.json")
     args = parser.parse_args()
     codes = {"new": (REPO, CHURN)}
@@ -122,6 +124,9 @@ def main() -> None:
                         "load_1min_before": load,
                     }
                     results["runs"][code][stage].append(run)
+                    if args.logs is not None:
+                        args.logs.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(folder / f"{stage}.log", args.logs / f"{code}-{stage}-{repeat}.log")
                     results["outcomes"][code].setdefault(stage, []).append(outcome(stage, folder))
                     print(f"{code:<8} {stage:<11} {repeat}/{args.repeats}: {run['seconds']:8.1f} s  "
                           f"{run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})", flush=True)  # fmt: skip
