@@ -78,11 +78,11 @@ def step_command(step: str, params: Path, work: Path) -> list[str]:
     ]
 
 
-def measure(command: list[str], log: Path) -> dict[str, float]:
+def measure(command: list[str], log: Path, cwd: Path = REPO) -> dict[str, float]:
     """Run `command` to completion; its wall time (s) and peak RSS (GiB). Output goes to `log`."""
     with log.open("w") as output:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -51,7 +51,11 @@ class ChurnModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of churn."""
-        return self.calibration.apply(self.predict_raw(frame))
+        return self.predict_matrix(self.matrix(frame))
+
+    def predict_matrix(self, matrix: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of churn from the model's input matrix (`matrix`), when the caller needs it too."""
+        return self.calibration.apply(np.asarray(self.booster.predict(matrix), dtype=np.float64))
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """SHAP values from LightGBM (pred_contrib), in log-odds of the raw model, one column per feature plus

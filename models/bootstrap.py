@@ -4,6 +4,9 @@ Every resample draws customers (test rows) with replacement and scores every met
 interval of a difference between two methods reflects that they were measured on the same customers. A resample is
 a vector of row counts, and the AUC of the resample is the AUC with those counts as weights: with the scores sorted
 once per method, each resample costs a few passes over the rows instead of a sort.
+
+The passes run on whole numbers (a resample's row counts are small integers), so every sum is exact: the AUC is the
+same float as the weighted sum over tie groups in floating point gives (`weighted_auc`), only several times faster.
 """
 
 from __future__ import annotations
@@ -42,6 +45,49 @@ def weighted_auc(ranked: RankedScores, positive_weight: np.ndarray, negative_wei
     return float((positives * (negatives_below + 0.5 * negatives)).sum() / pairs)
 
 
+@dataclass(frozen=True)
+class _CountedRanking:
+    """One method's ranking prepared for whole-number resample counts: the positive and the negative rows, each in
+    score order, and for every positive how many negatives rank in a lower tie group (`below`) and in a lower or
+    its own (`up_to`)."""
+
+    positive_rows: np.ndarray
+    negative_rows: np.ndarray
+    below: np.ndarray
+    up_to: np.ndarray
+
+    @classmethod
+    def of(cls, ranked: RankedScores, is_positive: np.ndarray) -> _CountedRanking:
+        index_type = np.int32 if len(ranked.order) < np.iinfo(np.int32).max else np.int64
+        positive = is_positive[ranked.order]
+        # Negatives per tie group, and for each group how many negatives lie in the groups below it.
+        negatives_in = np.bincount(ranked.tie_group[~positive], minlength=ranked.groups)
+        negatives_before = np.cumsum(negatives_in) - negatives_in
+        group = ranked.tie_group[positive]
+        return cls(
+            positive_rows=ranked.order[positive].astype(index_type),
+            negative_rows=ranked.order[~positive].astype(index_type),
+            below=negatives_before[group].astype(index_type),
+            up_to=(negatives_before[group] + negatives_in[group]).astype(index_type),
+        )
+
+    def auc(self, counts: np.ndarray) -> float:
+        """`weighted_auc` with the rows weighted by the whole-number `counts`: the same float, computed exactly
+        in integers (twice the numerator, so that half a tie is whole)."""
+        # Resampled negatives up to each negative row in score order, with a leading 0.
+        negatives = np.zeros(len(self.negative_rows) + 1, dtype=np.int64)
+        np.cumsum(counts[self.negative_rows], out=negatives[1:])
+        positives = counts[self.positive_rows].astype(np.int64)
+        pairs = int(positives.sum()) * int(negatives[-1])
+        if pairs == 0:
+            return float("nan")
+        # Negatives below a positive plus half of those tied with it, doubled.
+        twice = int(positives @ (negatives[self.below] + negatives[self.up_to]))
+        # Each term of weighted_auc's float sum is exact and every partial sum is a multiple of 1/2 under 2**53, so
+        # that sum is this number exactly; the division is the same one.
+        return float(np.float64(twice / 2) / np.float64(pairs))
+
+
 def bootstrap_roc_auc(
     labels: np.ndarray,
     scores: dict[str, np.ndarray],
@@ -54,15 +100,8 @@ def bootstrap_roc_auc(
     (its AUC minus theirs), from `resamples` paired resamples of the rows."""
     if reference not in scores:
         raise ValueError(f"the reference method {reference!r} has no scores")
-    ranked = {name: RankedScores.of(np.asarray(values, dtype=np.float64)) for name, values in scores.items()}
-    is_positive = np.asarray(labels, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((resamples, len(ranked)))
-    for draw in range(resamples):
-        counts = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels)).astype(np.float64)
-        positive, negative = counts * is_positive, counts * (1.0 - is_positive)
-        draws[draw] = [weighted_auc(method, positive, negative) for method in ranked.values()]
-    names = list(ranked)
+    draws = resampled_aucs(labels, scores, resamples, seed)
+    names = list(scores)
     tails = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     reference_draws = draws[:, names.index(reference)]
     return {
@@ -74,6 +113,23 @@ def bootstrap_roc_auc(
             name: _interval(reference_draws - draws[:, i], tails) for i, name in enumerate(names) if name != reference
         },
     }
+
+
+def resampled_aucs(labels: np.ndarray, scores: dict[str, np.ndarray], resamples: int, seed: int) -> np.ndarray:
+    """ROC-AUC of every method (columns, in the order of `scores`) on each of `resamples` paired resamples (rows)."""
+    is_positive = np.asarray(labels, dtype=np.float64) != 0
+    ranked = [
+        _CountedRanking.of(RankedScores.of(np.asarray(values, dtype=np.float64)), is_positive)
+        for values in scores.values()
+    ]
+    rng = np.random.default_rng(seed)
+    draws = np.empty((resamples, len(ranked)))
+    for draw in range(resamples):
+        counts = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels))
+        # A row is drawn a handful of times at most: small integers gather fast.
+        counts = counts.astype(np.uint16 if counts.max(initial=0) < 2**16 else np.int64)
+        draws[draw] = [method.auc(counts) for method in ranked]
+    return draws
 
 
 def _interval(values: np.ndarray, tails: tuple[float, float]) -> list[float]:

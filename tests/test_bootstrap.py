@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.bootstrap import RankedScores, bootstrap_roc_auc, weighted_auc
+from models.bootstrap import RankedScores, bootstrap_roc_auc, resampled_aucs, weighted_auc
 
 RNG = np.random.default_rng(7)
 LABELS = RNG.integers(0, 2, 400)
@@ -41,3 +41,28 @@ def test_a_perfect_ranking_has_a_degenerate_interval() -> None:
     assert result["roc_auc"]["model"] == [1.0, 1.0]
     with pytest.raises(ValueError, match="reference method 'other'"):
         bootstrap_roc_auc(LABELS, {"model": SCORES}, "other", 10, 1)
+
+
+def _reference_bootstrap(labels: np.ndarray, scores: dict[str, np.ndarray], resamples: int, seed: int) -> np.ndarray:
+    """The resampled AUCs as the float weighted sum over tie groups gives them (the first implementation)."""
+    ranked = [RankedScores.of(np.asarray(values, dtype=np.float64)) for values in scores.values()]
+    is_positive = labels.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((resamples, len(ranked)))
+    for draw in range(resamples):
+        counts = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels)).astype(np.float64)
+        draws[draw] = [weighted_auc(method, counts * is_positive, counts * (1 - is_positive)) for method in ranked]
+    return draws
+
+
+@pytest.mark.parametrize("size", [1, 2, 57, 400, 5000])
+def test_the_integer_resamples_give_the_float_sums_bit_for_bit(size: int) -> None:
+    rng = np.random.default_rng(size)
+    labels = rng.integers(0, 2, size)
+    scores = {
+        "distinct": labels + rng.normal(0, 1, size),
+        "ties": np.round(labels * 0.3 + rng.normal(0, 0.5, size), 1),
+        "few_values": rng.integers(0, 3, size).astype(float),
+        "constant": np.zeros(size),
+    }
+    np.testing.assert_array_equal(resampled_aucs(labels, scores, 40, 3), _reference_bootstrap(labels, scores, 40, 3))

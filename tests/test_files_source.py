@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import AS_OF
@@ -137,3 +138,58 @@ def test_header_only_orders_csv_is_empty_and_fatal(tmp_path: Path) -> None:
     write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_value\n")
     with pytest.raises(ValueError, match="orders has no rows"):
         validate_tables(read_folder(FolderSourceConfig(path=tmp_path)).tables, AS_OF)
+
+
+def _noise_lines_as_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first implementation of split_noise_lines: every cell written as text, then compared."""
+    from pipelines.sources.files import BLANK_LINE, REPEATED_HEADER, SET_ASIDE_ROW, SET_ASIDE_RULES
+
+    cells = frame.astype("string")
+    blank = cells.isna().all(axis=1).to_numpy()
+    header = np.ones(len(frame), dtype=bool)
+    for column in frame.columns:
+        header &= (cells[column].str.strip() == str(column).strip()).fillna(False).to_numpy(dtype=bool)
+    noise = blank | header
+    aside = frame[noise].astype("string")
+    aside.insert(0, SET_ASIDE_RULES, np.where(blank[noise], BLANK_LINE, REPEATED_HEADER))
+    aside.insert(0, SET_ASIDE_ROW, frame.index[noise])
+    return frame[~noise], aside.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("storage", ["python", "pyarrow"])
+def test_noise_lines_are_those_of_comparing_every_cell_as_text(storage: str) -> None:
+    from pipelines.sources.files import split_noise_lines
+
+    text = pd.StringDtype(storage)
+    frames = {
+        # CSV: all text, blank lines and repeated headers (padded), a near-header that is a row.
+        "csv": pd.DataFrame(
+            {
+                "order_id": ["o1", None, "order_id", " order_id ", "order_id", "o2"],
+                "order_value": ["5", None, "order_value", "order_value", "5", None],
+                "1": ["x", None, "1", "1 ", "1", None],
+            },
+            dtype=text,
+        ),
+        # Parquet: typed columns; a row empty in every column, one with only the text empty, a "header" in text.
+        "parquet": pd.DataFrame(
+            {
+                "order_id": pd.array(["o1", None, None, "order_id"], dtype=text),
+                "ordered_at": pd.to_datetime(["2024-01-01", None, "2024-01-02", None]),
+                "order_value": [1.5, np.nan, np.nan, np.nan],
+                "flag": pd.array([True, None, None, None], dtype="boolean"),
+                "count": pd.array([1, None, None, None], dtype="Int64"),
+            }
+        ),
+        # A numeric column whose name reads like a number can hold the header; an object column too.
+        "numeric_names": pd.DataFrame({"1": [1, 2, 1], "note": pd.array(["1", "note", "note"], dtype=object)}),
+        "empty": pd.DataFrame({"order_id": pd.array([], dtype=text), "value": pd.Series([], dtype=float)}),
+    }
+    for name, frame in frames.items():
+        rows, aside = split_noise_lines(frame)
+        expected_rows, expected_aside = _noise_lines_as_text(frame)
+        pd.testing.assert_frame_equal(rows, expected_rows, obj=name)
+        pd.testing.assert_frame_equal(aside, expected_aside, obj=name)
+    assert len(split_noise_lines(frames["csv"])[1]) == 3
+    assert len(split_noise_lines(frames["parquet"])[1]) == 1
+    assert len(split_noise_lines(frames["numeric_names"])[1]) == 1

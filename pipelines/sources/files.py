@@ -127,17 +127,32 @@ def read_folder(config: FolderSourceConfig) -> FolderRead:
 def split_noise_lines(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows, and the lines that are not rows: blank (every cell empty) or the header line repeated, as exports
     that were concatenated or opened and saved in a spreadsheet have them. The set-aside lines keep their row
-    number and get the reason in `_rules`."""
-    cells = frame.astype("string")
-    blank = cells.isna().all(axis=1).to_numpy()
-    header = np.ones(len(frame), dtype=bool)
+    number and get the reason in `_rules`.
+
+    Cells are compared as text, but only where they could still be a header: text columns first, then any other
+    column on the rows still in question (on a typed Parquet file, none), so timestamps and numbers of millions of
+    rows are never written out as strings."""
+    blank = np.ones(len(frame), dtype=bool)
     for column in frame.columns:
-        header &= (cells[column].str.strip() == str(column).strip()).fillna(False).to_numpy(dtype=bool)
+        blank &= frame[column].isna().to_numpy(dtype=bool)
+    header = np.ones(len(frame), dtype=bool)
+    texts_first = sorted(frame.columns, key=lambda column: not _holds_text(frame[column]))
+    for position, column in enumerate(texts_first):
+        rows = np.flatnonzero(header) if position else slice(None)
+        values = frame[column].iloc[rows]
+        cells = values if _holds_text(values) else values.astype("string")
+        header[rows] = (cells.str.strip() == str(column).strip()).fillna(False).to_numpy(dtype=bool)
+        if not header.any():
+            break
     noise = blank | header
     aside = frame[noise].astype("string")
     aside.insert(0, SET_ASIDE_RULES, np.where(blank[noise], BLANK_LINE, REPEATED_HEADER))
     aside.insert(0, SET_ASIDE_ROW, frame.index[noise])
     return frame[~noise], aside.reset_index(drop=True)
+
+
+def _holds_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype)
 
 
 def _line_accounting(tables: dict[str, SourceTable], aside: pd.DataFrame | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import ibis
 import pandas as pd
 from tqdm import tqdm
 
-from features.build import FEATURE_SPECS, feature_dictionary, features_at
+from features.build import FEATURE_SPECS, SharedTables, feature_dictionary, features_at, shared_tables
 from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs, read_validated
@@ -106,8 +106,9 @@ def run(
         features, risk, written, spark_written = spark_risk_list(
             con, inputs, scoring_time, feature_params, risk_params, model
         )
+        matrix = model.matrix(features)
     else:
-        features, risk, written = risk_list(inputs, scoring_time, feature_params, risk_params, model)
+        features, matrix, risk, written = risk_list(inputs, scoring_time, feature_params, risk_params, model)
     freshness = {
         "as_of": scoring_time.isoformat(),
         "exported_at": exported_at.isoformat(),
@@ -124,7 +125,7 @@ def run(
         "forced_past": overridden,
         "data_warning": data_warning,
     }
-    psi = population_stability(model.training["feature_profile"], model.matrix(features))
+    psi = population_stability(model.training["feature_profile"], matrix)
     report = scoring_report(risk, written, psi, risk_params.psi_warning, freshness, model_info)
     for name in report["drift_warnings"]:
         log.warning("feature %s drifted from the training data: PSI %.3f", name, psi[name])
@@ -153,17 +154,23 @@ def refuse_empty(count: int, as_of: pd.Timestamp, params: FeatureParams) -> None
 
 def risk_list(
     inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams, risk_params: RiskParams, model: ChurnModel
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """On one machine: the population's features, the whole risk list (no reasons) and the written one (with)."""
-    features = scoring_features(inputs, as_of, params)
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """On one machine: the population's features and model input, the whole risk list (no reasons) and the written
+    one (with)."""
+    # The tables every feature reads, computed once (as the features stage does): the bad events also give the
+    # list's last bad experience.
+    shared = shared_tables(inputs, params, cache=True)
+    features = scoring_features(inputs, as_of, params, shared)
     refuse_empty(len(features), as_of, params)
-    events = last_bad_experience(bad_events(inputs, params), as_of).execute().set_index("customer_id")
-    risk = assemble_risk_list(features, model.predict(features), events, as_of, params.horizon_days, risk_params)
+    events = last_bad_experience(shared.events, as_of).execute().set_index("customer_id")
+    # One model input for the prediction and the drift check.
+    matrix = model.matrix(features)
+    risk = assemble_risk_list(features, model.predict_matrix(matrix), events, as_of, params.horizon_days, risk_params)
     written = filter_risk_list(
         risk, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
     )
     written = with_reasons(written, explain(model, features.loc[written["customer_id"]], events["last_bad_kind"]))
-    return features, risk, written
+    return features, matrix, risk, written
 
 
 def spark_risk_list(
@@ -206,9 +213,11 @@ def explain(model: ChurnModel, features: pd.DataFrame, last_bad_kind: pd.Series)
     return pd.concat(reasons) if reasons else pd.DataFrame(columns=[f"reason_{i + 1}" for i in range(3)])
 
 
-def scoring_features(inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams) -> pd.DataFrame:
+def scoring_features(
+    inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams, shared: SharedTables | None = None
+) -> pd.DataFrame:
     """The population's features at as_of, by the same code that built the training rows; indexed by customer."""
-    return features_at(inputs, as_of, params).execute().set_index("customer_id")
+    return features_at(inputs, as_of, params, shared).execute().set_index("customer_id")
 
 
 def with_overrides(params: RiskParams, as_of: str | None, filters: Filters) -> RiskParams:

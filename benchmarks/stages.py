@@ -1,0 +1,143 @@
+"""Benchmark single stages of the pipeline, old code against new, on one prepared shop.
+
+`benchmarks/pipeline.py` runs everything from `generate`; at 1M customers that is half an hour per code version on
+these machines. This script takes a folder that a pipeline run left behind (`--prepared`: raw, truth, validated,
+validation.json, features.parquet, dictionary.csv, backtest, current, as `pipeline.py`'s stages name them) and runs
+the chosen stages on it, each as its own `churn` subprocess: for every repeat and stage, the old code (`--baseline`,
+a checkout with its own .venv) right before the new, so both share the machine's busy and quiet spells. Each run gets
+its own scratch folder holding links to the prepared inputs and its own outputs; nothing prepared is overwritten.
+
+    .venv/bin/python benchmarks/stages.py --prepared /tmp/churn-1m --customers 1000000 --baseline /tmp/churn-old \
+        --stages validate evaluate score_daily --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from generate_validate import CHURN, REPO, machine_info, measure, summary, write_params
+from pipeline import PACKAGES, stage_command
+
+# What each stage writes (relative to its folder): these are never linked from the prepared folder.
+WRITES = {
+    "validate": ("validated", "quarantine", "validation.json", "validation.md"),
+    "features": ("features.parquet", "dictionary.csv", "dictionary.md", "features.json"),
+    "train": ("backtest", "current"),
+    "evaluate": ("metrics.json", "evaluation.json", "plots", "figures"),
+    "score": tuple(f"risk.{ext}" for ext in ("parquet", "csv", "json", "md")),
+    "score_daily": tuple(f"daily.{ext}" for ext in ("parquet", "csv", "json", "md")),
+}
+INPUTS = ("raw", "truth", "validated", "validation.json", "features.parquet", "dictionary.csv", "backtest", "current")
+
+
+def scratch(prepared: Path, stage: str, folder: Path, customers: int) -> Path:
+    """A folder with links to the prepared inputs the stage reads; returns its params.yaml."""
+    folder.mkdir(parents=True)
+    for name in INPUTS:
+        if name not in WRITES[stage] and (prepared / name).exists():
+            (folder / name).symlink_to(prepared / name)
+    return write_params(customers, folder)
+
+
+def outcome(stage: str, folder: Path) -> dict[str, Any]:
+    """What the run produced that must not change (validate, score) or may move within a band (evaluate)."""
+    if stage == "validate":
+        tables = json.loads((folder / "validation.json").read_text())["tables"]
+        counts = {
+            name: {k: t[k] for k in ("rows_in", "accepted", "quarantined")}
+            for name, t in tables.items()
+            if t["present"]
+        }
+        # Row for row: a digest of every accepted and quarantined row, in the order written.
+        digests = {
+            f"{kind}/{path.stem}": hashlib.sha256(
+                pd.util.hash_pandas_object(pd.read_parquet(path), index=False).to_numpy().tobytes()
+            ).hexdigest()[:16]
+            for kind in ("validated", "quarantine")
+            for path in sorted((folder / kind).glob("*.parquet"))
+        }
+        return {"rows": counts, "digests": digests}
+    if stage == "evaluate":
+        metrics = json.loads((folder / "evaluation.json").read_text())
+        return {
+            "roc_auc": {name: round(values["roc_auc"], 6) for name, values in metrics["overall"].items()},
+            "bootstrap": metrics.get("bootstrap"),
+        }
+    if stage in ("score", "score_daily"):
+        report = json.loads((folder / f"{'risk' if stage == 'score' else 'daily'}.json").read_text())
+        return {"customers_scored": report["customers_scored"]}
+    return {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prepared", type=Path, required=True)
+    parser.add_argument("--customers", type=int, required=True, help="the shop size the prepared folder was made at")
+    parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with, with its own .venv")
+    parser.add_argument("--stages", nargs="+", choices=list(WRITES), required=True)
+    parser.add_argument("--baseline-skip", nargs="*", default=[], choices=list(WRITES))
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--logs", type=Path, help="a folder to keep every run's log in (the scratch folders go)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/stages.json")
+    args = parser.parse_args()
+    codes = {"new": (REPO, CHURN)}
+    if args.baseline is not None:
+        codes = {"baseline": (args.baseline, args.baseline / ".venv/bin/churn"), **codes}
+    results: dict[str, Any] = {
+        "benchmark": "stages",
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "benchmarks/stages.py", *sys.argv[1:]]),
+        "machine": machine_info(PACKAGES),
+        "baseline_commit": None
+        if args.baseline is None
+        else subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip(),
+        "customers": args.customers,
+        "runs": {code: {stage: [] for stage in args.stages} for code in codes},
+        "outcomes": {code: {} for code in codes},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="churn-stages-") as tmp:
+        for repeat in range(1, args.repeats + 1):
+            for stage in args.stages:
+                for code, (root, churn) in codes.items():
+                    if code == "baseline" and stage in args.baseline_skip:
+                        continue
+                    folder = Path(tmp) / f"{code}-{stage}-{repeat}"
+                    params = scratch(args.prepared, stage, folder, args.customers)
+                    load = os.getloadavg()[0]
+                    run = {
+                        **measure(stage_command(stage, params, folder, churn), folder / f"{stage}.log", cwd=root),
+                        "load_1min_before": load,
+                    }
+                    results["runs"][code][stage].append(run)
+                    if args.logs is not None:
+                        args.logs.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(folder / f"{stage}.log", args.logs / f"{code}-{stage}-{repeat}.log")
+                    results["outcomes"][code].setdefault(stage, []).append(outcome(stage, folder))
+                    print(f"{code:<8} {stage:<11} {repeat}/{args.repeats}: {run['seconds']:8.1f} s  "
+                          f"{run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})", flush=True)  # fmt: skip
+                    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    results["summary"] = {
+        code: {stage: summary(runs) for stage, runs in stages.items() if runs}
+        for code, stages in results["runs"].items()
+    }
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
