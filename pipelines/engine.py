@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,8 @@ def spark_session(settings: SparkSettings) -> SparkSession:
         return SparkSession.builder.appName(settings.app_name).getOrCreate()
     if settings.local:
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+        # Local workers run this interpreter (its pandas, LightGBM), not the first python3 on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
     for key, value in settings.session_config().items():
         builder = builder.config(key, value)

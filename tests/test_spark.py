@@ -138,7 +138,10 @@ def test_on_spark_events_at_or_after_the_cutoff_change_no_feature(spark: object,
 
     def at_cutoff(frames: dict[str, pd.DataFrame], con: ibis.BaseBackend | None = None) -> pd.DataFrame:
         inputs = inputs_from_frames(frames, AS_OF, schema, con=con)
-        return features_at(inputs, CUTOFF, PARAMS).execute().sort_values("customer_id").reset_index(drop=True)
+        # Through Arrow, as the features stage writes them: typed by the expression's schema (a column all null on
+        # one side is float on both, where PySpark's pandas result would make it object).
+        table = features_at(inputs, CUTOFF, PARAMS).to_pyarrow().to_pandas()
+        return table.sort_values("customer_id").reset_index(drop=True)
 
     before = at_cutoff(shop, con)
     assert_same_rows(before, at_cutoff(shop), ["customer_id"])
