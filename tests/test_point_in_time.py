@@ -4,6 +4,8 @@ export wound back to t + horizon gives the same labels."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from conftest import AS_OF
@@ -40,8 +42,10 @@ def moment(draw: st.DrawFn, low: float, high: float) -> pd.Timestamp:
     leaks live, and sometimes exactly on an edge."""
     near_cutoff = st.floats(max(low, 90.0), max(low, min(high, 110.0)))
     day = draw(st.sampled_from([low, high - 1e-9, 100.0]) | near_cutoff | st.floats(low, high - 1e-6))
-    day = min(max(day, low), high)
-    return START + pd.Timedelta(seconds=round(day * 86_400))
+    # To the second, and still within [low, high]: rounding 99.999999 days up would put a "before the cutoff" order
+    # exactly at the cutoff, inside the label window.
+    seconds = min(max(round(day * 86_400), math.ceil(low * 86_400)), math.floor(high * 86_400))
+    return START + pd.Timedelta(seconds=seconds)
 
 
 @st.composite
