@@ -370,3 +370,7 @@ def contract() -> None:
     from features.contract import contract_markdown
 
     typer.echo(contract_markdown(), nl=False)
+
+
+if __name__ == "__main__":  # spark-submit runs a .py file: spark-submit pipelines/cli.py features --engine spark ...
+    app()

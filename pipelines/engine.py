@@ -39,6 +39,9 @@ BASE_CONFIG: dict[str, str] = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.ui.showConsoleProgress": "false",
 }
+# Set on a session the pipeline did not build (spark-submit's, a notebook's) too: the features read naive times as
+# UTC, so a session in another time zone would move every cutoff comparison.
+SESSION_SQL_CONFIG = ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType")
 # A local master's driver binds to loopback only.
 LOCAL_CONFIG: dict[str, str] = {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
 # Properties that size a JVM: a value the JVM cannot parse stops it before Spark can say which property was wrong.
@@ -114,7 +117,7 @@ def engine_settings(params: dict[str, Any], override: str | None = None) -> tupl
 
 def spark_session(settings: SparkSettings) -> SparkSession:
     """The running session (a notebook's, a test's), spark-submit's (its master and config), or a new one from
-    `settings`.
+    `settings`; the first two get the pipeline's time zone (UTC) and Parquet timestamp type.
 
     Raises ValueError (one line) when pyspark is not installed."""
     try:
@@ -124,11 +127,13 @@ def spark_session(settings: SparkSettings) -> SparkSession:
             "engine spark needs pyspark: pip install 'churn-pipeline[spark]' (and Java 17 or 21)"
         ) from None
     active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # under spark-submit: its master and --conf hold
+    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT"):  # under spark-submit: its master and --conf hold
         log.info("starting Spark under spark-submit (its master and config)")
-        return SparkSession.builder.appName(settings.app_name).getOrCreate()
+        active = SparkSession.builder.appName(settings.app_name).getOrCreate()
+    if active is not None:
+        for key in SESSION_SQL_CONFIG:
+            active.conf.set(key, BASE_CONFIG[key])
+        return active
     check_java()
     check_master(settings.master)
     if settings.local:

@@ -97,6 +97,35 @@ def test_the_session_binds_to_loopback(spark: object) -> None:
     assert spark.sparkContext.master == "local[2]"  # type: ignore[attr-defined]
 
 
+@pytest.mark.spark
+def test_a_session_the_pipeline_did_not_build_gets_utc(spark: object) -> None:
+    """A notebook's (or spark-submit's) session in another time zone would move every naive timestamp."""
+    from pipelines.engine import spark_session
+
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")  # type: ignore[attr-defined]
+    assert spark_session(SparkSettings()) is spark
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"  # type: ignore[attr-defined]
+
+
+def test_a_spark_error_becomes_its_innermost_cause() -> None:
+    from pipelines.engine import spark_error_line
+
+    py4j = (
+        "An error occurred while calling o34.parquet.\n: java.lang.RuntimeException: wrapped\n"
+        "\tat org.apache.X(X.java:1)\n"
+        "Caused by: java.lang.ClassNotFoundException: Class org.apache.hadoop.fs.s3a.S3AFileSystem not found\n"
+        "\tat org.apache.Y(Y.java:2)"
+    )
+    assert spark_error_line(RuntimeError(py4j)) == (
+        "java.lang.ClassNotFoundException: Class org.apache.hadoop.fs.s3a.S3AFileSystem not found"
+    )
+    assert spark_error_line(RuntimeError("An error occurred while calling o1.x.\n: java.io.IOException: disk")) == (
+        "java.io.IOException: disk"
+    )
+    gateway = spark_error_line(RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited"))
+    assert gateway.startswith("its Java process exited at start") and "spark.driver.memory" in gateway
+
+
 def last_line_of_refusal(args: list[object]) -> str:
     """`churn ARGS` in this process (the test session is the active one): exit code 1, no traceback; the last line."""
     from typer.testing import CliRunner
