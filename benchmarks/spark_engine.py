@@ -10,8 +10,8 @@ count, and the written risk lists (customers, ranks, probabilities within 1e-9 r
 after every stage, so an interrupted run keeps what finished; `--work DIR --resume` continues it.
 
     .venv/bin/python benchmarks/spark_engine.py --customers 20000 --every-days 90
-    .venv/bin/python benchmarks/spark_engine.py --customers 1200000 --every-days 90 --top-k 20000 \
-        --max-training-rows 500000 --work /tmp/spark-bench-1m   # ~10M orders
+    .venv/bin/python benchmarks/spark_engine.py --customers 1200000 --every-days 180 --top-k 20000 \
+        --max-training-rows 500000 --work /tmp/spark-bench-1m --skip-spark-validate   # ~10M orders
 """
 
 from __future__ import annotations
