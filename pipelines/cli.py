@@ -48,8 +48,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    # Great Expectations and the BG/NBD baseline's libraries log their own set-up at INFO; only warnings are news.
-    for library in ("great_expectations", "arviz", "pymc", "pytensor"):
+    # Great Expectations, the BG/NBD baseline's libraries and Py4J (Spark) log their own set-up at INFO; only
+    # warnings are news.
+    for library in ("great_expectations", "arviz", "pymc", "pytensor", "py4j"):
         logging.getLogger(library).setLevel(logging.WARNING)
 
 
@@ -76,19 +77,24 @@ def generate(
 @app.command()
 def validate(
     params: ParamsOption = Path("params.yaml"),
-    validated: Annotated[Path, typer.Option(help="Folder for accepted rows.")] = Path("data/validated"),
-    quarantine: Annotated[Path, typer.Option(help="Folder for rejected rows and the rules they broke.")] = Path(
-        "data/quarantine"
+    validated: Annotated[str, typer.Option(help="Folder for accepted rows (a path or file:// URI).")] = (
+        "data/validated"
     ),
+    quarantine: Annotated[
+        str, typer.Option(help="Folder for rejected rows and the rules they broke (a path or file:// URI).")
+    ] = "data/quarantine",
     report: Annotated[Path, typer.Option(help="Validation report (JSON).")] = Path("reports/validation.json"),
     report_md: Annotated[Path, typer.Option(help="Validation report (Markdown).")] = Path("reports/validation.md"),
     engine: EngineOption = None,
 ) -> None:
     """Validate the source named in block `data` against the contract (limits in block `validate`)."""
+    from pipelines.engine import local_path
     from pipelines.stages import validate as stage
 
-    outputs = stage.ValidateOutputs(validated, quarantine, report, report_md)
     with refusals("validation failed"):
+        outputs = stage.ValidateOutputs(
+            local_path(validated, "--validated"), local_path(quarantine, "--quarantine"), report, report_md
+        )
         result = stage.run(params, outputs, engine)
     for table_report in result.reports:
         if table_report.present:
@@ -110,7 +116,9 @@ def features(
     validation_report: Annotated[Path, typer.Option(help="Validation report (gives the data's as-of time).")] = Path(
         "reports/validation.json"
     ),
-    out: Annotated[Path, typer.Option(help="Feature table (Parquet).")] = Path("data/features/features.parquet"),
+    out: Annotated[
+        str, typer.Option(help="Feature table (Parquet; a path or file:// URI: training reads it on one node).")
+    ] = "data/features/features.parquet",
     dictionary: Annotated[Path, typer.Option(help="Feature dictionary (CSV).")] = Path(
         "data/features/feature_dictionary.csv"
     ),
@@ -123,10 +131,11 @@ def features(
     engine: EngineOption = None,
 ) -> None:
     """Point-in-time features and churn labels at every cutoff (block `features`)."""
+    from pipelines.engine import local_path
     from pipelines.stages import features as stage
 
-    outputs = stage.FeatureOutputs(out, dictionary, dictionary_md, summary)
     with refusals("features failed"):
+        outputs = stage.FeatureOutputs(local_path(out, "--out"), dictionary, dictionary_md, summary)
         result = stage.run(params, validated, validation_report, outputs, engine)
     churn_rate = "no labelled cutoff" if result["churn_rate"] is None else f"churn rate {result['churn_rate']:.1%}"
     typer.echo(
@@ -361,3 +370,7 @@ def contract() -> None:
     from features.contract import contract_markdown
 
     typer.echo(contract_markdown(), nl=False)
+
+
+if __name__ == "__main__":  # spark-submit runs a .py file: spark-submit pipelines/cli.py features --engine spark ...
+    app()

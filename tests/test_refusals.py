@@ -28,6 +28,7 @@ class Refusal:
     before: tuple[str, ...] = ()  # stages to run first, with the same params
     exit_code: int = 1
     export: str = "clean"  # the corpus case written to {export}
+    env: dict[str, str] = field(default_factory=dict)  # on top of the test's environment
 
 
 VALIDATE = ["validate", "--params", "{params}", "--validated", "{work}/validated", "--quarantine", "{work}/q",
@@ -84,6 +85,20 @@ REFUSALS = (
             blocks={"impact": {"folds": 1}}),
     Refusal("impact with a horizon nothing has", IMPACT, "no order has its 900-day follow-up observed",
             blocks={"features": {**SHORT_HISTORY, "horizon_days": 900}}, before=("validate",)),
+    # Spark's environment and settings: refused before (or as) the session starts, without a JVM stack.
+    Refusal("spark without java", [*VALIDATE, "--engine", "spark"], "engine spark needs Java 17 or 21 (JAVA_HOME=",
+            env={"JAVA_HOME": "/nonexistent/jdk"}),
+    Refusal("spark master unreachable", [*VALIDATE, "--engine", "spark"],
+            "spark.master spark://127.0.0.1:9: cannot connect to 127.0.0.1:9",
+            blocks={"spark": {"master": "spark://127.0.0.1:9"}}),
+    Refusal("spark memory not a size", [*VALIDATE, "--engine", "spark"],
+            "spark.config spark.driver.memory = 'lots' is not a size; use e.g. 4g",
+            blocks={"spark": {"config": {"spark.driver.memory": "lots"}}}),
+    Refusal("spark property spark refuses", [*VALIDATE, "--engine", "spark"],
+            "Spark did not start: ", blocks={"spark": {"config": {"spark.sql.shuffle.partitions": "many"}}}),
+    Refusal("data-lake uri on duckdb", [*FEATURES[:3], "--validated", "s3a://lake/validated", *FEATURES[5:]],
+            "--validated s3a://lake/validated: this is read or written on this machine; give a local path or an "
+            "absolute file:// URI", before=("validate",)),
     Refusal("inspect a missing path", ["inspect", "{work}/nowhere"], "does not exist"),
     Refusal("missing params file", ["validate", "--params", "{work}/nowhere.yaml"], "params file"),
     Refusal("usage error", ["validate", "--no-such-option"], "No such option", exit_code=2),
@@ -91,8 +106,8 @@ REFUSALS = (
 STAGE_ARGS = {"validate": VALIDATE, "features": FEATURES, "train": TRAIN}
 
 
-def churn(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{CHURN.parent}{os.pathsep}{os.environ['PATH']}"}
+def churn(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{CHURN.parent}{os.pathsep}{os.environ['PATH']}", **(extra_env or {})}
     return subprocess.run([str(CHURN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -113,7 +128,7 @@ def test_refusal_is_one_line_without_traceback(refusal: Refusal, tmp_path: Path)
     )
     for stage in refusal.before:  # a stage before may refuse too (a failed validation): the last one is checked
         churn(fill(STAGE_ARGS[stage], params=params, work=tmp_path, export=export), REPO)
-    result = churn(fill(refusal.args, params=params, work=tmp_path, export=export), REPO)
+    result = churn(fill(refusal.args, params=params, work=tmp_path, export=export), REPO, refusal.env)
     output = result.stdout + result.stderr
     assert result.returncode == refusal.exit_code, output
     assert "Traceback" not in output

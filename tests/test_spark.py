@@ -98,12 +98,113 @@ def test_the_session_binds_to_loopback(spark: object) -> None:
 
 
 @pytest.mark.spark
+def test_a_session_the_pipeline_did_not_build_gets_utc(spark: object) -> None:
+    """A notebook's (or spark-submit's) session in another time zone would move every naive timestamp."""
+    from pipelines.engine import spark_session
+
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")  # type: ignore[attr-defined]
+    assert spark_session(SparkSettings()) is spark
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"  # type: ignore[attr-defined]
+
+
+def test_a_spark_error_becomes_its_innermost_cause() -> None:
+    from pipelines.engine import spark_error_line
+
+    py4j = (
+        "An error occurred while calling o34.parquet.\n: java.lang.RuntimeException: wrapped\n"
+        "\tat org.apache.X(X.java:1)\n"
+        "Caused by: java.lang.ClassNotFoundException: Class org.apache.hadoop.fs.s3a.S3AFileSystem not found\n"
+        "\tat org.apache.Y(Y.java:2)"
+    )
+    assert spark_error_line(RuntimeError(py4j)) == (
+        "java.lang.ClassNotFoundException: Class org.apache.hadoop.fs.s3a.S3AFileSystem not found"
+    )
+    assert spark_error_line(RuntimeError("An error occurred while calling o1.x.\n: java.io.IOException: disk")) == (
+        "java.io.IOException: disk"
+    )
+    gateway = spark_error_line(RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited"))
+    assert gateway.startswith("its Java process exited at start") and "spark.driver.memory" in gateway
+
+
+def last_line_of_refusal(args: list[object]) -> str:
+    """`churn ARGS` in this process (the test session is the active one): exit code 1, no traceback; the last line."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 1, result.output + repr(result.exception)
+    assert "Traceback" not in result.output and "py4j" not in result.output.lower(), result.output
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    ("location", "connector"),
+    [("s3a://lake/validated", "org.apache.hadoop:hadoop-aws"),
+     ("abfss://shop@lake.dfs.core.windows.net/validated", "org.apache.hadoop:hadoop-azure")],
+)  # fmt: skip
+def test_a_data_lake_uri_without_its_connector_is_one_line(
+    spark: object, shop: dict[str, Path], tmp_path: Path, location: str, connector: str
+) -> None:
+    scheme = location.split("://")[0]
+    line = last_line_of_refusal([
+        "features", "--params", shop["params"], "--validated", location, "--validation-report", shop["report"],
+        "--out", tmp_path / "f.parquet", "--engine", "spark",
+    ])  # fmt: skip
+    assert line == (
+        f"features failed: --validated {location}: Spark has no {scheme}:// filesystem on its classpath; add "
+        f"{connector} (the Hadoop version of your Spark) to spark.config spark.jars.packages, or use a path it reads"
+    )
+    assert not (tmp_path / "f.parquet").exists()
+
+
+@pytest.mark.spark
+def test_a_missing_folder_uri_on_spark_is_one_line(spark: object, shop: dict[str, Path], tmp_path: Path) -> None:
+    missing = (tmp_path / "nowhere").as_uri()
+    line = last_line_of_refusal([
+        "features", "--params", shop["params"], "--validated", missing, "--validation-report", shop["report"],
+        "--out", tmp_path / "f.parquet", "--engine", "spark",
+    ])  # fmt: skip
+    assert (
+        line
+        == f"features failed: --validated {missing} does not exist (for Spark); run `churn validate` or fix the path"
+    )
+
+
+@pytest.mark.spark
+def test_a_risk_list_uri_spark_cannot_write_is_refused_before_scoring(
+    spark: object,
+    pipeline: dict[str, Path],  # noqa: F811 -- the fixture imported from test_scoring
+    tmp_path: Path,
+) -> None:
+    args = score_args(pipeline, tmp_path)
+    args[args.index("--out") + 1] = "s3a://lake/risk_list.parquet"
+    line = last_line_of_refusal([*args, "--engine", "spark"])
+    assert line.startswith("scoring refused: --out s3a://lake/risk_list.parquet: Spark has no s3a:// filesystem")
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even the reports
+
+
+def test_local_outputs_take_paths_and_file_uris_and_refuse_other_schemes() -> None:
+    from pipelines.engine import local_path
+
+    assert local_path("data/validated", "--out") == Path("data/validated")
+    assert local_path("file:///srv/shop/validated", "--out") == Path("/srv/shop/validated")
+    assert local_path("file://localhost/srv/shop", "--out") == Path("/srv/shop")
+    assert local_path("file:/srv/shop", "--out") == Path("/srv/shop")  # Hadoop's spelling
+    for refused in ("s3a://lake/features.parquet", "file://otherhost/srv/shop", "file:relative/path"):
+        with pytest.raises(ValueError, match=r"^--out .*: this is read or written on this machine"):
+            local_path(refused, "--out")
+
+
+@pytest.mark.spark
 @pytest.mark.slow
 def test_the_features_stage_on_spark_writes_what_duckdb_writes(
     spark: object, shop: dict[str, Path], tmp_path: Path
 ) -> None:
     """The synthetic shop (generated and validated once per run), three cutoffs (two labelled), by `churn features
-    --engine spark` and by the default engine: every feature and label of every row."""
+    --engine spark` and by the default engine, reading and writing file:// URIs: every feature and label of every
+    row."""
     params = write_params(
         tmp_path / "params.yaml",
         data={"path": str(shop["raw"])},
@@ -112,9 +213,10 @@ def test_the_features_stage_on_spark_writes_what_duckdb_writes(
     tables = {}
     for engine in ("duckdb", "spark"):
         out = tmp_path / engine
+        # Input and output as absolute file:// URIs, which both engines take.
         invoke(
-            "features", "--params", params, "--validated", shop["validated"], "--validation-report", shop["report"],
-            "--out", out / "features.parquet", "--dictionary", out / "dictionary.csv",
+            "features", "--params", params, "--validated", shop["validated"].as_uri(), "--validation-report",
+            shop["report"], "--out", (out / "features.parquet").as_uri(), "--dictionary", out / "dictionary.csv",
             "--dictionary-md", out / "dictionary.md", "--summary", out / "features.json", "--engine", engine,
         )  # fmt: skip
         tables[engine] = pd.read_parquet(out / "features.parquet")
@@ -157,12 +259,15 @@ def test_scoring_on_spark_gives_duckdb_s_risk_list(
     tmp_path: Path,
 ) -> None:
     """`churn score --engine spark` (mapInPandas, the model broadcast once, reasons, an atomic Parquet folder) and the
-    default engine on the same data and model: the same customers, ranks, probabilities (within 1e-9 relative),
-    reasons, actions and report."""
+    default engine on the same data and model, reading and writing file:// URIs: the same customers, ranks,
+    probabilities (within 1e-9 relative), reasons, actions and report."""
     lists = {}
     for engine in ("duckdb", "spark"):
         out = tmp_path / engine
-        invoke(*score_args(pipeline, out), "--engine", engine)
+        args = score_args(pipeline, out)  # the validated tables and the list as absolute file:// URIs
+        args[args.index("--validated") + 1] = pipeline["validated"].as_uri()
+        args[args.index("--out") + 1] = (out / "risk.parquet").as_uri()
+        invoke(*args, "--engine", engine)
         lists[engine] = pd.read_parquet(out / "risk.parquet")
         assert (out / "risk.csv").is_file()
     spark_list, duckdb_list = lists["spark"], lists["duckdb"]

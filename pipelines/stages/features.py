@@ -16,7 +16,7 @@ from features.build import LABEL, feature_dictionary, feature_groups, feature_ta
 from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, check_label_windows, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
-from pipelines.engine import connect, engine_settings
+from pipelines.engine import connect, engine_settings, input_location
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import validated_as_of
 
@@ -48,7 +48,8 @@ def run(
     strategy = block_values.pop("strategy", "per_cutoff")
     feature_params = FeatureParams.from_dict(block_values)
     as_of = validated_as_of(validation_report)
-    inputs = read_validated(connect(engine_name, spark_settings), validated_dir, as_of)
+    con = connect(engine_name, spark_settings)
+    inputs = read_validated(con, input_location(con, engine_name, validated_dir, "--validated"), as_of)
     cutoffs = cutoff_schedule(pd.Timestamp(feature_params.first_cutoff), feature_params.every_days, as_of)
     first_order_at = pd.Timestamp(inputs.orders.ordered_at.min().to_pyarrow().as_py())
     check_label_windows(cutoffs, feature_params.horizon_days, as_of, first_order_at)

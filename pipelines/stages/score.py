@@ -30,7 +30,7 @@ from models.identity import other_data, too_old
 from models.risk import RiskParams, assemble_risk_list, filter_risk_list, for_people, with_reasons
 from models.scoring_report import report_markdown, scoring_report
 from pipelines.atomic import write_all_or_nothing
-from pipelines.engine import connect, engine_settings
+from pipelines.engine import connect, engine_settings, input_location, output_location
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import validated_as_of
 
@@ -88,7 +88,9 @@ def run(
     model = resolve_model(model_reference)
     exported_at = validated_as_of(validation_report)
     con = connect(engine_name, spark_settings)
-    inputs = read_validated(con, validated_dir, exported_at)
+    # Where the list goes is checked before any work: a missing data-lake connector fails now, not after scoring.
+    outputs = replace(outputs, risk_list=output_location(con, engine_name, outputs.risk_list, "--out"))
+    inputs = read_validated(con, input_location(con, engine_name, validated_dir, "--validated"), exported_at)
     # Another shop's model first: its training period and age say nothing about this data.
     data_params = block(params, "data")
     source = data_params.get("source", "files")
