@@ -129,7 +129,8 @@ def main() -> None:
                         shutil.copy(folder / f"{stage}.log", args.logs / f"{code}-{stage}-{repeat}.log")
                     results["outcomes"][code].setdefault(stage, []).append(outcome(stage, folder))
                     print(f"{code:<8} {stage:<11} {repeat}/{args.repeats}: {run['seconds']:8.1f} s  "
-                          f"{run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})", flush=True)  # fmt: skip
+                          f"cpu {run['cpu_seconds']:8.1f} s  {run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})",
+                          flush=True)  # fmt: skip
                     args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["summary"] = {
         code: {stage: summary(runs) for stage, runs in stages.items() if runs}
