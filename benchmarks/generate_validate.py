@@ -56,8 +56,9 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def write_params(size: int, work: Path) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+def write_params(size: int, work: Path, repo: Path = REPO) -> Path:
+    """`repo`'s params.yaml at `size` customers, reading the data in `work`."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     params["generate"]["n_customers"] = size
     params["data"]["path"] = str(work / "raw")
     path = work / "params.yaml"

@@ -42,13 +42,14 @@ WRITES = {
 INPUTS = ("raw", "truth", "validated", "validation.json", "features.parquet", "dictionary.csv", "backtest", "current")
 
 
-def scratch(prepared: Path, stage: str, folder: Path, customers: int) -> Path:
-    """A folder with links to the prepared inputs the stage reads; returns its params.yaml."""
+def scratch(prepared: Path, stage: str, folder: Path, customers: int, repo: Path) -> Path:
+    """A folder with links to the prepared inputs the stage reads; returns its params.yaml (`repo`'s own: an older
+    checkout may not know a newer block)."""
     folder.mkdir(parents=True)
     for name in INPUTS:
         if name not in WRITES[stage] and (prepared / name).exists():
             (folder / name).symlink_to(prepared / name)
-    return write_params(customers, folder)
+    return write_params(customers, folder, repo)
 
 
 def outcome(stage: str, folder: Path) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def main() -> None:
                     if code == "baseline" and stage in args.baseline_skip:
                         continue
                     folder = Path(tmp) / f"{code}-{stage}-{repeat}"
-                    params = scratch(args.prepared, stage, folder, args.customers)
+                    params = scratch(args.prepared, stage, folder, args.customers, root)
                     load = os.getloadavg()[0]
                     run = {
                         **measure(stage_command(stage, params, folder, churn), folder / f"{stage}.log", cwd=root),
