@@ -56,8 +56,9 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def write_params(size: int, work: Path) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+def write_params(size: int, work: Path, repo: Path = REPO) -> Path:
+    """`repo`'s params.yaml at `size` customers, reading the data in `work`."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     params["generate"]["n_customers"] = size
     params["data"]["path"] = str(work / "raw")
     path = work / "params.yaml"
@@ -79,7 +80,8 @@ def step_command(step: str, params: Path, work: Path) -> list[str]:
 
 
 def measure(command: list[str], log: Path, cwd: Path = REPO) -> dict[str, float]:
-    """Run `command` to completion; its wall time (s) and peak RSS (GiB). Output goes to `log`."""
+    """Run `command` to completion; its wall time (s), CPU time (user + system, s: steadier than wall time on a
+    shared machine) and peak RSS (GiB). Output goes to `log`."""
     with log.open("w") as output:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
@@ -88,7 +90,11 @@ def measure(command: list[str], log: Path, cwd: Path = REPO) -> dict[str, float]
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_gib": round(usage.ru_maxrss * 1024 / GIB, 3)}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_gib": round(usage.ru_maxrss * 1024 / GIB, 3),
+    }
 
 
 def report_rows(report: Path) -> dict[str, dict[str, int]]:
@@ -108,6 +114,7 @@ def summary(runs: list[dict[str, float]]) -> dict[str, float]:
         "max_seconds": max(seconds),
         "median_peak_rss_gib": round(statistics.median(run["peak_rss_gib"] for run in runs), 3),
         "max_peak_rss_gib": max(run["peak_rss_gib"] for run in runs),
+        "median_cpu_seconds": round(statistics.median(run.get("cpu_seconds", float("nan")) for run in runs), 2),
     }
 
 

@@ -42,13 +42,14 @@ WRITES = {
 INPUTS = ("raw", "truth", "validated", "validation.json", "features.parquet", "dictionary.csv", "backtest", "current")
 
 
-def scratch(prepared: Path, stage: str, folder: Path, customers: int) -> Path:
-    """A folder with links to the prepared inputs the stage reads; returns its params.yaml."""
+def scratch(prepared: Path, stage: str, folder: Path, customers: int, repo: Path) -> Path:
+    """A folder with links to the prepared inputs the stage reads; returns its params.yaml (`repo`'s own: an older
+    checkout may not know a newer block)."""
     folder.mkdir(parents=True)
     for name in INPUTS:
         if name not in WRITES[stage] and (prepared / name).exists():
             (folder / name).symlink_to(prepared / name)
-    return write_params(customers, folder)
+    return write_params(customers, folder, repo)
 
 
 def outcome(stage: str, folder: Path) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def main() -> None:
                     if code == "baseline" and stage in args.baseline_skip:
                         continue
                     folder = Path(tmp) / f"{code}-{stage}-{repeat}"
-                    params = scratch(args.prepared, stage, folder, args.customers)
+                    params = scratch(args.prepared, stage, folder, args.customers, root)
                     load = os.getloadavg()[0]
                     run = {
                         **measure(stage_command(stage, params, folder, churn), folder / f"{stage}.log", cwd=root),
@@ -129,7 +130,8 @@ def main() -> None:
                         shutil.copy(folder / f"{stage}.log", args.logs / f"{code}-{stage}-{repeat}.log")
                     results["outcomes"][code].setdefault(stage, []).append(outcome(stage, folder))
                     print(f"{code:<8} {stage:<11} {repeat}/{args.repeats}: {run['seconds']:8.1f} s  "
-                          f"{run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})", flush=True)  # fmt: skip
+                          f"cpu {run['cpu_seconds']:8.1f} s  {run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})",
+                          flush=True)  # fmt: skip
                     args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["summary"] = {
         code: {stage: summary(runs) for stage, runs in stages.items() if runs}

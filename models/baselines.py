@@ -28,6 +28,9 @@ from features.build import LABEL
 RFM_INPUTS = ("recency", "frequency", "monetary", "tenure")
 # Inverse regularisation strengths tried on the validation customers (sklearn's C, L2).
 RFM_C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+# The features the recency rule and the RFM regression read from the fitting rows (the BTYD models read only the
+# test rows): evaluation reads just these of the sampled training rows.
+FITTING_FEATURES = ("days_since_last_order", "days_since_first_order", "orders_total", "value_mean")
 
 
 @dataclass(frozen=True)

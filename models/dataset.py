@@ -138,17 +138,21 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def read_labelled_rows(path: Path, max_rows: int | None, seed: int) -> pd.DataFrame:
+def read_labelled_rows(
+    path: Path, max_rows: int | None, seed: int, features: Collection[str] | None = None
+) -> pd.DataFrame:
     """The feature table's labelled rows (keys, features, label) for fitting, sorted by cutoff and customer so the
-    model never depends on the order the engine wrote them in.
+    model never depends on the order the engine wrote them in. `features` reads only those (e.g. the baselines'
+    few), every feature of the dictionary by default.
 
     With more than `max_rows` labelled rows, a stable random share of customers is kept, with all their rows, so
     the fitting set stays near `max_rows` and memory stays bounded; the file is read in batches and never whole."""
     source = pq.ParquetFile(path)
     total = _labelled_count(source)
     share = 1.0 if max_rows is None or total <= max_rows else max_rows / total
+    columns = _MODEL_COLUMNS if features is None else [*KEY_COLUMNS, *features, LABEL]
     batches = []
-    for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=_MODEL_COLUMNS):
+    for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
         keep = pc.is_valid(batch.column(LABEL)).to_numpy(zero_copy_only=False)
         if share < 1.0:
             keep &= _customer_share(batch.column("customer_id"), share, seed)
@@ -156,7 +160,7 @@ def read_labelled_rows(path: Path, max_rows: int | None, seed: int) -> pd.DataFr
     if share < 1.0:
         log.info("kept %.1f%% of customers: %d of %d labelled rows (train.max_training_rows)",
                  100 * share, sum(len(b) for b in batches), total)  # fmt: skip
-    schema = pa.schema([source.schema_arrow.field(name) for name in _MODEL_COLUMNS])
+    schema = pa.schema([source.schema_arrow.field(name) for name in columns])
     return _sorted_frame(pa.Table.from_batches(batches, schema=schema))
 
 

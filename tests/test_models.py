@@ -284,6 +284,19 @@ def test_labelled_rows_are_sorted_and_sampled_by_whole_customers(tmp_path: Path)
     assert sample.equals(read_labelled_rows(path, max_rows=200, seed=1))
 
 
+def test_labelled_rows_read_for_a_few_features_are_the_same_rows(tmp_path: Path) -> None:
+    """Evaluation reads only the baselines' features of the sampled fitting rows: the same rows, the same values."""
+    from models.baselines import FITTING_FEATURES
+    from models.dataset import read_labelled_rows
+
+    path = feature_file(
+        tmp_path / "features.parquet", customers=200, cutoffs=["2024-01-01", "2024-02-01", "2024-03-01"]
+    )
+    few = read_labelled_rows(path, max_rows=200, seed=1, features=FITTING_FEATURES)
+    assert list(few.columns) == ["customer_id", "cutoff", *FITTING_FEATURES, "churned"]
+    assert few.equals(read_labelled_rows(path, max_rows=200, seed=1)[list(few.columns)])
+
+
 def test_excluded_features_and_groups_leave_the_model_input() -> None:
     rows = pd.DataFrame({spec.name: pd.Series([None], dtype="object") for spec in FEATURE_SPECS})
     params = TrainParams.from_dict({"exclude_features": ["returns", "cancelled_share"]})

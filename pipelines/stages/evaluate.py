@@ -16,7 +16,7 @@ import pandas as pd
 from features.blocks import from_block
 from features.build import LABEL, feature_groups
 from models.artifact import ChurnModel, load_model
-from models.baselines import Scores, buy_till_you_die, recency_rule, rfm_logistic
+from models.baselines import FITTING_FEATURES, Scores, buy_till_you_die, recency_rule, rfm_logistic
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
 from models.evaluate import (
@@ -75,8 +75,11 @@ def run(
     settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
     backtest = load_model(models[0])
     training = backtest.training
-    # The rows the backtest model was fitted on (the same sample of customers, if any) and all of the test cutoff's.
-    frame = read_labelled_rows(features_path, training["params"]["max_training_rows"], training["params"]["seed"])
+    # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines fit
+    # on) and all of the test cutoff's.
+    frame = read_labelled_rows(
+        features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
+    )
     test_cutoff = pd.Timestamp(training["deploy_at"])
     test_rows = labelled(read_cutoff_rows(features_path, test_cutoff))
     if test_rows.empty:
