@@ -6,6 +6,7 @@ with an ablation per new feature group and cutoff schedule, calibration, and the
 The recipe measured ("full"): weekly fitting cutoffs from 2010-03 (every season of the history among the fitting
 cutoffs at both test cutoffs), every feature. Ablations refit the same recipe with one change and compare the
 ablated backtest model with the full one on the same test customers (paired):
+- without_btyd: `train.exclude_features: [btyd]` (BG/NBD's quantities fitted at each cutoff);
 - without_seasonal: `train.exclude_features: [seasonal]` (orders and value in the same window a year earlier);
 - without_cutoff_month: `train.exclude_features: [cutoff_month]`;
 - monthly_cutoffs: every 30 days instead of 7 (same first season, same test cutoff);
@@ -53,6 +54,7 @@ SCHEDULES = {"weekly": (7, SEASONS_FROM), "monthly": (30, SEASONS_FROM), "issue6
 # ablation -> (schedule, train.exclude_features)
 RUNS: dict[str, tuple[str, list[str]]] = {
     "full": ("weekly", []),
+    "without_btyd": ("weekly", ["btyd"]),
     "without_seasonal": ("weekly", ["seasonal"]),
     "without_cutoff_month": ("weekly", ["cutoff_month"]),
     "monthly_cutoffs": ("monthly", []),
@@ -170,6 +172,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep the scratch folder here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="with --work: skip stages whose outputs exist there")
     parser.add_argument("--only-done", action="store_true", help="with --reuse: skip ablations not run before")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=list(RUNS),
+        default=list(RUNS),
+        help="the ablations to run (full always runs; the others are listed as not run)",
+    )
     args = parser.parse_args()
     global REUSE, ONLY_DONE
     REUSE = args.reuse and args.work is not None
@@ -189,6 +198,8 @@ def main() -> None:
             grids: dict[str, str] = {}
             for run, (schedule, exclude) in RUNS.items():
                 if ONLY_DONE and run != "full" and not (work / f"{tag}_{run}" / "backtest").is_dir():
+                    continue
+                if run != "full" and run not in args.runs:
                     continue
                 every, earliest = SCHEDULES[schedule]
                 first = first_cutoff_on_grid(test, every, earliest)
@@ -227,7 +238,7 @@ def main() -> None:
             "benchmark": "online_retail",
             "started_utc": started.isoformat(timespec="seconds"),
             "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": "python benchmarks/online_retail.py --data " + str(args.data),
+            "command": " ".join(["python benchmarks/online_retail.py --data", str(args.data), "--runs", *args.runs]),
             "machine": machine_info(PACKAGES),
             "params_overrides": ONLINE_RETAIL,
             "schedules": {name: {"every_days": every, "from": earliest.date().isoformat()}
