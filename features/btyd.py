@@ -32,7 +32,7 @@ HISTORY_COLUMNS = ("customer_id", "orders_total", "days_since_first_order", "day
 DAYS_PER_UNIT = 7.0
 # Four parameters are pinned down by tens of thousands of customers; a larger shop is fitted on a systematic sample
 # of its summaries sorted by value (which depends on no customer id or row order).
-MAX_FIT_CUSTOMERS = 50_000
+MAX_FIT_CUSTOMERS = 20_000
 # The optimiser searches log-parameters within these bounds (1e-4 .. 1e4), so that a tiny or degenerate shop still
 # gives finite parameters instead of running off to zero or infinity.
 LOG_BOUND = float(np.log(1e4))
