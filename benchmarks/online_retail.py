@@ -40,6 +40,7 @@ from models.artifact import load_model
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows
 from models.metrics import score_metrics
+from models.season_anchor import anchored, logit_shift
 
 ONLINE_RETAIL = {
     "data": {"source": "online_retail", "as_of": "2011-12-10"},
@@ -159,6 +160,27 @@ def ablation(work: Path, full: tuple[str, str], ablated: tuple[str, str], resamp
     }
 
 
+def season_anchor_check(work: Path, run: str, grid: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What `train.season_anchor: auto` would have made of the full model's calibration at this test cutoff, worked
+    out from its own rule (the probabilities shifted in log-odds so that their mean is Pareto/NBD's on the test
+    cutoff's own history, or BG/NBD's), without a second training run."""
+    rows, _, probability = model_scores(work / run / "backtest", work / grid / "features.parquet")
+    source = next(name for name in ("pareto_nbd", "bg_nbd") if name in metrics["overall"])
+    target = float(metrics["overall"][source]["mean_predicted"])
+    shifted = anchored(probability, logit_shift(probability, target))
+    labels = rows[LABEL].to_numpy()
+    before = score_metrics(labels, probability, probability, metrics["contact_k"])
+    after = score_metrics(labels, shifted, shifted, metrics["contact_k"])
+    return {
+        "anchor": source,
+        "target_rate": round(target, 4),
+        "ece_before": round(before["ece"], 4),
+        "ece_after": round(after["ece"], 4),
+        "brier_before": round(before["brier"], 4),
+        "brier_after": round(after["brier"], 4),
+    }
+
+
 def _auc_gap(labels: np.ndarray, full: np.ndarray, ablated: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -233,6 +255,7 @@ def main() -> None:
                     for run in RUNS if run != "full" and run in grids
                 },
                 "ablations_not_run": [run for run in RUNS if run not in grids],
+                "season_anchor_auto": season_anchor_check(work, f"{tag}_full", grids["full"], metrics),
             }  # fmt: skip
         result = {
             "benchmark": "online_retail",
