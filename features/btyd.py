@@ -179,10 +179,17 @@ def expected_purchases(
     """E[purchases in (T, T + future] | x, t_x, T] (Fader, Hardie and Lee, eq. 10)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     z = future / (alpha + age + future)
-    # ((alpha + T) / (alpha + T + t))^(r + x) 2F1(r + x, b + x; a + b + x - 1; z) after Euler's transformation,
-    # (1 - z)^(a - 1) 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z): the same value, without the overflow of the
-    # untransformed series where the fit puts b or x high.
-    silent_part = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+    # ((alpha + T) / (alpha + T + t))^(r + x) 2F1(r + x, b + x; a + b + x - 1; z), and the same after Euler's
+    # transformation, (1 - z)^(a - 1) 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z): each overflows (inf times 0)
+    # where the other does not (the first with b or x high, the second with a high and z near 1).
+    with np.errstate(all="ignore"):
+        transformed = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+        direct = ((alpha + age) / (alpha + age + future)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+    silent_part = np.where(np.isfinite(transformed), transformed, direct)
+    if not np.isfinite(silent_part).all():
+        raise RuntimeError(
+            f"BG/NBD's expected purchases overflow at {params} for {int((~np.isfinite(silent_part)).sum())} customers"
+        )
     if_alive = (a + b + x - 1.0) / (a - 1.0) * (1.0 - silent_part)
     return if_alive * probability_alive(params, x, t_x, age)
 

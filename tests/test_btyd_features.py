@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import hyp2f1
 from test_btyd import simulate_bg_nbd
 
 from features.btyd import (
@@ -47,6 +48,23 @@ def test_quantities_by_hand() -> None:
     z = 0.25
     hyp = -3.0 * (z**2 / 2 + z + np.log(1 - z)) / z**3
     assert expected_purchases(HAND, x[1:], t_x[1:], age[1:], 2.0) == pytest.approx(4.0 * (1 - 0.75 * hyp), rel=1e-9)
+
+
+def test_expected_purchases_stay_finite_where_one_form_overflows() -> None:
+    # A fit with almost no dropout (a and b in the hundreds and thousands, as on a young synthetic shop) and customers
+    # a day old: the transformed series overflows there, the direct one does not; with many repeat purchases the
+    # other way round. Both give the same value where both are finite.
+    params = BGNBDParams(r=1.095, alpha=4.81, a=586.0, b=9961.0)
+    x, t_x, age = np.array([0.0, 3.0, 50.0, 3.0]), np.array([0.0, 0.1, 0.15, 4.0]), np.array([0.12, 0.166, 0.166, 5.0])
+    expected = expected_purchases(params, x, t_x, age, 90 / 7)
+    assert np.isfinite(expected).all() and (expected > 0).all()
+    # The direct form at the day-old customer without a repeat purchase, worked out with scipy:
+    z = (90 / 7) / (params.alpha + 0.12 + 90 / 7)
+    direct = (1 - z) ** params.r * hyp2f1(params.r, params.b, params.a + params.b - 1, z)
+    assert expected[0] == pytest.approx((params.a + params.b - 1) / (params.a - 1) * (1 - direct), rel=1e-9)
+    large = BGNBDParams(r=0.8, alpha=4.0, a=0.8, b=3.0)
+    many = expected_purchases(large, np.array([400.0]), np.array([99.0]), np.array([100.0]), 13.0)
+    assert np.isfinite(many).all() and many[0] > 0
 
 
 def test_log_likelihood_is_pymc_marketings() -> None:
