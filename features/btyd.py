@@ -37,6 +37,9 @@ MAX_FIT_CUSTOMERS = 20_000
 # gives finite parameters instead of running off to zero or infinity.
 LOG_BOUND = float(np.log(1e4))
 
+# How close to 1 the dropout parameter a may be before expected_purchases evaluates it just beside 1.
+A_NEAR_ONE = 1e-6
+
 BTYD_SPECS: tuple[FeatureSpec, ...] = reading_order_status((
     FeatureSpec("btyd_p_alive", "btyd", "float64", "probability", "all history",
                 "BG/NBD's probability that the customer is still alive at the cutoff, the model fitted by maximum "
@@ -178,6 +181,10 @@ def expected_purchases(
 ) -> np.ndarray:
     """E[purchases in (T, T + future] | x, t_x, T] (Fader, Hardie and Lee, eq. 10)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    # The formula has a removable singularity at a = 1, where a fit stays when no customer has a repeat purchase
+    # (the likelihood then does not depend on a and b, and the optimiser starts at 1): evaluated just beside it,
+    # the value is off by about 1e-6 relative.
+    a = a if abs(a - 1.0) > A_NEAR_ONE else 1.0 + A_NEAR_ONE
     z = future / (alpha + age + future)
     # ((alpha + T) / (alpha + T + t))^(r + x) 2F1(r + x, b + x; a + b + x - 1; z), and the same after Euler's
     # transformation, (1 - z)^(a - 1) 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z): each overflows (inf times 0)

@@ -4,6 +4,7 @@ cutoff changes the group's values, nor does the order or naming of customers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,22 @@ def test_expected_purchases_stay_finite_where_one_form_overflows() -> None:
     large = BGNBDParams(r=0.8, alpha=4.0, a=0.8, b=3.0)
     many = expected_purchases(large, np.array([400.0]), np.array([99.0]), np.array([100.0]), 13.0)
     assert np.isfinite(many).all() and many[0] > 0
+
+
+def test_a_shop_without_repeat_purchases_gets_finite_values() -> None:
+    # Nobody bought twice: a and b do not change the likelihood, the fit leaves them at 1, where the expected
+    # purchases' formula divides 0 by 0; its value there is the limit from either side.
+    rows = pd.DataFrame(
+        {"customer_id": ["c1", "c2", "c3"], "orders_total": [1, 1, 1], "days_since_first_order": [10.0, 40.0, 90.0],
+         "days_since_last_order": [10.0, 40.0, 90.0]}
+    )  # fmt: skip
+    quantities = btyd_quantities(rows, 91.0)
+    assert np.isfinite(quantities.to_numpy()).all()
+    assert (quantities["btyd_p_alive"] == 1.0).all()
+    x, t_x, age = np.zeros(3), np.zeros(3), np.array([10.0, 40.0, 90.0]) / 7
+    params = fit_bg_nbd(rfm_summary(rows))
+    below, above = (expected_purchases(replace(params, a=a), x, t_x, age, 13.0) for a in (1.0 - 1e-4, 1.0 + 1e-4))
+    assert quantities["btyd_expected_purchases"].to_numpy() == pytest.approx((below + above) / 2, rel=1e-3)
 
 
 def test_log_likelihood_is_pymc_marketings() -> None:
