@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import ibis
 import pandas as pd
 
+from features.btyd import BTYD_COLUMNS, BTYD_SPECS, btyd_part
 from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
@@ -27,7 +28,7 @@ from features.seasonal import SEASONAL_SPECS, seasonal_columns, seasonal_part
 from features.spec import FeatureSpec
 
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
-    RFM_SPECS + SATISFACTION_SPECS + RETURN_SPECS + RELATIONSHIP_SPECS + TREND_SPECS + SEASONAL_SPECS
+    RFM_SPECS + SATISFACTION_SPECS + RETURN_SPECS + RELATIONSHIP_SPECS + TREND_SPECS + SEASONAL_SPECS + BTYD_SPECS
 )
 KEY_COLUMNS = ("customer_id", "cutoff")
 LABEL = "churned"
@@ -74,6 +75,8 @@ def features_at(
         *relationship_parts(inputs, shared.orders, cutoff),
         returns_part(inputs, cutoff),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
+        # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
+        btyd_part(shared.orders, cutoff, params.horizon_days, params.active_window_days),
     ]
     labels = churn_labels(inputs.orders, cutoff, params.horizon_days, inputs.as_of)
     for part in parts if labels is None else [*parts, labels]:
@@ -84,6 +87,7 @@ def features_at(
         **relationship_columns(inputs, table, cutoff),
         **returns_columns(table, cutoff),
         **seasonal_columns(table, inputs, cutoff),
+        **{name: table[name] for name in BTYD_COLUMNS},
     }
     label = ibis.null().cast("int8") if labels is None else table.churned.fill_null(1).cast("int8")
     return table.select(

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The inputs are the BTYD feature group's (features/btyd.py), so that baseline and features read the same summaries.
+from features.btyd import DAYS_PER_UNIT, check_history, rfm_summary
+
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("customer_id", "orders_total", "days_since_first_order", "days_since_last_order")
-# Weeks keep the fitted rates and ages in a well-scaled range for the optimiser.
-DAYS_PER_UNIT = 7.0
 # MAP on a sample is as good as on everyone for four parameters, and bounds the fit time on large shops.
 MAX_FIT_CUSTOMERS = 100_000
 # Pareto/NBD's likelihood costs tens of times more per customer.
@@ -46,47 +46,6 @@ def _clv() -> Any:
     except ImportError as error:
         raise BTYDUnavailable() from error
     return clv
-
-
-def check_history(history: pd.DataFrame) -> None:
-    """Raise ValueError unless `history` is one cutoff's feature rows that BG/NBD's inputs can be derived from."""
-    missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
-    if missing:
-        raise ValueError(f"the history lacks the column(s) {missing}")
-    if history["customer_id"].duplicated().any():
-        raise ValueError("the history has more than one row for a customer; pass the rows of one cutoff")
-    orders = history["orders_total"].to_numpy(dtype=np.float64, na_value=np.nan)
-    first = history["days_since_first_order"].to_numpy(dtype=np.float64, na_value=np.nan)
-    last = history["days_since_last_order"].to_numpy(dtype=np.float64, na_value=np.nan)
-    if not (orders >= 0).all():
-        raise ValueError("orders_total must be a count >= 0 on every row")
-    if not (first >= 0).all():
-        raise ValueError("days_since_first_order must be >= 0 on every row")
-    if not np.array_equal(np.isnan(last), orders == 0):
-        raise ValueError("days_since_last_order must be missing exactly where orders_total is 0")
-    if (last < 0).any() or (last > first).any():
-        raise ValueError("days_since_last_order must lie between 0 and days_since_first_order")
-
-
-def rfm_summary(history: pd.DataFrame) -> pd.DataFrame:
-    """BG/NBD's inputs from the feature table's rows at one cutoff, in weeks, one row per input row in order:
-    frequency (repeat purchases), recency (first to last purchase, 0 without a repeat) and T (first purchase to the
-    cutoff). `customer_id` is the row's position, so the customers' own ids need no particular type."""
-    orders = history["orders_total"].to_numpy(dtype=np.float64)
-    first = history["days_since_first_order"].to_numpy(dtype=np.float64) / DAYS_PER_UNIT
-    last = history["days_since_last_order"].to_numpy(dtype=np.float64, na_value=np.nan) / DAYS_PER_UNIT
-    # A customer's clock starts at the first non-cancelled order. The table dates only the first order placed,
-    # cancelled or not, except for a single purchase, which is also the last one.
-    age = np.where(orders == 1, last, first)
-    frequency = np.maximum(orders - 1.0, 0.0)
-    return pd.DataFrame(
-        {
-            "customer_id": np.arange(len(history)),
-            "frequency": frequency,
-            "recency": np.where(frequency > 0, age - last, 0.0),
-            "T": age,
-        }
-    )
 
 
 def fit_bg_nbd(history: pd.DataFrame, seed: int) -> Any:

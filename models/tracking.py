@@ -105,6 +105,7 @@ def log_run(
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         _log_validation_curve(client, run.info.run_id, model.training["validation_curve"])
+        _log_search_trials(experiment_id, model.training.get("search"))
         for path in artifacts:
             if path.is_dir():
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
@@ -171,6 +172,18 @@ def _champion_backtest(champion: Any) -> ChurnModel | None:
     except (MlflowException, OSError, ModelFileError) as error:
         log.warning("the champion's backtest model cannot be read: %s", error)
         return None
+
+
+def _log_search_trials(experiment_id: str, search: dict[str, Any] | None) -> None:
+    """Each trial of the model's hyperparameter search (train.search_trials) as a run nested in the active one."""
+    for trial in (search or {}).get("trials", []):
+        name = f"search trial {trial['number']}"
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+            mlflow.set_tag("best_trial", str(trial["number"] == search["best_trial"]).lower())  # type: ignore[index]
+            mlflow.log_params(trial["params"])
+            mlflow.log_metrics(
+                {"validation_log_loss": trial["validation_log_loss"], "best_iteration": trial["best_iteration"]}
+            )
 
 
 def _log_validation_curve(client: MlflowClient, run_id: str, curve: dict[str, list[float]]) -> None:

@@ -19,7 +19,7 @@ from features.blocks import from_block
 from features.build import LABEL
 from models.artifact import ChurnModel
 from models.calibration import choose_calibration
-from models.dataset import model_input_from, to_matrix
+from models.dataset import ModelInput, model_input_from, to_matrix
 from models.drift import feature_profile
 from models.split import Split, held_out_customers, label_known_by, split_for_deployment
 
@@ -90,6 +90,9 @@ class TrainParams:
     # buy-till-you-die churn rate fitted on that cutoff's own history (models/season_anchor.py); never (default):
     # on UCI Online Retail it helped at one test cutoff and hurt at the other (benchmarks/README.md).
     season_anchor: Literal["auto", "never"] = "never"
+    # Trials of a hyperparameter search (Optuna TPE, seeded; models/search.py) scored on the validation customers of
+    # the fitting cutoffs, never the test cutoff; the chosen params replace those above. 0 = off.
+    search_trials: int = 0
     # Too little data: below these the out-of-time numbers mean nothing. `stop` refuses to train; `warn` trains and
     # every report and risk list from the model says so.
     min_fit_rows: int = 1000
@@ -106,6 +109,8 @@ class TrainParams:
             raise ValueError(f"train.calibration must be auto, isotonic or sigmoid, not {params.calibration!r}")
         if params.max_rounds <= 0 or params.early_stopping_rounds <= 0 or params.num_threads <= 0:
             raise ValueError("train.max_rounds, early_stopping_rounds and num_threads must be positive")
+        if params.search_trials < 0:
+            raise ValueError(f"train.search_trials must be 0 (no search) or more, not {params.search_trials}")
         return params
 
 
@@ -179,6 +184,7 @@ def fit_recipe(
         len(model_input.features),
     )
     train_matrix = to_matrix(train_rows, model_input)
+    params, search = searched_params(params, train_matrix, train_rows, validation_rows, model_input)
     booster, curve = fit_booster(
         train_matrix,
         train_rows[LABEL].to_numpy(),
@@ -208,8 +214,32 @@ def fit_recipe(
         "feature_profile": feature_profile(train_matrix),
         "params": asdict(params),
         "data_warning": data_warning,
+        **({"search": search} if search is not None else {}),
     }
     return ChurnModel(booster, model_input, calibration, training), split
+
+
+def searched_params(
+    params: TrainParams,
+    train_matrix: pd.DataFrame,
+    train_rows: pd.DataFrame,
+    validation_rows: pd.DataFrame,
+    model_input: ModelInput,
+) -> tuple[TrainParams, dict[str, Any] | None]:
+    """`params` as given, or with train.search_trials > 0 the params the search chose on the validation customers
+    (models/search.py) and the record of its trials."""
+    if params.search_trials == 0:
+        return params, None
+    from models.search import search_params
+
+    valid_matrix = to_matrix(validation_rows, model_input)
+    train_y, valid_y = train_rows[LABEL].to_numpy(), validation_rows[LABEL].to_numpy()
+
+    def validation_loss(candidate: TrainParams) -> tuple[float, int]:
+        booster, curve = fit_booster(train_matrix, train_y, valid_matrix, valid_y, candidate)
+        return float(curve["binary_logloss"][booster.best_iteration - 1]), int(booster.best_iteration)
+
+    return search_params(params, validation_loss)
 
 
 def fit_booster(
