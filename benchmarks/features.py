@@ -85,8 +85,15 @@ STEPS: dict[str, dict[str, Any]] = {
         "strategy": "per_cutoff",
         "code": "baseline",
     },
+    # The stage's default schedule (every cutoff from features.first_cutoff to the as-of time): only when named.
+    "ibis_all_per_cutoff": {"engine": "ibis", "cutoffs": "all", "strategy": "per_cutoff"},
+    "baseline_ibis_all_per_cutoff": {"engine": "ibis", "cutoffs": "all", "strategy": "per_cutoff", "code": "baseline"},
 }
-DEFAULT_STEPS = [step for step, spec in STEPS.items() if "duckdb_memory_limit" not in spec and "code" not in spec]
+DEFAULT_STEPS = [
+    step
+    for step, spec in STEPS.items()
+    if "duckdb_memory_limit" not in spec and "code" not in spec and spec["cutoffs"] != "all"
+]
 PANDAS_IDS = ("string ids", "categorical ids")
 GOAL_SECONDS, GOAL_GIB, GOAL_SPEEDUP = 60.0, 8.0, 3.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -151,6 +158,14 @@ def benchmark_cutoffs(as_of: pd.Timestamp) -> list[pd.Timestamp]:
     return labelled[-N_CUTOFFS:]
 
 
+def all_cutoffs(as_of: pd.Timestamp) -> list[pd.Timestamp]:
+    """The stage's schedule from params.yaml: every cutoff from features.first_cutoff to the as-of time."""
+    from features.cutoffs import cutoff_schedule
+
+    params = feature_params()
+    return cutoff_schedule(pd.Timestamp(params.first_cutoff), params.every_days, as_of)
+
+
 # --- one measured step (child process) ----------------------------------------------------------------------------
 
 
@@ -195,7 +210,7 @@ def step_command(
     copy of it (which imports that checkout's features/ and pipelines/)."""
     spec = STEPS[step]
     mode = spec["strategy"] or spec["engine"]
-    chosen = [ONE_CUTOFF] if spec["cutoffs"] == 1 else cutoffs
+    chosen = {1: [ONE_CUTOFF], "all": all_cutoffs(as_of)}.get(spec["cutoffs"], cutoffs)
     script = Path(__file__).resolve()
     if spec.get("code") == "baseline":
         if baseline is None:
