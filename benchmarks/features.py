@@ -13,9 +13,13 @@ Every measured step runs as its own subprocess (this script with `--step`), so i
     baseline_ibis_1_cutoff           ibis_1_cutoff with the code of another checkout (--baseline, e.g. a git
     baseline_ibis_12_per_cutoff      worktree of an earlier commit), run by that checkout's own copy of this script,
                                      interleaved with the rest; their outputs are compared with this code's in full
+    ibis_all_per_cutoff              write_features(..., every cutoff of the stage's schedule in params.yaml, 31 on
+    baseline_ibis_all_per_cutoff     the synthetic shop), this code and the baseline's: run only when named
 
-write_features is what the stage runs to build and write the table; the stage's invariant checks, summary and
-dictionary afterwards are the same for both strategies and not measured. A run is killed (and recorded as such,
+write_features is what the stage runs to build and write the table; by cutoff it also checks each cutoff's rows
+before writing them (since issue 16: code before that checked them afterwards by reading the file back, which is not
+measured here, so an old checkout's write_features does less of the stage's work); the summary and dictionary
+afterwards are not measured. A run is killed (and recorded as such,
 with the RSS it had reached and how long it had run) after --max-seconds, above --max-gib of RSS, or when the
 machine's available memory falls below --min-available-gib: the machine may be shared.
 
