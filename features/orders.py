@@ -131,7 +131,7 @@ def most_common(summary: ibis.Table, column: str, levels: tuple[str, ...]) -> tu
     counts = [summary[level_count(column, index)] for index in range(len(levels))]
     if not counts:
         return ibis.null().cast("string"), ibis.literal(0, type="int64")
-    top = ibis.greatest(*counts)
+    top = counts[0] if len(counts) == 1 else ibis.greatest(*counts)  # Spark's greatest() needs two arguments
     # Levels are sorted, so the first level with the top count is the alphabetically first of a tie.
     value = ibis.cases(*((count == top, level) for count, level in zip(counts, levels, strict=True)))
     used = sum((ibis.ifelse(count > 0, 1, 0) for count in counts), ibis.literal(0, type="int64"))

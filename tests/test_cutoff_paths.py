@@ -135,15 +135,30 @@ def test_gaps_from_settled_chains_equal_gaps_chained_at_each_cutoff(inputs: Feat
 
 
 def test_features_equal_those_of_the_direct_computation(inputs: FeatureInputs, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_equal_to_direct(inputs, CUTOFFS, monkeypatch)
+
+
+def test_a_column_with_one_value_counts_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One level: no greatest() of one count (Spark refuses it), the same features."""
+    frames = random_shop(seed=5)
+    methods = frames["orders"]["payment_method"]
+    frames["orders"]["payment_method"] = methods.where(methods.isna(), "card")
+    inputs = inputs_from_frames(frames, AS_OF)
+    assert shared_tables(inputs, PARAMS).levels["payment_method"] == ("card",)
+    assert_equal_to_direct(inputs, CUTOFFS[-2:], monkeypatch)
+
+
+def assert_equal_to_direct(inputs: FeatureInputs, cutoffs: list[pd.Timestamp], monkeypatch: pytest.MonkeyPatch) -> None:
     shared = shared_tables(inputs, PARAMS, cache=True)
-    fast = [features_at(inputs, cutoff, PARAMS, shared).execute() for cutoff in CUTOFFS]
+    fast = [features_at(inputs, cutoff, PARAMS, shared).execute() for cutoff in cutoffs]
     # The code before: gaps chained per cutoff, most common values grouped, returns joined to orders per cutoff.
-    monkeypatch.setattr(features.orders, "orders_known_at", chained_at)
-    before = replace(shared_tables(inputs, PARAMS), levels={}, returns=None)
-    for cutoff, table in zip(CUTOFFS, fast, strict=True):
-        direct = features_at(inputs, cutoff, PARAMS, before).execute()
-        key = ["customer_id"]
-        pd.testing.assert_frame_equal(
-            table.sort_values(key, ignore_index=True), direct.sort_values(key, ignore_index=True), rtol=1e-12
-        )
-        assert len(table) > 20 and table["main_channel"].notna().any() and table["gap_std_days"].notna().any()
+    with monkeypatch.context() as patched:
+        patched.setattr(features.orders, "orders_known_at", chained_at)
+        before = replace(shared_tables(inputs, PARAMS), levels={}, returns=None)
+        for cutoff, table in zip(cutoffs, fast, strict=True):
+            direct = features_at(inputs, cutoff, PARAMS, before).execute()
+            key = ["customer_id"]
+            pd.testing.assert_frame_equal(
+                table.sort_values(key, ignore_index=True), direct.sort_values(key, ignore_index=True), rtol=1e-12
+            )
+            assert len(table) > 20 and table["main_channel"].notna().any() and table["gap_std_days"].notna().any()
