@@ -13,9 +13,13 @@ Every measured step runs as its own subprocess (this script with `--step`), so i
     baseline_ibis_1_cutoff           ibis_1_cutoff with the code of another checkout (--baseline, e.g. a git
     baseline_ibis_12_per_cutoff      worktree of an earlier commit), run by that checkout's own copy of this script,
                                      interleaved with the rest; their outputs are compared with this code's in full
+    ibis_all_per_cutoff              write_features(..., every cutoff of the stage's schedule in params.yaml, 31 on
+    baseline_ibis_all_per_cutoff     the synthetic shop), this code and the baseline's: run only when named
 
-write_features is what the stage runs to build and write the table; the stage's invariant checks, summary and
-dictionary afterwards are the same for both strategies and not measured. A run is killed (and recorded as such,
+write_features is what the stage runs to build and write the table; by cutoff it also checks each cutoff's rows
+before writing them (since issue 16: code before that checked them afterwards by reading the file back, which is not
+measured here, so an old checkout's write_features does less of the stage's work); the summary and dictionary
+afterwards are not measured. A run is killed (and recorded as such,
 with the RSS it had reached and how long it had run) after --max-seconds, above --max-gib of RSS, or when the
 machine's available memory falls below --min-available-gib: the machine may be shared.
 
@@ -85,8 +89,15 @@ STEPS: dict[str, dict[str, Any]] = {
         "strategy": "per_cutoff",
         "code": "baseline",
     },
+    # The stage's default schedule (every cutoff from features.first_cutoff to the as-of time): only when named.
+    "ibis_all_per_cutoff": {"engine": "ibis", "cutoffs": "all", "strategy": "per_cutoff"},
+    "baseline_ibis_all_per_cutoff": {"engine": "ibis", "cutoffs": "all", "strategy": "per_cutoff", "code": "baseline"},
 }
-DEFAULT_STEPS = [step for step, spec in STEPS.items() if "duckdb_memory_limit" not in spec and "code" not in spec]
+DEFAULT_STEPS = [
+    step
+    for step, spec in STEPS.items()
+    if "duckdb_memory_limit" not in spec and "code" not in spec and spec["cutoffs"] != "all"
+]
 PANDAS_IDS = ("string ids", "categorical ids")
 GOAL_SECONDS, GOAL_GIB, GOAL_SPEEDUP = 60.0, 8.0, 3.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -151,6 +162,14 @@ def benchmark_cutoffs(as_of: pd.Timestamp) -> list[pd.Timestamp]:
     return labelled[-N_CUTOFFS:]
 
 
+def all_cutoffs(as_of: pd.Timestamp) -> list[pd.Timestamp]:
+    """The stage's schedule from params.yaml: every cutoff from features.first_cutoff to the as-of time."""
+    from features.cutoffs import cutoff_schedule
+
+    params = feature_params()
+    return cutoff_schedule(pd.Timestamp(params.first_cutoff), params.every_days, as_of)
+
+
 # --- one measured step (child process) ----------------------------------------------------------------------------
 
 
@@ -195,7 +214,7 @@ def step_command(
     copy of it (which imports that checkout's features/ and pipelines/)."""
     spec = STEPS[step]
     mode = spec["strategy"] or spec["engine"]
-    chosen = [ONE_CUTOFF] if spec["cutoffs"] == 1 else cutoffs
+    chosen = {1: [ONE_CUTOFF], "all": all_cutoffs(as_of)}.get(spec["cutoffs"], cutoffs)
     script = Path(__file__).resolve()
     if spec.get("code") == "baseline":
         if baseline is None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import ibis
 import pandas as pd
@@ -13,9 +13,15 @@ from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
 from features.labels import churn_labels, is_active
-from features.orders import order_facts, order_summary
-from features.relationship import RELATIONSHIP_SPECS, relationship_columns, relationship_parts
-from features.returns import RETURN_SPECS, returns_columns, returns_part
+from features.orders import column_levels, order_facts, order_summary
+from features.relationship import (
+    MOST_COMMON,
+    RELATIONSHIP_SPECS,
+    most_common_columns,
+    relationship_columns,
+    relationship_parts,
+)
+from features.returns import RETURN_SPECS, returns_columns, returns_part, returns_with_customers
 from features.rfm import RFM_SPECS, TREND_SPECS, rfm_and_trend_columns
 from features.satisfaction import (
     SATISFACTION_SPECS,
@@ -41,21 +47,29 @@ class SharedTables:
     orders: ibis.Table  # order_facts, with the bad experiences
     events: ibis.Table  # bad_events
     reviews: ibis.Table | None  # reviews_with_customers
+    returns: ibis.Table | None = None  # returns_with_customers
+    # The values of the order columns whose most common value is a feature, where they are few (`column_levels`):
+    # `order_summary` counts orders per value, so no cutoff groups orders by customer and value.
+    levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = False) -> SharedTables:
     """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
-    cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it."""
+    cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it.
+    The levels of the most-common columns are read now in either case (one small query per column)."""
 
     def kept(table: ibis.Table) -> ibis.Table:
         return table.cache() if cache else table
 
     events = kept(bad_events(inputs, params))
     reviews = reviews_with_customers(inputs)
+    returns = returns_with_customers(inputs)
     return SharedTables(
         orders=kept(order_facts(inputs.orders, events)),
         events=events,
         reviews=None if reviews is None else kept(reviews),
+        returns=None if returns is None else kept(returns),
+        levels=column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")]),
     )
 
 
@@ -68,12 +82,13 @@ def features_at(
     Every per-customer metric of the orders placed before the cutoff comes from one aggregation (`order_summary`),
     which also gives the population; the other pieces are joined to it."""
     shared = shared_tables(inputs, params) if shared is None else shared
-    summary = order_summary(shared.orders, cutoff)
+    summary = order_summary(shared.orders, cutoff, shared.levels)
     table = summary.filter(is_active(summary.last_placed_at, cutoff, params.active_window_days))
+    table = table.mutate(**most_common_columns(table, shared.levels))
     parts = [
         *satisfaction_parts(inputs, shared.events, shared.reviews, cutoff, params),
-        *relationship_parts(inputs, shared.orders, cutoff),
-        returns_part(inputs, cutoff),
+        *relationship_parts(inputs, shared.orders, cutoff, counted=shared.levels),
+        returns_part(inputs, cutoff, shared.returns),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
         btyd_part(shared.orders, cutoff, params.horizon_days, params.active_window_days),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import ibis
 import pandas as pd
 
 from features.common import at, days_between, join_customers
 from features.inputs import FeatureInputs
-from features.orders import order_facts, order_summary
+from features.orders import most_common, order_facts, order_summary
 from features.spec import FeatureSpec
 
 RELATIONSHIP_SPECS: tuple[FeatureSpec, ...] = (
@@ -43,14 +45,26 @@ def relationship_features(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.T
     return table.select("customer_id", **relationship_columns(inputs, table, cutoff))
 
 
-def relationship_parts(inputs: FeatureInputs, facts: ibis.Table, cutoff: pd.Timestamp) -> list[ibis.Table]:
-    """Per-customer tables the relationship features need besides `order_summary`, to be joined to it."""
+# Order column -> the names of its most common value and (where a feature) of its number of different values.
+MOST_COMMON: dict[str, tuple[str, str | None]] = {
+    "channel": ("main_channel", "channels_used"),
+    "payment_method": ("main_payment_method", None),
+    "country": ("order_country", None),
+}
+
+
+def relationship_parts(
+    inputs: FeatureInputs, facts: ibis.Table, cutoff: pd.Timestamp, counted: Collection[str] = ()
+) -> list[ibis.Table]:
+    """Per-customer tables the relationship features need besides `order_summary`, to be joined to it. The most
+    common values of the order columns in `counted` come from the summary's counts (`most_common_columns`)
+    instead."""
+    columns = [column for column in MOST_COMMON if column != "country" or inputs.has("orders.country")]
     parts = [
-        _most_common(facts, cutoff, "channel", "main_channel", count_name="channels_used"),
-        _most_common(facts, cutoff, "payment_method", "main_payment_method"),
+        _most_common(facts, cutoff, column, name, count_name=count_name)
+        for column, (name, count_name) in MOST_COMMON.items()
+        if column in columns and column not in counted
     ]
-    if inputs.has("orders.country"):
-        parts.append(_most_common(facts, cutoff, "country", "order_country"))
     if inputs.customers is not None:
         customers = inputs.customers
         parts.append(
@@ -69,6 +83,17 @@ def loyalty_member_at(customers: ibis.Table, t: ibis.Value) -> ibis.Value:
     Where the source gives no joining time for a customer, the export's flag is all there is (a snapshot)."""
     joined = (customers.loyalty_joined_at < t) & ~(customers.loyalty_left_at < t).fill_null(False)
     return ibis.ifelse(customers.loyalty_joined_at.isnull(), customers.loyalty_member, joined)
+
+
+def most_common_columns(summary: ibis.Table, levels: Mapping[str, tuple[str, ...]]) -> dict[str, ibis.Value]:
+    """main_channel, channels_used, ... of the order columns in `levels` from `order_summary(..., levels)`."""
+    columns = {}
+    for column, values in levels.items():
+        name, count_name = MOST_COMMON[column]
+        columns[name], used = most_common(summary, column, values)
+        if count_name is not None:
+            columns[count_name] = used
+    return columns
 
 
 def relationship_columns(inputs: FeatureInputs, table: ibis.Table, cutoff: pd.Timestamp) -> dict[str, ibis.Value]:

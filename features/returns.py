@@ -31,14 +31,23 @@ RETURN_SPECS: tuple[FeatureSpec, ...] = (
 )  # fmt: skip
 
 
-def returns_part(inputs: FeatureInputs, cutoff: pd.Timestamp) -> ibis.Table | None:
-    """Per customer with a return registered before the cutoff: the counts, the orders returned and the last
-    return's time; None when the source has no returns. A return comes after its order, so every order counted here
-    was placed before the cutoff."""
+def returns_with_customers(inputs: FeatureInputs) -> ibis.Table | None:
+    """Every return (order_id, returned_at) with the customer of its order (cutoff-independent); None when the
+    source has no returns."""
     if inputs.returns is None:
         return None
-    known = inputs.returns.filter(inputs.returns.returned_at < at(cutoff))
-    known = known.join(inputs.orders.select("order_id", "customer_id"), "order_id")
+    returns = inputs.returns.join(inputs.orders.select("order_id", "customer_id"), "order_id")
+    return returns.select("order_id", "customer_id", "returned_at")
+
+
+def returns_part(inputs: FeatureInputs, cutoff: pd.Timestamp, returns: ibis.Table | None = None) -> ibis.Table | None:
+    """Per customer with a return registered before the cutoff: the counts, the orders returned and the last
+    return's time; None when the source has no returns. A return comes after its order, so every order counted here
+    was placed before the cutoff. `returns` is `returns_with_customers`, when the caller has it already."""
+    returns = returns_with_customers(inputs) if returns is None else returns
+    if returns is None:
+        return None
+    known = returns.filter(returns.returned_at < at(cutoff))
     return known.aggregate(
         by="customer_id",
         **{f"returns_{days}d": count_if(known.returned_at >= days_before(cutoff, days)) for days in RETURN_WINDOWS},

@@ -7,6 +7,8 @@ after the cutoff). Customer c2 has o3 (2024-02-10, cancelled out of stock); o4 (
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ibis
 import pandas as pd
 import pytest
@@ -319,6 +321,22 @@ def test_invariants_hold_on_real_features_and_catch_breakage(shop_features: pd.D
         check_feature_invariants(table.assign(orders_total=-1))
     with pytest.raises(ValueError, match="churned holds"):
         check_feature_invariants(table.assign(churned=2))
+
+
+def test_the_stage_checks_each_cutoff_before_writing_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.stages.features as stage
+
+    inputs = inputs_from_frames(clean_tables(), AS_OF)
+    path = tmp_path / "features.parquet"
+    stage.write_features(inputs, [CUTOFF], PARAMS, path, "per_cutoff")
+    assert len(pd.read_parquet(path)) == 2
+    built = stage.features_at
+    monkeypatch.setattr(
+        stage, "features_at", lambda *args: built(*args).mutate(orders_total=ibis.literal(-1, type="int64"))
+    )
+    with pytest.raises(ValueError, match="orders_total is negative"):
+        stage.write_features(inputs, [CUTOFF], PARAMS, tmp_path / "broken.parquet", "per_cutoff")
+    assert not (tmp_path / "broken.parquet").exists()
 
 
 def test_last_bad_experience_is_the_latest_known_before_the_cutoff() -> None:

@@ -193,3 +193,19 @@ def test_noise_lines_are_those_of_comparing_every_cell_as_text(storage: str) -> 
     assert len(split_noise_lines(frames["csv"])[1]) == 3
     assert len(split_noise_lines(frames["parquet"])[1]) == 1
     assert len(split_noise_lines(frames["numeric_names"])[1]) == 1
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[python]", "string[pyarrow]"])
+def test_excel_ids_are_undone_as_by_splitting_every_id(dtype: str) -> None:
+    """parse_ids splits only the ids that look like Excel's floats; the first implementation split every id."""
+    from pipelines.validation.parse import EXCEL_FLOAT_ID, EXCEL_SCIENTIFIC_ID, parse_ids
+
+    text = pd.Series(["42.0", "0042", "7.00", "4.2E+05", None, "a.b", "0.0", "1.5", "12", "01.0", ""], dtype=dtype)
+    values = text.astype("string[pyarrow]")
+    floats = values.str.fullmatch(EXCEL_FLOAT_ID).fillna(False).astype(bool)
+    scientific = values.str.fullmatch(EXCEL_SCIENTIFIC_ID).fillna(False).astype(bool).to_numpy()
+    first = values.where(~floats, values.str.split(".", n=1).str[0]).mask(scientific).astype("string[pyarrow]")
+    parsed = parse_ids(text, excel_ids=True)
+    pd.testing.assert_series_equal(parsed.values, first)
+    assert parsed.values.tolist()[:4] == ["42", "0042", "7", pd.NA] and parsed.excel_floats_undone == 3
+    assert parse_ids(text.iloc[:0], excel_ids=True).values.empty

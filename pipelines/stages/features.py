@@ -55,7 +55,8 @@ def run(
     check_label_windows(cutoffs, feature_params.horizon_days, as_of, first_order_at)
     log.info("features at %d cutoffs, %s to %s", len(cutoffs), cutoffs[0].date(), cutoffs[-1].date())
     write_features(inputs, cutoffs, feature_params, outputs.features, strategy)
-    check_written_features(outputs.features, cutoffs)
+    if strategy == "one_query":  # per_cutoff checked each cutoff's rows before writing them
+        check_written_features(outputs.features, cutoffs)
     dictionary = write_dictionary(inputs, outputs)
     summary = {
         **summary_json(summarise(outputs.features, feature_params, as_of)),
@@ -69,7 +70,9 @@ def run(
 def write_features(
     inputs: FeatureInputs, cutoffs: list[pd.Timestamp], params: FeatureParams, path: Path, strategy: str
 ) -> None:
-    """One Parquet file with every (customer, cutoff) row, written by cutoff (with progress) or as one query."""
+    """One Parquet file with every (customer, cutoff) row, written by cutoff (with progress) or as one query. By
+    cutoff, each cutoff's rows are checked (`check_feature_invariants`) before they are written, so the file is not
+    read again to check it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown features.strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -82,6 +85,7 @@ def write_features(
     try:
         for cutoff in tqdm(cutoffs, desc="cutoffs", unit="cutoff"):
             batch: pa.Table = features_at(inputs, cutoff, params, shared).to_pyarrow()
+            check_feature_invariants(batch.to_pandas())
             if writer is None:
                 writer = pq.ParquetWriter(path, batch.schema)
             writer.write_table(batch)

@@ -236,7 +236,9 @@ def parse_ids(text: pd.Series, excel_ids: bool) -> ParsedIds:
         return ParsedIds(values, 0, _no_rows(text))
     floats = values.str.fullmatch(EXCEL_FLOAT_ID).fillna(False).astype(bool)
     scientific = values.str.fullmatch(EXCEL_SCIENTIFIC_ID).fillna(False).astype(bool).to_numpy()
-    undone = values.where(~floats, values.str.split(".", n=1).str[0])
+    undone = values.copy()
+    # Split only the float-looking ids: splitting every id ran in Python, cell by cell (minutes at 1M customers).
+    undone[floats] = values[floats].str.split(".", n=1).str[0]
     return ParsedIds(undone.mask(scientific).astype("string[pyarrow]"), int(floats.sum()), scientific)
 
 
