@@ -223,11 +223,14 @@ def evaluate(
             versus = "" if gain is None else f"; {intervals['reference']} gains [{gain[0]:+.4f}, {gain[1]:+.4f}]"
             typer.echo(f"{method:>17}: ROC-AUC [{low:.4f}, {high:.4f}]{versus}")
     comparison = result["comparison"]
+    intervals = result.get("bootstrap", {}).get("gap_closed", {})
     for oracle in ("oracle", "observable_oracle"):
         if comparison.get(f"{oracle}_gap_closed") is not None:
+            interval = intervals.get(oracle)
+            within = "" if interval is None else f" [{interval[0]:.0%}, {interval[1]:.0%}]"
             typer.echo(
                 f"share of the gap from {comparison['best_baseline']} to the {oracle.replace('_', ' ')} "
-                f"that the model closes: {comparison[f'{oracle}_gap_closed']:.0%}"
+                f"that the model closes: {comparison[f'{oracle}_gap_closed']:.0%}{within}"
             )
     typer.echo(f"headline metrics in {metrics}, all of them in {evaluation}, plots in {plots}, figures in {figures}")
     if result.get("data_warning"):

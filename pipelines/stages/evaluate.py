@@ -119,6 +119,8 @@ def run(
             MODEL,
             settings.bootstrap_resamples,
             training["params"]["seed"],
+            gap_from=metrics["comparison"].get("best_baseline"),
+            ceilings=(OBSERVABLE_ORACLE, ORACLE),
         )
     write_json(outputs.evaluation, metrics)
     write_json(outputs.metrics, headline(metrics))
@@ -335,6 +337,7 @@ def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     intervals = {
         **{f"{method}_roc_auc": interval for method, interval in bootstrap.get("roc_auc", {}).items()},
         **{f"gain_over_{method}": interval for method, interval in bootstrap.get("gain_over", {}).items()},
+        **{f"{oracle}_gap_closed": interval for oracle, interval in bootstrap.get("gap_closed", {}).items()},
     }
     for name, (low, high) in intervals.items():
         flat.update({f"bootstrap/{name}_low": low, f"bootstrap/{name}_high": high})
