@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipelines.sources.synthetic import SyntheticShop, SyntheticShopParams, generate_shop, true_churn_probability
 from pipelines.sources.synthetic_oracle import (
+    COLUMNS_READ,
     DROPOUT_DRAWS,
     label_exposure,
     observable_churn_probability,
@@ -226,13 +227,15 @@ def before(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict[str, p
     customers.loc[~(customers["loyalty_joined_at"] < cutoff), "loyalty_joined_at"] = pd.NaT
     tickets = tables["tickets"][tables["tickets"]["opened_at"] < cutoff].copy()
     tickets.loc[~(tickets["resolved_at"] < cutoff), "resolved_at"] = pd.NaT
-    return {
+    known = {
         "orders": orders,
         "customers": customers,
         "tickets": tickets,
         "returns": tables["returns"][tables["returns"]["returned_at"] < cutoff],
         "reviews": tables["reviews"][tables["reviews"]["reviewed_at"] < cutoff],
     }
+    # Only the columns the evaluate stage reads for the oracle.
+    return {name: table[list(COLUMNS_READ[name])] for name, table in known.items()}
 
 
 def test_what_happens_after_the_cutoff_does_not_change_the_oracle(clean: dict[str, pd.DataFrame]) -> None:

@@ -43,7 +43,7 @@ from models.split import split_for_deployment
 from pipelines.params import block, load_params
 from pipelines.provenance import dvc_experiment, dvc_output_hash, git_commit, run_name
 from pipelines.sources.synthetic import SyntheticShopParams, true_churn_probability
-from pipelines.sources.synthetic_oracle import DROPOUT_DRAWS, observable_churn_probability
+from pipelines.sources.synthetic_oracle import COLUMNS_READ, DROPOUT_DRAWS, observable_churn_probability
 from pipelines.stages.generate import TRUTH_CUSTOMERS, TRUTH_PARAMS
 
 if TYPE_CHECKING:  # MLflow loads only when a run is tracked
@@ -182,7 +182,7 @@ def add_observable_oracle(
         skipped[OBSERVABLE_ORACLE] = "no validated tables given (churn evaluate --validated)"
         return
     shop_params = SyntheticShopParams.from_dict(json.loads((truth_dir / TRUTH_PARAMS).read_text()))
-    tables = read_tables(validated_dir, ("orders", "customers", "tickets", "returns", "reviews"))
+    tables = read_tables(validated_dir, COLUMNS_READ)
     cutoff = pd.Timestamp(test_rows["cutoff"].iloc[0])
     started = time.perf_counter()
     probability = observable_churn_probability(
@@ -194,12 +194,14 @@ def add_observable_oracle(
     methods[OBSERVABLE_ORACLE] = Scores(ranking=probability, probability=probability, fitted=fitted)
 
 
-def read_tables(folder: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
-    """The contract tables in `folder` (Parquet), those present; `orders` must be."""
+def read_tables(folder: Path, columns: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
+    """`columns` of the contract tables in `folder` (Parquet), of those present; `orders` must be."""
     if not (folder / "orders.parquet").is_file():
         raise ValueError(f"no orders.parquet in {folder}: pass the validated tables as --validated")
     return {
-        name: pd.read_parquet(folder / f"{name}.parquet") for name in names if (folder / f"{name}.parquet").is_file()
+        name: pd.read_parquet(folder / f"{name}.parquet", columns=list(names))
+        for name, names in columns.items()
+        if (folder / f"{name}.parquet").is_file()
     }
 
 
