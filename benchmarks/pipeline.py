@@ -63,7 +63,8 @@ def stage_command(stage: str, params: Path, work: Path, churn: Path = CHURN) -> 
         ],
         "evaluate": [
             "--features", work / "features.parquet", "--backtest", work / "backtest", "--current", work / "current",
-            "--truth", work / "truth", "--metrics", work / "metrics.json", "--evaluation", work / "evaluation.json",
+            "--truth", work / "truth", "--validated", work / "validated", "--metrics", work / "metrics.json",
+            "--evaluation", work / "evaluation.json",
             "--plots", work / "plots",
             "--figures", work / "figures", "--no-track",
         ],

@@ -95,9 +95,12 @@ def bootstrap_roc_auc(
     resamples: int,
     seed: int,
     level: float = 0.95,
+    gap_from: str | None = None,
+    ceilings: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Percentile intervals for each method's ROC-AUC and for the `reference` method's gain over each other method
-    (its AUC minus theirs), from `resamples` paired resamples of the rows."""
+    (its AUC minus theirs), from `resamples` paired resamples of the rows; and, for each of `ceilings` among the
+    methods, of the share of the gap from `gap_from` (a baseline) to that ceiling the reference closes."""
     if reference not in scores:
         raise ValueError(f"the reference method {reference!r} has no scores")
     draws = resampled_aucs(labels, scores, resamples, seed)
@@ -111,6 +114,28 @@ def bootstrap_roc_auc(
         "reference": reference,
         "gain_over": {
             name: _interval(reference_draws - draws[:, i], tails) for i, name in enumerate(names) if name != reference
+        },
+        **_gap_closed(draws, names, reference, gap_from, ceilings, tails),
+    }
+
+
+def _gap_closed(
+    draws: np.ndarray,
+    names: list[str],
+    reference: str,
+    gap_from: str | None,
+    ceilings: tuple[str, ...],
+    tails: tuple[float, float],
+) -> dict[str, Any]:
+    present = [ceiling for ceiling in ceilings if ceiling in names]
+    if gap_from not in names or not present:
+        return {}
+    base = draws[:, names.index(gap_from)]
+    gain = draws[:, names.index(reference)] - base
+    return {
+        "gap_from": gap_from,
+        "gap_closed": {
+            ceiling: _interval(gain / (draws[:, names.index(ceiling)] - base), tails) for ceiling in present
         },
     }
 

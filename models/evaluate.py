@@ -31,6 +31,10 @@ MODEL = "lightgbm"
 BASELINES = ("recency_rule", "rfm_logistic", "bg_nbd", "pareto_nbd")
 ORACLE = "oracle"
 METHODS = (MODEL, *BASELINES, ORACLE)
+# The best any model can do from the history customers show (the synthetic shop's mechanism and priors, no latent
+# state): the ceiling the model's gain over the baselines is measured against. In evaluation.json and MLflow beside
+# the other methods; the plots keep to METHODS.
+OBSERVABLE_ORACLE = "observable_oracle"
 # Four decimals: the bootstrap intervals of ROC-AUC are a few thousandths wide.
 HEADLINE_DECIMALS = 4
 # The model's overall metrics that `headline` carries (under its own names).
@@ -70,7 +74,8 @@ def _metrics_by_method(
 
 
 def comparison(overall: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """The model's ROC-AUC against the best baseline and, when known, the share of the gap to the oracle closed."""
+    """The model's ROC-AUC against the best baseline and, when known, the share of the gap from the best baseline
+    to each oracle that the model closes."""
     baselines = {name: overall[name]["roc_auc"] for name in BASELINES if name in overall}
     if MODEL not in overall or not baselines:
         return {}
@@ -80,9 +85,10 @@ def comparison(overall: dict[str, dict[str, float]]) -> dict[str, Any]:
         "best_baseline": best,
         "roc_auc_gain_over_best_baseline": model_auc - baselines[best],
     }
-    if ORACLE in overall:
-        gap = overall[ORACLE]["roc_auc"] - baselines[best]
-        result["oracle_gap_closed"] = (model_auc - baselines[best]) / gap if gap > 0 else None
+    for oracle in (ORACLE, OBSERVABLE_ORACLE):
+        if oracle in overall:
+            gap = overall[oracle]["roc_auc"] - baselines[best]
+            result[f"{oracle}_gap_closed"] = (model_auc - baselines[best]) / gap if gap > 0 else None
     return result
 
 

@@ -199,6 +199,9 @@ def evaluate(
     truth: Annotated[Path, typer.Option(help="Ground truth of the synthetic shop (for the oracle).")] = Path(
         "data/truth"
     ),
+    validated: Annotated[
+        Path, typer.Option(help="Validated tables (for the synthetic shop's observable oracle).")
+    ] = Path("data/validated"),
     metrics: Annotated[Path, typer.Option(help="Headline metrics (JSON, DVC metrics).")] = Path("reports/metrics.json"),
     evaluation: Annotated[Path, typer.Option(help="Every metric in full (JSON, not a DVC metric).")] = Path(
         "reports/evaluation.json"
@@ -212,22 +215,32 @@ def evaluate(
 
     outputs = stage.EvaluateOutputs(metrics, evaluation, plots, figures)
     with refusals("evaluation failed"):
-        result = stage.run(params, features, (backtest, current), truth, outputs, track=track)
+        result = stage.run(params, features, (backtest, current), truth, outputs, track=track, validated_dir=validated)
     typer.echo(f"test cutoff {result['test_cutoff']}: ROC-AUC, PR-AUC, Brier, ECE")
     for method, values in result["overall"].items():
         typer.echo(
-            f"{method:>14}: {values['roc_auc']:.4f}  {values['pr_auc']:.4f}  "
+            f"{method:>17}: {values['roc_auc']:.4f}  {values['pr_auc']:.4f}  "
             f"{values.get('brier', float('nan')):.4f}  {values.get('ece', float('nan')):.4f}"
         )
     for method, reason in result["skipped"].items():
-        typer.echo(f"{method:>14}: skipped ({reason})")
+        typer.echo(f"{method:>17}: skipped ({reason})")
     if "bootstrap" in result:
         intervals = result["bootstrap"]
         typer.echo(f"{intervals['level']:.0%} bootstrap intervals ({intervals['resamples']} paired resamples):")
         for method, (low, high) in intervals["roc_auc"].items():
             gain = intervals["gain_over"].get(method)
             versus = "" if gain is None else f"; {intervals['reference']} gains [{gain[0]:+.4f}, {gain[1]:+.4f}]"
-            typer.echo(f"{method:>14}: ROC-AUC [{low:.4f}, {high:.4f}]{versus}")
+            typer.echo(f"{method:>17}: ROC-AUC [{low:.4f}, {high:.4f}]{versus}")
+    comparison = result["comparison"]
+    intervals = result.get("bootstrap", {}).get("gap_closed", {})
+    for oracle in ("oracle", "observable_oracle"):
+        if comparison.get(f"{oracle}_gap_closed") is not None:
+            interval = intervals.get(oracle)
+            within = "" if interval is None else f" [{interval[0]:.0%}, {interval[1]:.0%}]"
+            typer.echo(
+                f"share of the gap from {comparison['best_baseline']} to the {oracle.replace('_', ' ')} "
+                f"that the model closes: {comparison[f'{oracle}_gap_closed']:.0%}{within}"
+            )
     typer.echo(f"headline metrics in {metrics}, all of them in {evaluation}, plots in {plots}, figures in {figures}")
     if result.get("data_warning"):
         typer.echo(f"WARNING: {result['data_warning']}", err=True)

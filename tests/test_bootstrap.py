@@ -66,3 +66,18 @@ def test_the_integer_resamples_give_the_float_sums_bit_for_bit(size: int) -> Non
         "constant": np.zeros(size),
     }
     np.testing.assert_array_equal(resampled_aucs(labels, scores, 40, 3), _reference_bootstrap(labels, scores, 40, 3))
+
+
+def test_the_share_of_the_gap_closed_is_paired_and_brackets_the_estimate() -> None:
+    baseline = SCORES + RNG.normal(0, 2.0, len(SCORES))
+    model = SCORES + RNG.normal(0, 1.0, len(SCORES))
+    scores = {"model": model, "baseline": baseline, "ceiling": SCORES, "ceiling_twin": SCORES.copy()}
+    result = bootstrap_roc_auc(LABELS, scores, "model", 300, 0, gap_from="baseline", ceilings=("ceiling", "absent"))
+    auc = {name: roc_auc_score(LABELS, values) for name, values in scores.items()}
+    low, high = result["gap_closed"]["ceiling"]
+    assert low < (auc["model"] - auc["baseline"]) / (auc["ceiling"] - auc["baseline"]) < high
+    assert result["gap_from"] == "baseline" and set(result["gap_closed"]) == {"ceiling"}
+    # Closing the gap to the ceiling itself: exactly all of it in every resample.
+    itself = bootstrap_roc_auc(LABELS, scores, "ceiling_twin", 100, 0, gap_from="baseline", ceilings=("ceiling",))
+    assert itself["gap_closed"]["ceiling"] == [1.0, 1.0]
+    assert "gap_closed" not in bootstrap_roc_auc(LABELS, scores, "model", 50, 0)

@@ -45,6 +45,7 @@ def project(shop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     invoke(
         "evaluate", "--params", params, "--features", features / "features.parquet",
         "--backtest", models / "backtest", "--current", models / "current", "--truth", shop["truth"],
+        "--validated", data / "validated",
         "--metrics", reports / "metrics.json", "--evaluation", reports / "evaluation.json",
         "--plots", reports / "plots", "--figures", reports / "figures",
         "--no-track",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from models.evaluate import (
     HEADLINE_MODEL_METRICS,
     METHODS,
     MODEL,
+    OBSERVABLE_ORACLE,
     ORACLE,
     EvaluateParams,
     comparison,
@@ -41,6 +43,7 @@ from models.split import split_for_deployment
 from pipelines.params import block, load_params
 from pipelines.provenance import dvc_experiment, dvc_output_hash, git_commit, run_name
 from pipelines.sources.synthetic import SyntheticShopParams, true_churn_probability
+from pipelines.sources.synthetic_oracle import COLUMNS_READ, DROPOUT_DRAWS, observable_churn_probability
 from pipelines.stages.generate import TRUTH_CUSTOMERS, TRUTH_PARAMS
 
 if TYPE_CHECKING:  # MLflow loads only when a run is tracked
@@ -68,9 +71,11 @@ def run(
     truth_dir: Path,
     outputs: EvaluateOutputs,
     track: bool = True,
+    validated_dir: Path | None = None,
 ) -> dict[str, Any]:
     """`models` is (backtest, current): the backtest model is evaluated, the current one is logged with its
-    figures. Returns the full evaluation written to `outputs.evaluation`."""
+    figures. `validated_dir` (the validated tables) feeds the observable oracle beside the latent one when
+    evaluate.oracle is true. Returns the full evaluation written to `outputs.evaluation`."""
     params = load_params(params_path)
     settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
     backtest = load_model(models[0])
@@ -86,6 +91,8 @@ def run(
         raise ValueError(f"no labelled rows at the backtest model's test cutoff {test_cutoff.date()}")
     log.info("evaluating on the test cutoff %s: %d customers", test_cutoff.date(), len(test_rows))
     methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
+    if settings.oracle:
+        add_observable_oracle(methods, skipped, truth_dir, validated_dir, test_rows, training["horizon_days"])
     evaluation = evaluate_methods(test_rows, methods, settings.contact_k)
     metrics = {
         "test_cutoff": test_cutoff.date().isoformat(),
@@ -115,6 +122,8 @@ def run(
             MODEL,
             settings.bootstrap_resamples,
             training["params"]["seed"],
+            gap_from=metrics["comparison"].get("best_baseline"),
+            ceilings=(OBSERVABLE_ORACLE, ORACLE),
         )
     write_json(outputs.evaluation, metrics)
     write_json(outputs.metrics, headline(metrics))
@@ -160,6 +169,44 @@ def method_scores(
         probability = oracle_probability(truth_dir, test_rows, training["horizon_days"])
         methods[ORACLE] = Scores(ranking=probability, probability=probability)
     return methods, skipped
+
+
+def add_observable_oracle(
+    methods: dict[str, Scores],
+    skipped: dict[str, str],
+    truth_dir: Path,
+    validated_dir: Path | None,
+    test_rows: pd.DataFrame,
+    horizon_days: int,
+) -> None:
+    """The synthetic shop's observable oracle (pipelines/sources/synthetic_oracle.py) on the test rows, from the
+    validated tables the features were built from; skipped, with the reason, when they were not given."""
+    if validated_dir is None:
+        skipped[OBSERVABLE_ORACLE] = "no validated tables given (churn evaluate --validated)"
+        return
+    shop_params = SyntheticShopParams.from_dict(json.loads((truth_dir / TRUTH_PARAMS).read_text()))
+    tables = read_tables(validated_dir, COLUMNS_READ)
+    cutoff = pd.Timestamp(test_rows["cutoff"].iloc[0])
+    started = time.perf_counter()
+    probability = observable_churn_probability(
+        tables, test_rows["customer_id"].to_numpy(), cutoff, horizon_days, shop_params
+    ).to_numpy()
+    seconds = time.perf_counter() - started
+    log.info("observable oracle: %d customers, %d dropout draws, %.1f s", len(probability), DROPOUT_DRAWS, seconds)
+    # (the time goes to the log only: evaluation.json stays the same from run to run)
+    fitted = {"dropout_draws": DROPOUT_DRAWS}
+    methods[OBSERVABLE_ORACLE] = Scores(ranking=probability, probability=probability, fitted=fitted)
+
+
+def read_tables(folder: Path, columns: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
+    """`columns` of the contract tables in `folder` (Parquet), of those present; `orders` must be."""
+    if not (folder / "orders.parquet").is_file():
+        raise ValueError(f"no orders.parquet in {folder}: pass the validated tables as --validated")
+    return {
+        name: pd.read_parquet(folder / f"{name}.parquet", columns=list(names))
+        for name, names in columns.items()
+        if (folder / f"{name}.parquet").is_file()
+    }
 
 
 def with_season_anchor(model: ChurnModel, methods: dict[str, Scores]) -> Scores:
@@ -296,6 +343,7 @@ def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     intervals = {
         **{f"{method}_roc_auc": interval for method, interval in bootstrap.get("roc_auc", {}).items()},
         **{f"gain_over_{method}": interval for method, interval in bootstrap.get("gain_over", {}).items()},
+        **{f"{oracle}_gap_closed": interval for oracle, interval in bootstrap.get("gap_closed", {}).items()},
     }
     for name, (low, high) in intervals.items():
         flat.update({f"bootstrap/{name}_low": low, f"bootstrap/{name}_high": high})
