@@ -88,13 +88,10 @@ def validate(
     engine: EngineOption = None,
 ) -> None:
     """Validate the source named in block `data` against the contract (limits in block `validate`)."""
-    from pipelines.engine import local_path
     from pipelines.stages import validate as stage
 
     with refusals("validation failed"):
-        outputs = stage.ValidateOutputs(
-            local_path(validated, "--validated"), local_path(quarantine, "--quarantine"), report, report_md
-        )
+        outputs = stage.ValidateOutputs.at(validated, quarantine, report, report_md)
         result = stage.run(params, outputs, engine)
     for table_report in result.reports:
         if table_report.present:
@@ -131,11 +128,10 @@ def features(
     engine: EngineOption = None,
 ) -> None:
     """Point-in-time features and churn labels at every cutoff (block `features`)."""
-    from pipelines.engine import local_path
     from pipelines.stages import features as stage
 
     with refusals("features failed"):
-        outputs = stage.FeatureOutputs(local_path(out, "--out"), dictionary, dictionary_md, summary)
+        outputs = stage.FeatureOutputs.at(out, dictionary, dictionary_md, summary)
         result = stage.run(params, validated, validation_report, outputs, engine)
     churn_rate = "no labelled cutoff" if result["churn_rate"] is None else f"churn rate {result['churn_rate']:.1%}"
     typer.echo(

@@ -16,7 +16,7 @@ from features.build import LABEL, feature_dictionary, feature_groups, feature_ta
 from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, check_label_windows, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
-from pipelines.engine import connect, engine_settings, input_location
+from pipelines.engine import connect, engine_settings, input_location, local_path
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import validated_as_of
 
@@ -31,6 +31,12 @@ class FeatureOutputs:
     dictionary_csv: Path
     dictionary_markdown: Path
     summary: Path
+
+    @classmethod
+    def at(cls, features: str, dictionary_csv: Path, dictionary_markdown: Path, summary: Path) -> FeatureOutputs:
+        """The outputs where the command line puts them: the feature table as a local path or file:// URI (training
+        reads it on one node)."""
+        return cls(local_path(features, "--out"), dictionary_csv, dictionary_markdown, summary)
 
 
 def run(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.engine import engine_settings, spark_session
+from pipelines.engine import engine_settings, local_path, spark_session
 from pipelines.params import block, load_params
 from pipelines.sources.read import SET_ASIDE_PARQUET, SourceRead, read_source
 from pipelines.validation.report import write_reports
@@ -25,6 +25,14 @@ class ValidateOutputs:
     quarantine_dir: Path
     report_json: Path
     report_markdown: Path
+
+    @classmethod
+    def at(cls, validated: str, quarantine: str, report_json: Path, report_markdown: Path) -> ValidateOutputs:
+        """The outputs where the command line puts them: the folders as local paths or file:// URIs (validation
+        writes them on this machine)."""
+        return cls(
+            local_path(validated, "--validated"), local_path(quarantine, "--quarantine"), report_json, report_markdown
+        )
 
 
 class QuarantineLimitExceeded(ValueError):
