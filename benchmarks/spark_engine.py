@@ -204,7 +204,7 @@ def compare_features(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
 
 
 def compare_risk_lists(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
-    columns = ["customer_id", "rank", "churn_probability", "value_at_risk", "reason_1"]
+    columns = ["customer_id", "rank", "churn_probability", "value_at_risk", "reason_1", "reason_2", "reason_3"]
     ours = pd.read_parquet(duckdb_path, columns=columns).sort_values("rank").reset_index(drop=True)
     theirs = pd.read_parquet(spark_path, columns=columns).sort_values("rank").reset_index(drop=True)
     same_customers = ours["customer_id"].tolist() == theirs["customer_id"].tolist()
@@ -217,7 +217,8 @@ def compare_risk_lists(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
         "same_customers_in_order": same_customers,
         "same_ranks": same_ranks,
         "probabilities_within_1e-9": probabilities,
-        "same_first_reason": same_customers and ours["reason_1"].tolist() == theirs["reason_1"].tolist(),
+        "same_reasons": same_customers
+        and all(ours[c].tolist() == theirs[c].tolist() for c in ("reason_1", "reason_2", "reason_3")),
     }
 
 
@@ -226,7 +227,7 @@ def same_outputs(duckdb_out: Path, spark_out: Path, spark_validated: bool) -> di
     compared: dict[str, Any] = {}
     report = json.loads((duckdb_out / "validation.json").read_text())
     if not spark_validated:
-        compared["validation_json"] = "not compared: validate did not run to the end on Spark (see stopped)"
+        compared["validation_json"] = "not compared: validate not run on Spark (--skip-spark-validate) or stopped"
     else:
         theirs = json.loads((spark_out / "validation.json").read_text())
         compared["validation_json"] = report == theirs
