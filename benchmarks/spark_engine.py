@@ -1,17 +1,23 @@
 """The pipeline's engine-dependent stages on DuckDB and on Spark (`local[2]`) in the same run, on one synthetic shop:
-wall time per stage and the peak memory of the driver (the `churn` Python process) and of the JVM (in local mode
-the driver's JVM holds the executors too), sampled every 0.2 s over the process tree.
+wall time per stage and peak resident memory, sampled every 0.2 s over the stage's process tree: the `churn`
+process (the driver's Python), its JVM (in local mode the driver's JVM runs the executors too) and the Python
+workers the JVM forks (mapInPandas, Arrow conversions), each and all together at one instant. RSS counts pages that
+forked workers share once per worker, so the sums are upper bounds.
 
 `generate` and `train` run once (DuckDB's features feed training, as on a cluster training stays on one node);
 `validate`, `features` and `score` run once per engine, each as its own `churn` subprocess, the two engines one after
 the other per stage (so that both see about the same load). After the run the script checks that both engines gave
-the same results: the validation reports, the feature summaries, every feature and label column's per-cutoff sum and
-count, and the written risk lists (customers, ranks, probabilities within 1e-9 relative). The JSON is rewritten
-after every stage, so an interrupted run keeps what finished; `--work DIR --resume` continues it.
+the same results: the validation reports (accepted and quarantined rows per table, rules), the feature summaries,
+every feature and label column's per-cutoff sum and count, and the written risk lists (customers, ranks,
+probabilities within 1e-9 relative, first reasons). The JSON is rewritten after every stage, so an interrupted run
+keeps what finished; `--work DIR --resume` continues it, and `--stages` runs some stages now and the rest later.
+`--memory-limit-gib` kills a stage whose tree goes over it (recorded under `stopped`; a stopped Spark validation
+leaves Spark's later stages reading DuckDB's validated tables).
 
     .venv/bin/python benchmarks/spark_engine.py --customers 20000 --every-days 90
-    .venv/bin/python benchmarks/spark_engine.py --customers 1200000 --every-days 180 --top-k 20000 \
-        --max-training-rows 500000 --work /tmp/spark-bench-1m --skip-spark-validate   # ~10M orders
+    nice -n 5 .venv/bin/python benchmarks/spark_engine.py --customers 1200000 --first-cutoff 2025-07-01 \
+        --every-days 93 --top-k 20000 --max-training-rows 100000 --memory-limit-gib 10.5 --skip-spark-validate \
+        --work /tmp/wt-spark-10m --out benchmarks/results/spark_engine_10m_stages.json   # ~10M orders, 2 cutoffs
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import json
 import math
 import os
 import shlex
+import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -39,11 +47,20 @@ PACKAGES = ("pandas", "pyarrow", "duckdb", "ibis-framework", "pyspark", "great_e
 
 
 def write_params(
-    work: Path, customers: int, every_days: int, driver_memory: str, top_k: int | None, max_training_rows: int | None
+    work: Path,
+    customers: int,
+    cutoffs: tuple[str | None, int],
+    spark_memory: tuple[str, int],
+    top_k: int | None,
+    max_training_rows: int | None,
 ) -> Path:
+    first_cutoff, every_days = cutoffs
+    driver_memory, shuffle_partitions = spark_memory
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"]["n_customers"] = customers
     params["data"]["path"] = str(work / "raw")
+    if first_cutoff is not None:
+        params["features"]["first_cutoff"] = first_cutoff
     params["features"]["every_days"] = every_days
     params["score"]["max_model_age_days"] = None
     params["score"]["top_k"] = top_k
@@ -52,7 +69,7 @@ def write_params(
     params["spark"] = {
         "master": "local[2]",
         "app_name": "churn-benchmark",
-        "config": {"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": 8},
+        "config": {"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": shuffle_partitions},
     }
     path = work / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -86,26 +103,55 @@ def command(stage: str, params: Path, work: Path, out: Path, engine: str | None)
     return [str(CHURN), stage, "--params", str(params), *map(str, args[stage]), *engine_args]
 
 
-def measure(cmd: list[str], log: Path) -> dict[str, float]:
-    """Wall time and peak RSS (GiB) of the `churn` process and of its JVM child, sampled every 0.2 s."""
+class OverMemory(RuntimeError):
+    """A stage stopped because its process tree went over the memory limit."""
+
+    def __init__(self, peaks: dict[str, float], seconds: float, limit_gib: float) -> None:
+        super().__init__(f"over {limit_gib} GiB after {seconds:.0f} s")
+        self.record = {"stopped_after_seconds": round(seconds, 2), "memory_limit_gib": limit_gib, **peaks}
+
+
+def process_kind(process: psutil.Process) -> str:
+    """A child of the `churn` process: the JVM (Spark's driver, holding the executors in local mode) or a Python
+    worker (the pandas side of mapInPandas and Arrow conversions, forked by the JVM)."""
+    return "jvm" if process.name().startswith("java") else "python_workers"
+
+
+def measure(cmd: list[str], log: Path, limit_gib: float | None = None) -> dict[str, float]:
+    """Wall time and peak resident memory (GiB) of the `churn` process (the driver's Python), its JVM and the
+    Python workers, and of the whole tree at one instant, sampled every 0.2 s. RSS counts pages shared between
+    forked workers once per worker, so the sums are upper bounds. Over `limit_gib` the tree is killed
+    (OverMemory), so that a stage that cannot fit does not take the machine down."""
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-    peaks = {"driver_python": 0, "jvm": 0, "total": 0}
+    peaks = {"driver_python": 0, "jvm": 0, "python_workers": 0, "total": 0}
+    over = threading.Event()
     with log.open("w") as output:
         started = time.perf_counter()
-        process = subprocess.Popen(cmd, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            cmd, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         done = threading.Event()
 
         def sample() -> None:
             root = psutil.Process(process.pid)
             while not done.is_set():
+                now = {"driver_python": 0, "jvm": 0, "python_workers": 0}
                 try:
-                    python = root.memory_info().rss
-                    jvm = sum(child.memory_info().rss for child in root.children(recursive=True))
+                    now["driver_python"] = root.memory_info().rss
+                    for child in root.children(recursive=True):
+                        try:
+                            now[process_kind(child)] += child.memory_info().rss
+                        except psutil.NoSuchProcess:
+                            continue
                 except psutil.Error:
                     break
-                peaks["driver_python"] = max(peaks["driver_python"], python)
-                peaks["jvm"] = max(peaks["jvm"], jvm)
-                peaks["total"] = max(peaks["total"], python + jvm)
+                total = sum(now.values())
+                for key, value in {**now, "total": total}.items():
+                    peaks[key] = max(peaks[key], value)
+                if limit_gib is not None and total > limit_gib * GIB:
+                    over.set()
+                    os.killpg(process.pid, signal.SIGKILL)
+                    break
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -114,9 +160,12 @@ def measure(cmd: list[str], log: Path) -> dict[str, float]:
         done.set()
         sampler.join()
         seconds = time.perf_counter() - started
+    record = {f"peak_{k}_gib": round(v / GIB, 3) for k, v in peaks.items()}
+    if over.is_set():
+        raise OverMemory(record, seconds, limit_gib or 0.0)
     if code != 0:
         raise RuntimeError(f"{shlex.join(cmd)} exited with {code}:\n{log.read_text()[-3000:]}")
-    return {"seconds": round(seconds, 2), **{f"peak_{k}_gib": round(v / GIB, 3) for k, v in peaks.items()}}
+    return {"seconds": round(seconds, 2), **record}
 
 
 STAGE_ORDER = ("validate", "features", "train", "score")
@@ -155,7 +204,7 @@ def compare_features(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
 
 
 def compare_risk_lists(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
-    columns = ["customer_id", "rank", "churn_probability", "value_at_risk", "reason_1"]
+    columns = ["customer_id", "rank", "churn_probability", "value_at_risk", "reason_1", "reason_2", "reason_3"]
     ours = pd.read_parquet(duckdb_path, columns=columns).sort_values("rank").reset_index(drop=True)
     theirs = pd.read_parquet(spark_path, columns=columns).sort_values("rank").reset_index(drop=True)
     same_customers = ours["customer_id"].tolist() == theirs["customer_id"].tolist()
@@ -168,19 +217,54 @@ def compare_risk_lists(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
         "same_customers_in_order": same_customers,
         "same_ranks": same_ranks,
         "probabilities_within_1e-9": probabilities,
-        "same_first_reason": same_customers and ours["reason_1"].tolist() == theirs["reason_1"].tolist(),
+        "same_reasons": same_customers
+        and all(ours[c].tolist() == theirs[c].tolist() for c in ("reason_1", "reason_2", "reason_3")),
     }
+
+
+def same_outputs(duckdb_out: Path, spark_out: Path, spark_validated: bool) -> dict[str, Any]:
+    """What the two engines wrote, compared where both wrote it."""
+    compared: dict[str, Any] = {}
+    report = json.loads((duckdb_out / "validation.json").read_text())
+    if not spark_validated:
+        compared["validation_json"] = "not compared: validate not run on Spark (--skip-spark-validate) or stopped"
+    else:
+        theirs = json.loads((spark_out / "validation.json").read_text())
+        compared["validation_json"] = report == theirs
+        compared["validation_counts"] = {
+            table: [counts.get(key) for key in ("rows_in", "accepted", "quarantined")]
+            for table, counts in report["tables"].items()
+        }
+    if (spark_out / "features.json").exists():
+        features = json.loads((duckdb_out / "features.json").read_text())
+        compared["features_json"] = features == json.loads((spark_out / "features.json").read_text())
+        compared["feature_columns"] = compare_features(duckdb_out / "features.parquet", spark_out / "features.parquet")
+    if (spark_out / "risk_list.parquet").exists():
+        compared["risk_list"] = compare_risk_lists(duckdb_out / "risk_list.parquet", spark_out / "risk_list.parquet")
+    return compared
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--first-cutoff", default=None, help="features.first_cutoff override (YYYY-MM-DD)")
     parser.add_argument("--every-days", type=int, default=90)
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--shuffle-partitions", type=int, default=8)
     parser.add_argument("--top-k", type=int, default=None, help="score.top_k on both engines (null: everyone)")
     parser.add_argument("--max-training-rows", type=int, default=None, help="train.max_training_rows override")
     parser.add_argument("--work", type=Path, default=None, help="keep the shop and outputs here (default: a temp dir)")
     parser.add_argument("--resume", action="store_true", help="skip the stages already recorded in --out")
+    parser.add_argument(
+        "--stages", nargs="+", choices=STAGE_ORDER, default=list(STAGE_ORDER), help="run only these (in order)"
+    )
+    parser.add_argument(
+        "--memory-limit-gib",
+        type=float,
+        default=None,
+        help="kill a stage whose process tree goes over this (recorded under `stopped`); Spark's later stages then "
+        "read DuckDB's validated tables",
+    )
     parser.add_argument(
         "--skip-spark-validate",
         action="store_true",
@@ -191,11 +275,17 @@ def main() -> None:
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.resume else {"stages": {}}
     results["settings"] = {
         "customers": args.customers,
+        "first_cutoff": args.first_cutoff,
         "every_days": args.every_days,
         "top_k": args.top_k,
         "max_training_rows": args.max_training_rows,
         "spark_validate": not args.skip_spark_validate,
-        "spark": {"master": "local[2]", "driver_memory": args.driver_memory, "shuffle_partitions": 8},
+        "memory_limit_gib": args.memory_limit_gib,
+        "spark": {
+            "master": "local[2]",
+            "driver_memory": args.driver_memory,
+            "shuffle_partitions": args.shuffle_partitions,
+        },
     }
     results["machine"] = machine_info(PACKAGES)
 
@@ -207,54 +297,93 @@ def main() -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         params = write_params(
-            work, args.customers, args.every_days, args.driver_memory, args.top_k, args.max_training_rows
+            work,
+            args.customers,
+            (args.first_cutoff, args.every_days),
+            (args.driver_memory, args.shuffle_partitions),
+            args.top_k,
+            args.max_training_rows,
         )
         logs = work / "logs"
         logs.mkdir(exist_ok=True)
         duckdb_out, spark_out = work / "duckdb", work / "spark"
 
-        def run(name: str, cmd: list[str]) -> None:
+        def spark_of(name: str) -> dict[str, Any]:
+            """A Spark stage's session settings (a resumed run may change them)."""
+            return {"spark": results["settings"]["spark"]} if name.endswith("_spark") else {}
+
+        def run(name: str, cmd: list[str]) -> bool:
+            """Run and record a stage (unless recorded already); False when it went over the memory limit."""
             if name in results["stages"]:
-                return
-            load = os.getloadavg()[0]
-            results["stages"][name] = {**measure(cmd, logs / f"{name}.log"), "load_before": round(load, 2)}
+                return True
+            if name in results.get("stopped", {}) or name in results.get("failed", {}):
+                return False
+            load = os.getloadavg()
+            try:
+                record = measure(cmd, logs / f"{name}.log", args.memory_limit_gib)
+            except OverMemory as over:
+                results.setdefault("stopped", {})[name] = {
+                    **over.record,
+                    "load_before": [round(x, 2) for x in load],
+                    **spark_of(name),
+                }
+                print(name, "stopped:", results["stopped"][name], flush=True)
+                save()
+                return False
+            except RuntimeError as failure:  # recorded with its error line; the other stages still run
+                errors = [line for line in str(failure).splitlines() if "Error" in line or "error" in line]
+                results.setdefault("failed", {})[name] = {
+                    "error": errors[-1].strip()[:400] if errors else str(failure)[-400:],
+                    "load_before": [round(x, 2) for x in load],
+                    **spark_of(name),
+                }
+                print(name, "failed:", results["failed"][name], flush=True)
+                save()
+                return False
+            results["stages"][name] = {**record, "load_before": [round(x, 2) for x in load], **spark_of(name)}
             print(name, results["stages"][name], flush=True)
             save()
+            return True
+
+        def share_duckdb_validated() -> None:
+            """Spark's features and score read DuckDB's validated tables (the same files)."""
+            if (spark_out / "validated").is_symlink():
+                return
+            if (spark_out / "validated").exists():
+                shutil.rmtree(spark_out / "validated")
+            spark_out.mkdir(parents=True, exist_ok=True)
+            (spark_out / "validated").symlink_to(duckdb_out / "validated")
+            (spark_out / "validation.json").write_text((duckdb_out / "validation.json").read_text())
 
         if (work / "raw" / "orders.parquet").exists():
             results["stages"].setdefault("generate", {"reused": str(work / "raw")})
         else:
             run("generate", command("generate", params, work, duckdb_out, None))
-        if args.skip_spark_validate and not (spark_out / "validated").exists():
-            spark_out.mkdir(parents=True, exist_ok=True)
-            (spark_out / "validated").symlink_to(duckdb_out / "validated")
-            (spark_out / "validation.json").write_text((duckdb_out / "validation.json").read_text())
+        spark_validated = not args.skip_spark_validate and "validate_spark" in results["stages"]
         for stage in STAGE_ORDER:
-            if stage == "validate" and args.skip_spark_validate:
-                run("validate_duckdb", command(stage, params, work, duckdb_out, "duckdb"))
+            if stage not in args.stages:
                 continue
             if stage == "train":  # once, on DuckDB's features: training stays on one node on either engine
                 run("train", command("train", params, work, duckdb_out, None))
                 continue
-            for engine, out in (("duckdb", duckdb_out), ("spark", spark_out)):
-                run(f"{stage}_{engine}", command(stage, params, work, out, engine))
+            run(f"{stage}_duckdb", command(stage, params, work, duckdb_out, "duckdb"))
+            if stage == "validate":
+                spark_validated = not args.skip_spark_validate and run(
+                    "validate_spark", command(stage, params, work, spark_out, "spark")
+                )
+                if not spark_validated:
+                    share_duckdb_validated()
+                continue
+            run(f"{stage}_spark", command(stage, params, work, spark_out, "spark"))
         report = json.loads((duckdb_out / "validation.json").read_text())
-        features = json.loads((duckdb_out / "features.json").read_text())
         results["data"] = {
             "customers": report["tables"]["customers"]["rows_in"],
             "orders": report["tables"]["orders"]["rows_in"],
-            "cutoffs": features["cutoffs"],
-            "feature_rows": features["rows"],
-            "features_parquet_bytes": (duckdb_out / "features.parquet").stat().st_size,
         }
-        results["same_outputs"] = {
-            "validation_json": "not run on Spark"
-            if args.skip_spark_validate
-            else report == json.loads((spark_out / "validation.json").read_text()),
-            "features_json": features == json.loads((spark_out / "features.json").read_text()),
-            "feature_columns": compare_features(duckdb_out / "features.parquet", spark_out / "features.parquet"),
-            "risk_list": compare_risk_lists(duckdb_out / "risk_list.parquet", spark_out / "risk_list.parquet"),
-        }
+        if (duckdb_out / "features.json").exists():
+            features = json.loads((duckdb_out / "features.json").read_text())
+            results["data"].update(cutoffs=features["cutoffs"], feature_rows=features["rows"])
+        results["same_outputs"] = same_outputs(duckdb_out, spark_out, spark_validated)
         save()
     print(json.dumps(results["stages"], indent=2))
     print(json.dumps(results["same_outputs"], indent=2))

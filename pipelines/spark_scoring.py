@@ -1,7 +1,8 @@
 """Scoring on Spark (`engine: spark`): the saved model and its calibration applied per partition with `mapInPandas`,
-the model shipped to the executors once (a broadcast), the reasons (LightGBM's pred_contrib) and the risk columns
-computed there by the same pandas functions as on one machine, the rank over the whole population by Spark, and the
-list written as Parquet atomically (a temporary folder renamed into place when complete).
+the model shipped to the executors once (a broadcast), the risk columns computed there by the same pandas functions
+as on one machine, the rank over the whole population by Spark, the reasons (LightGBM's pred_contrib) for the
+customers of the written list only, and the list written as Parquet atomically (a temporary folder renamed into
+place when complete).
 
 Orchestration only: features come from `features`, prediction, reasons and risk columns from `models`.
 """
@@ -18,9 +19,10 @@ import pandas as pd
 from features.build import FEATURE_SPECS
 from models.artifact import ChurnModel
 from models.explain import reason_texts, top_reasons
-from models.risk import CONTEXT_FEATURES, RISK_LIST_COLUMNS, RiskParams, assemble_risk_list, with_reasons
+from models.risk import CONTEXT_FEATURES, RISK_LIST_COLUMNS, RiskParams, assemble_risk_list
 
 if TYPE_CHECKING:
+    from pyspark.broadcast import Broadcast
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,14 @@ SPARK_TYPES = {"float64": "double", "int64": "bigint", "boolean": "boolean", "st
 PANDAS_TYPES = {"double": "float64", "bigint": "Int64", "boolean": "boolean", "string": "object", "timestamp_ntz": None}
 
 
+REASONS = ("reason_1", "reason_2", "reason_3")
+RISK_COLUMNS = tuple(column for column in RISK_LIST_COLUMNS if column not in REASONS)
+
+
 def risk_list_types() -> dict[str, str]:
-    """Spark SQL type of every risk list column (`rank` is added after the per-partition work); times are naive
-    UTC (timestamp_ntz), as the contract and the one-machine list hold them."""
+    """Spark SQL type of every risk column but the reasons (`rank` is added after the per-partition work, reasons
+    only for the written list); times are naive UTC (timestamp_ntz), as the contract and the one-machine list hold
+    them."""
     feature_types = {spec.name: SPARK_TYPES[spec.dtype] for spec in FEATURE_SPECS}
     types = {
         "customer_id": "string",
@@ -46,24 +53,26 @@ def risk_list_types() -> dict[str, str]:
         "last_bad_experience_days_ago": "double",
         "open_tickets": feature_types["tickets_open"],
         "suggested_action": "string",
-        **{f"reason_{i}": "string" for i in (1, 2, 3)},
         **{name: feature_types[name] for name in CONTEXT_FEATURES},
     }
-    return {column: types[column] for column in RISK_LIST_COLUMNS if column != "rank"}
+    return {column: types[column] for column in RISK_COLUMNS if column != "rank"}
+
+
+def shipped(session: SparkSession, model: ChurnModel) -> Broadcast[ChurnModel]:
+    """The model sent to the executors once, for the prediction and the reasons."""
+    return session.sparkContext.broadcast(model)
 
 
 def risk_rows(
-    features: DataFrame, model: ChurnModel, as_of: pd.Timestamp, horizon_days: int, params: RiskParams
+    features: DataFrame, model: Broadcast[ChurnModel], as_of: pd.Timestamp, horizon_days: int, params: RiskParams
 ) -> DataFrame:
     """Per customer of `features` (customer_id, the model's features and last_bad_kind, last_bad_known_at), the
-    risk list's columns with the reasons, computed partition by partition; no rank yet (`ranked`)."""
-    session = features.sparkSession
-    shipped = session.sparkContext.broadcast(model)
+    risk list's columns but the reasons, computed partition by partition; no rank yet (`ranked`)."""
     types = risk_list_types()
     schema = ", ".join(f"{name} {kind}" for name, kind in types.items())
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        scorer: ChurnModel = shipped.value
+        scorer = model.value
         for batch in batches:
             if batch.empty:
                 continue
@@ -71,10 +80,35 @@ def risk_rows(
             last_bad = rows[list(LAST_BAD)]
             frame = rows.drop(columns=list(LAST_BAD))
             risk = assemble_risk_list(frame, scorer.predict(frame), last_bad, as_of, horizon_days, params)
-            reasons = reason_texts(top_reasons(scorer.contributions(frame), frame), frame, last_bad["last_bad_kind"])
-            yield _typed(with_reasons(risk, reasons).drop(columns="rank"), types)
+            yield _typed(risk.drop(columns="rank"), types)
 
     return features.mapInPandas(score, schema)  # type: ignore[arg-type]
+
+
+def reasons_of(features: DataFrame, customers: DataFrame, model: Broadcast[ChurnModel]) -> DataFrame:
+    """customer_id and reason_1..3 for the customers in `customers` only (a semi-join on `features`, as above):
+    exact SHAP values cost about as much as fifty predictions, so only the written list is explained, as on one
+    machine (`pipelines.stages.score.explain`)."""
+    chosen = features.join(customers.select("customer_id"), on="customer_id", how="left_semi")
+    schema = ", ".join(f"{name} string" for name in ("customer_id", *REASONS))
+
+    def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        scorer = model.value
+        for batch in batches:
+            if batch.empty:
+                continue
+            rows = batch.set_index("customer_id")
+            frame = rows.drop(columns=list(LAST_BAD))
+            texts = reason_texts(top_reasons(scorer.contributions(frame), frame), frame, rows["last_bad_kind"])
+            yield texts[list(REASONS)].rename_axis("customer_id").reset_index()
+
+    return chosen.mapInPandas(explain, schema)  # type: ignore[arg-type]
+
+
+def with_reasons_of(written: DataFrame, features: DataFrame, model: Broadcast[ChurnModel]) -> DataFrame:
+    """The written list with its reasons, in rank order, columns as the risk list has them."""
+    explained = written.join(reasons_of(features, written, model), on="customer_id", how="left")
+    return explained.select(*RISK_LIST_COLUMNS).orderBy("rank")
 
 
 def ranked(risk: DataFrame) -> DataFrame:
@@ -85,7 +119,7 @@ def ranked(risk: DataFrame) -> DataFrame:
 
     order = Window.orderBy(F.desc("value_at_risk"), F.desc("churn_probability"), F.asc("customer_id"))
     with_rank = risk.withColumn("rank", F.row_number().over(order).cast("bigint"))
-    return with_rank.select(*RISK_LIST_COLUMNS)
+    return with_rank.select(*RISK_COLUMNS)
 
 
 def filtered(

@@ -251,34 +251,45 @@ def test_on_spark_events_at_or_after_the_cutoff_change_no_feature(spark: object,
     pd.testing.assert_frame_equal(before.drop(columns=LABEL), after.drop(columns=LABEL), check_dtype=False)
 
 
+TOP_K = 40
+
+
 @pytest.mark.spark
 @pytest.mark.slow
+@pytest.mark.parametrize("top_k", [None, TOP_K], ids=["everyone", "top_k"])
 def test_scoring_on_spark_gives_duckdb_s_risk_list(
     spark: object,
     pipeline: dict[str, Path],  # noqa: F811 -- the fixture imported from test_scoring
     tmp_path: Path,
+    top_k: int | None,
 ) -> None:
     """`churn score --engine spark` (mapInPandas, the model broadcast once, reasons, an atomic Parquet folder) and the
     default engine on the same data and model, reading and writing file:// URIs: the same customers, ranks,
-    probabilities (within 1e-9 relative), reasons, actions and report."""
+    probabilities (within 1e-9 relative), reasons, actions and report; with everyone written, and with the top k
+    only (the reasons computed for the written customers alone, still the same)."""
     lists = {}
+    extra = [] if top_k is None else ["--top-k", str(top_k)]
     for engine in ("duckdb", "spark"):
         out = tmp_path / engine
-        args = score_args(pipeline, out)  # the validated tables and the list as absolute file:// URIs
+        args = score_args(pipeline, out, *extra)  # the validated tables and the list as absolute file:// URIs
         args[args.index("--validated") + 1] = pipeline["validated"].as_uri()
         args[args.index("--out") + 1] = (out / "risk.parquet").as_uri()
         invoke(*args, "--engine", engine)
         lists[engine] = pd.read_parquet(out / "risk.parquet")
         assert (out / "risk.csv").is_file()
     spark_list, duckdb_list = lists["spark"], lists["duckdb"]
-    assert len(duckdb_list) > 100
+    if top_k is None:
+        assert len(duckdb_list) > 100
+    else:
+        assert duckdb_list["rank"].tolist() == list(range(1, top_k + 1))
+    assert duckdb_list["reason_1"].notna().any()
     spark_list["risk_tier"] = spark_list["risk_tier"].astype(duckdb_list["risk_tier"].dtype)
     assert_same_rows(
         spark_list.astype({c: duckdb_list[c].dtype for c in ("orders_total", "open_tickets")}), duckdb_list, ["rank"]
     )
     reports = {engine: json.loads((tmp_path / engine / "scoring.json").read_text()) for engine in lists}
-    assert reports["spark"]["tiers"] == reports["duckdb"]["tiers"]
-    assert reports["spark"]["drift_warnings"] == reports["duckdb"]["drift_warnings"]
+    for key in ("customers_scored", "customers_written", "tiers", "drift_warnings"):
+        assert reports["spark"].get(key) == reports["duckdb"].get(key), key
     # Nothing of the temporary folder is left beside the list.
     assert sorted(path.name for path in (tmp_path / "spark").iterdir()) == [
         "risk.csv", "risk.parquet", "scoring.json", "scoring.md"

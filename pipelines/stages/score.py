@@ -183,21 +183,25 @@ def spark_risk_list(
     risk_params: RiskParams,
     model: ChurnModel,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any]:
-    """On Spark: the same features (the same expressions), predicted, calibrated and explained per partition with
-    the model broadcast once, ranked over the whole population; the written list stays a Spark DataFrame (to be
-    written where the cluster writes), and comes back to the driver with the population's risk columns for the
-    report and the CSV, as do the features for the drift check (PSI)."""
+    """On Spark: the same features (the same expressions), predicted and calibrated per partition with the model
+    broadcast once, ranked over the whole population, filtered, then only the written customers explained (as on
+    one machine); the written list stays a Spark DataFrame (to be written where the cluster writes), and comes back
+    to the driver with the population's risk columns for the report and the CSV, as do the features for the drift
+    check (PSI)."""
     from pipelines.engine import to_spark
-    from pipelines.spark_scoring import LAST_BAD, filtered, ranked, risk_rows
+    from pipelines.spark_scoring import LAST_BAD, filtered, ranked, risk_rows, shipped, with_reasons_of
 
     rows = join_customers(features_at(inputs, as_of, params), last_bad_experience(bad_events(inputs, params), as_of))
     frame = to_spark(con, rows).cache()
     features = pd.DataFrame(frame.drop(*LAST_BAD).toPandas()).set_index("customer_id")
     refuse_empty(len(features), as_of, params)
-    risk_frame = ranked(risk_rows(frame, model, as_of, params.horizon_days, risk_params)).cache()
-    spark_written = filtered(
+    broadcast = shipped(frame.sparkSession, model)
+    risk_frame = ranked(risk_rows(frame, broadcast, as_of, params.horizon_days, risk_params)).cache()
+    chosen = filtered(
         risk_frame, risk_params.bad_experience_within_days, risk_params.min_probability, risk_params.top_k
     )
+    # Cached: the list is read twice (to the driver, then written), and SHAP should run once.
+    spark_written = with_reasons_of(chosen, frame, broadcast).cache()
     risk = pd.DataFrame(risk_frame.toPandas())
     risk["risk_tier"] = pd.Categorical(risk["risk_tier"], categories=["low", "medium", "high"], ordered=True)
     written = pd.DataFrame(spark_written.toPandas()).astype({"risk_tier": risk["risk_tier"].dtype})
