@@ -76,13 +76,22 @@ def outside_season(cutoffs: pd.Series, season: list[pd.Timestamp], horizon_days:
     return (cutoffs + horizon <= season[0]) | (cutoffs >= season[-1] + horizon)
 
 
-def season_to_learn(fitting_cutoffs: Iterable[pd.Timestamp], deploy_at: pd.Timestamp) -> tuple[list[pd.Timestamp], str]:
-    """The season cutoffs `last_year` learns the level from, or none and why: only where the deployment's month
-    occurs in fewer than MIN_YEARS_PER_MONTH years of fitting cutoffs, and a fitting cutoff lies near a year before."""
-    cutoffs = [pd.Timestamp(cutoff) for cutoff in fitting_cutoffs]
+def season_to_learn(
+    fitting_cutoffs: Iterable[pd.Timestamp], deploy_at: pd.Timestamp, horizon_days: int
+) -> tuple[list[pd.Timestamp], str]:
+    """The season cutoffs `last_year` learns the level from, or none and why. Only where the deployment's month
+    occurs in fewer than MIN_YEARS_PER_MONTH years of fitting cutoffs, a fitting cutoff lies near a year before, and
+    the fitting cutoffs left for the second model lie on both sides of the season: between them it interpolates the
+    season's level; from one side it would extrapolate, as it must at the start of a history, where the population
+    is cut short by the start of the data (UCI Online Retail in March 2010: three months of history) and its miss
+    says nothing about the season."""
+    cutoffs = pd.Series(sorted({pd.Timestamp(cutoff) for cutoff in fitting_cutoffs}), dtype="datetime64[ns]")
     if deploy_at.month not in thin_months(cutoffs):
         return [], f"month {deploy_at.month} occurs in {MIN_YEARS_PER_MONTH} or more years of fitting cutoffs"
     season = season_cutoffs(cutoffs, deploy_at)
     if not season:
         return [], f"no fitting cutoff within {SEASON_WINDOW_DAYS} days of {YEAR_DAYS} days before"
+    left = cutoffs[outside_season(cutoffs, season, horizon_days)]
+    if not ((left < season[0]).any() and (left > season[-1]).any()):
+        return [], "the fitting cutoffs outside the season's label windows lie on one side of it only"
     return season, ""

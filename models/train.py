@@ -237,7 +237,7 @@ def last_year_level(
     are for the second fit."""
     deploy_at, horizon_days = split.deploy_at, split.horizon_days
     fitting = frame.iloc[split.fitting]
-    season, reason = season_to_learn(fitting["cutoff"].unique(), deploy_at)
+    season, reason = season_to_learn(fitting["cutoff"].unique(), deploy_at, horizon_days)
     info: dict[str, Any] = {"setting": "last_year", "applied": False}
     if not season:
         return {**info, "reason": reason}

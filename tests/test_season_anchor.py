@@ -86,16 +86,23 @@ def test_season_cutoffs_are_the_fitting_cutoffs_near_a_year_before() -> None:
     assert season_cutoffs(cutoffs, pd.Timestamp("2011-02-24")) == [pd.Timestamp("2010-03-04")]
 
 
-def test_the_level_is_learned_only_for_a_thin_month_with_a_season_a_year_before() -> None:
+def test_the_level_is_learned_only_for_a_thin_month_with_a_season_a_year_before_between_other_cutoffs() -> None:
     one_year = pd.date_range("2010-03-04", "2011-05-26", freq="7D")
-    season, reason = season_to_learn(one_year, pd.Timestamp("2011-08-25"))
+    season, reason = season_to_learn(one_year, pd.Timestamp("2011-08-25"), 90)
     assert len(season) == 4 and reason == ""
     # May occurs in 2010 and 2011 among these cutoffs: the model has seen the month twice.
-    assert season_to_learn(one_year, pd.Timestamp("2011-05-26")) == (
+    assert season_to_learn(one_year, pd.Timestamp("2011-05-26"), 90) == (
         [],
         "month 5 occurs in 2 or more years of fitting cutoffs",
     )
-    assert season_to_learn(one_year, pd.Timestamp("2011-02-10"))[1].startswith("no fitting cutoff within 14 days")
+    assert season_to_learn(one_year, pd.Timestamp("2011-02-10"), 90)[1].startswith("no fitting cutoff within 14 days")
+    # Deployed 2011-02-24 on cutoffs up to 2010-11-25: the season is the first cutoff, 2010-03-04; every cutoff
+    # whose window misses its window comes after it.
+    before = pd.date_range("2010-03-04", "2010-11-25", freq="7D")
+    assert season_to_learn(before, pd.Timestamp("2011-02-24"), 90) == (
+        [],
+        "the fitting cutoffs outside the season's label windows lie on one side of it only",
+    )
 
 
 def test_outside_season_keeps_only_label_windows_that_miss_the_season() -> None:
