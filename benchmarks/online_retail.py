@@ -12,6 +12,10 @@ ablated backtest model with the full one on the same test customers (paired):
 - monthly_cutoffs: every 30 days instead of 7 (same first season, same test cutoff);
 - issue6_schedule: monthly cutoffs from 2010-06-01, the schedule of the issue-6 record (fewer seasons).
 
+A third test cutoff (CHECK_CUTOFFS, 2011-02-24) runs the full recipe only. At every test cutoff the full model's
+calibration is worked out under each `train.season_anchor` setting (`season_level`: as trained, never, auto) from
+the one trained model.
+
 The params are the repository's params.yaml with only the overrides below. Every stage runs as its own `churn`
 subprocess in a scratch folder; `evaluate` runs with --no-track.
 

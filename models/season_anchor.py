@@ -3,16 +3,19 @@
 A model's calibration is learned on its fitting cutoffs. When those hold fewer than two years of some calendar
 month, the model has seen that season in one year only (and, early in a history, on a population cut short by it):
 its mean prediction at a cutoff in that season can be far from the churn rate there (UCI Online Retail: 0.58
-predicted against 0.52 observed in the autumn before Christmas). A buy-till-you-die model fitted on the cutoff's own
-history uses no labels, so no season of the past misleads it about this one's population: its mean probability of
-no purchase in the horizon is the anchor. The model's probabilities are shifted by one constant in log-odds so that
-their mean is the anchor's: the ranking (ROC-AUC) is unchanged, only the level moves (`auto`).
+predicted against 0.52 observed in the autumn before Christmas). Two rules move the level by one constant in
+log-odds, so the ranking (ROC-AUC) is unchanged (train.season_anchor):
 
-The buy-till-you-die anchor knows no season either (UCI Online Retail in spring: 0.54 against 0.63 observed). `last_year` asks the recipe itself, on labels known at deployment: the season cutoffs are the fitting
-cutoffs within SEASON_WINDOW_DAYS of one year before it; a second model is fitted by the same recipe without every
-fitting cutoff whose label window overlaps theirs, so it has not seen that season's labels; the log-odds shift that
-moves its mean prediction there to the churn rate observed there is its error on a season it had to guess, and the
-deployed model's probabilities are shifted by it (train.season_anchor; models/train.py).
+- `last_year` asks the recipe itself, on labels known at deployment. The season cutoffs are the fitting cutoffs
+  within SEASON_WINDOW_DAYS of a year before deployment. A second model is fitted by the same recipe without every
+  fitting cutoff whose label window overlaps theirs, so it has not seen that season's labels; the shift that moves
+  its mean prediction there to the churn rate observed there is its miss on a season it had to infer from the
+  others, and the deployed model's probabilities are moved by it (models/train.py keeps it in the calibration).
+  Only where the cutoffs left for the second fit lie on both sides of the season: from one side it extrapolates,
+  and at the start of a history that miss is about the short history, not the season.
+- `auto` (evaluate only): a buy-till-you-die model fitted on the test cutoff's own history uses no labels, and its
+  mean probability of no purchase in the horizon is the anchor. It knows no season either (Online Retail in
+  spring: 0.54 against 0.63 observed).
 """
 
 from __future__ import annotations

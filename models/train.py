@@ -86,12 +86,13 @@ class TrainParams:
     # one. Set it to compare schedules (weekly or monthly fitting cutoffs) on the same test customers, or to backtest
     # at an earlier cutoff, so that nothing is tuned to one.
     test_cutoff: str | None = None
-    # Where the fitting cutoffs hold some calendar month in fewer than two years (models/season_anchor.py), the
-    # probabilities' level (log-odds, ranking unchanged) is moved. last_year: by the error, at the season cutoffs a
-    # year before deployment, of the same recipe fitted without their labels (the shift is part of the model's
-    # calibration, so scoring applies it too); only when deployment's own month is thin. auto: evaluate moves the
-    # backtest's mean at the test cutoff to the buy-till-you-die churn rate there. never: no move.
-    season_anchor: Literal["last_year", "auto", "never"] = "never"
+    # Where the fitting cutoffs hold the deployment's calendar month in fewer than two years (models/season_anchor.py),
+    # the probabilities' level (log-odds, ranking unchanged) is moved. last_year (default): by the miss, at the
+    # fitting cutoffs a year before deployment, of the same recipe fitted without their labels, when the cutoffs
+    # left for that fit lie on both sides of them; the shift is part of the model's calibration, so scoring applies
+    # it too. auto: evaluate moves the backtest's mean at the test cutoff to the buy-till-you-die churn rate there.
+    # never: no move.
+    season_anchor: Literal["last_year", "auto", "never"] = "last_year"
     # Trials of a hyperparameter search (Optuna TPE, seeded; models/search.py) scored on the validation customers of
     # the fitting cutoffs, never the test cutoff; the chosen params replace those above. 0 = off.
     search_trials: int = 0

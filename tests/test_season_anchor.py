@@ -66,7 +66,7 @@ def test_evaluate_anchors_the_model_only_on_a_short_history() -> None:
     two_years = [c.date().isoformat() for c in pd.date_range("2023-07-01", "2025-06-30", freq="30D")]
     for training in (
         {"params": {"season_anchor": "auto"}, "fitting_cutoffs": two_years},
-        {"params": {}, "fitting_cutoffs": ["2010-03-04"]},  # the default: never
+        {"params": {}, "fitting_cutoffs": ["2010-03-04"]},  # a model saved before the setting existed
         {"params": {"season_anchor": "never"}, "fitting_cutoffs": ["2010-03-04"]},
     ):
         unchanged = with_season_anchor(SimpleNamespace(training=training), methods)  # type: ignore[arg-type]
