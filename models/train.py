@@ -204,7 +204,6 @@ def fit_recipe(
     )
     log.info("best iteration %d; calibration %s (cross-fitted log loss %s)", booster.best_iteration,
              calibration.method, {k: round(v, 5) for k, v in calibration_losses.items()})  # fmt: skip
-    fitting_cutoffs = sorted({c.date().isoformat() for c in frame["cutoff"].iloc[split.fitting]})
     season_level: dict[str, Any] | None = None
     if params.season_anchor == "last_year":
         season_level = last_year_level(frame, split, params, data_hash, available_features)
@@ -212,7 +211,7 @@ def fit_recipe(
     training = {
         "deploy_at": deploy_at.isoformat(),
         "horizon_days": horizon_days,
-        "fitting_cutoffs": fitting_cutoffs,
+        "fitting_cutoffs": sorted({c.date().isoformat() for c in frame["cutoff"].iloc[split.fitting]}),
         "train_rows": len(train_rows),
         "validation_rows": len(validation_rows),
         "train_churn_rate": float(train_rows[LABEL].mean()),
@@ -242,9 +241,8 @@ def last_year_level(
     info: dict[str, Any] = {"setting": "last_year", "applied": False}
     if not season:
         return {**info, "reason": reason}
+    # season_to_learn found fitting cutoffs on both sides of the season outside its label windows: this fit has rows.
     unseen = frame[outside_season(frame["cutoff"], season, horizon_days)].reset_index(drop=True)
-    if not label_known_by(unseen.loc[unseen[LABEL].notna(), "cutoff"], horizon_days, deploy_at).any():
-        return {**info, "reason": "every fitting cutoff's label window overlaps the season's"}
     held_out, _ = fit_recipe(unseen, deploy_at, horizon_days, replace(params, season_anchor="never", search_trials=0),
                              data_hash, available_features)  # fmt: skip
     season_rows = fitting[fitting["cutoff"].isin(season)]
