@@ -12,6 +12,10 @@ ablated backtest model with the full one on the same test customers (paired):
 - monthly_cutoffs: every 30 days instead of 7 (same first season, same test cutoff);
 - issue6_schedule: monthly cutoffs from 2010-06-01, the schedule of the issue-6 record (fewer seasons).
 
+A third test cutoff (CHECK_CUTOFFS, 2011-02-24) runs the full recipe only. At every test cutoff the full model's
+calibration is worked out under each `train.season_anchor` setting (`season_level`: as trained, never, auto) from
+the one trained model.
+
 The params are the repository's params.yaml with only the overrides below. Every stage runs as its own `churn`
 subprocess in a scratch folder; `evaluate` runs with --no-track.
 
@@ -24,6 +28,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,9 @@ ONLINE_RETAIL = {
 # every month of the year at both test cutoffs.
 SEASONS_FROM = pd.Timestamp("2010-03-01")
 TEST_CUTOFFS = (pd.Timestamp("2011-08-25"), pd.Timestamp("2011-05-27"))
+# A third test cutoff, on the autumn one's grid (26 weeks earlier), for the full recipe only: a check that the season
+# level rule (train.season_anchor) is not tuned to the two above.
+CHECK_CUTOFFS = (pd.Timestamp("2011-02-24"),)
 # schedule name -> (every_days, earliest first cutoff)
 SCHEDULES = {"weekly": (7, SEASONS_FROM), "monthly": (30, SEASONS_FROM), "issue6": (30, pd.Timestamp("2010-06-01"))}
 # ablation -> (schedule, train.exclude_features)
@@ -160,25 +168,33 @@ def ablation(work: Path, full: tuple[str, str], ablated: tuple[str, str], resamp
     }
 
 
-def season_anchor_check(work: Path, run: str, grid: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    """What `train.season_anchor: auto` would have made of the full model's calibration at this test cutoff, worked
-    out from its own rule (the probabilities shifted in log-odds so that their mean is Pareto/NBD's on the test
-    cutoff's own history, or BG/NBD's), without a second training run."""
+def season_level_check(work: Path, run: str, grid: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The full backtest model's calibration at this test cutoff under each train.season_anchor setting, without a
+    second training run: as trained (the params' setting; with last_year the shift is in the model's calibration),
+    never (that shift taken out) and auto (the probabilities shifted in log-odds so that their mean is Pareto/NBD's on
+    the test cutoff's own history, or BG/NBD's)."""
     rows, _, probability = model_scores(work / run / "backtest", work / grid / "features.parquet")
+    model = load_model(work / run / "backtest")
+    plain = replace(model, calibration=replace(model.calibration, shift=0.0)).predict(rows)
     source = next(name for name in ("pareto_nbd", "bg_nbd") if name in metrics["overall"])
     target = float(metrics["overall"][source]["mean_predicted"])
-    shifted = anchored(probability, logit_shift(probability, target))
     labels = rows[LABEL].to_numpy()
-    before = score_metrics(labels, probability, probability, metrics["contact_k"])
-    after = score_metrics(labels, shifted, shifted, metrics["contact_k"])
-    return {
-        "anchor": source,
-        "target_rate": round(target, 4),
-        "ece_before": round(before["ece"], 4),
-        "ece_after": round(after["ece"], 4),
-        "brier_before": round(before["brier"], 4),
-        "brier_after": round(after["brier"], 4),
+    settings = {
+        "as_trained": probability,
+        "never": plain,
+        "auto": anchored(plain, logit_shift(plain, target)),
     }
+    result: dict[str, Any] = {
+        "trained_with": model.training["params"]["season_anchor"],
+        "season_level": model.training.get("season_level"),
+        "auto_anchor": source,
+        "auto_target_rate": round(target, 4),
+    }
+    for name, values in settings.items():
+        scored = score_metrics(labels, values, values, metrics["contact_k"])
+        result[name] = {"ece": round(scored["ece"], 4), "brier": round(scored["brier"], 4),
+                        "mean_predicted": round(float(np.mean(values)), 4)}  # fmt: skip
+    return result
 
 
 def _auc_gap(labels: np.ndarray, full: np.ndarray, ablated: np.ndarray) -> float:
@@ -215,10 +231,12 @@ def main() -> None:
         first_params = write_params(work, args.data, "validate", SEASONS_FROM, 30, TEST_CUTOFFS[0], [])
         timed(validate_command(first_params, work), work, "validate", timings, work / "validation.json")
         per_cutoff = {}
-        for test in TEST_CUTOFFS:
+        for test in (*TEST_CUTOFFS, *CHECK_CUTOFFS):
             tag = test.date().isoformat()
             grids: dict[str, str] = {}
             for run, (schedule, exclude) in RUNS.items():
+                if test in CHECK_CUTOFFS and run != "full":
+                    continue
                 if ONLY_DONE and run != "full" and not (work / f"{tag}_{run}" / "backtest").is_dir():
                     continue
                 if run != "full" and run not in args.runs:
@@ -255,7 +273,7 @@ def main() -> None:
                     for run in RUNS if run != "full" and run in grids
                 },
                 "ablations_not_run": [run for run in RUNS if run not in grids],
-                "season_anchor_auto": season_anchor_check(work, f"{tag}_full", grids["full"], metrics),
+                "season_level": season_level_check(work, f"{tag}_full", grids["full"], metrics),
             }  # fmt: skip
         result = {
             "benchmark": "online_retail",
@@ -268,6 +286,7 @@ def main() -> None:
                           for name, (every, earliest) in SCHEDULES.items()},
             "runs": {name: {"schedule": schedule, "exclude_features": exclude}
                      for name, (schedule, exclude) in RUNS.items()},
+            "check_cutoffs": [test.date().isoformat() for test in CHECK_CUTOFFS],
             "source": json.loads((work / "validation.json").read_text())["source"],
             "test_cutoffs": per_cutoff,
             "timings": timings,

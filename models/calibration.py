@@ -25,31 +25,41 @@ _EPS = 1e-9
 @dataclass(frozen=True)
 class Calibration:
     """Maps the booster's raw probability to a calibrated one. Isotonic: linear interpolation through the
-    fitted steps (as IsotonicRegression.predict with out_of_bounds='clip'); sigmoid: expit(a * logit(p) + b)."""
+    fitted steps (as IsotonicRegression.predict with out_of_bounds='clip'); sigmoid: expit(a * logit(p) + b).
+    `shift` (log-odds, 0 = none) then moves the level, keeping the order: the season level of
+    models/season_anchor.py."""
 
     method: Method
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
     a: float = 1.0
     b: float = 0.0
+    shift: float = 0.0
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":
-            return np.interp(raw, self.x, self.y)
-        return np.asarray(expit(self.a * _logit(raw) + self.b))
+            calibrated = np.interp(raw, self.x, self.y)
+        else:
+            calibrated = np.asarray(expit(self.a * _logit(raw) + self.b))
+        if self.shift == 0.0:
+            return calibrated
+        return np.asarray(expit(_logit(calibrated) + self.shift), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
+        # Without a shift the dict is the one models had before shifts existed (their metadata stays the same bytes).
+        shift = {"shift": self.shift} if self.shift != 0.0 else {}
         if self.method == "isotonic":
-            return {"method": self.method, "x": list(self.x), "y": list(self.y)}
-        return {"method": self.method, "a": self.a, "b": self.b}
+            return {"method": self.method, "x": list(self.x), "y": list(self.y), **shift}
+        return {"method": self.method, "a": self.a, "b": self.b, **shift}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Calibration:
         if values.get("method") not in METHODS:
             raise ValueError(f"unknown calibration method {values.get('method')!r}; expected one of {METHODS}")
+        shift = float(values.get("shift", 0.0))
         if values["method"] == "isotonic":
-            return cls("isotonic", x=tuple(values["x"]), y=tuple(values["y"]))
-        return cls("sigmoid", a=float(values["a"]), b=float(values["b"]))
+            return cls("isotonic", x=tuple(values["x"]), y=tuple(values["y"]), shift=shift)
+        return cls("sigmoid", a=float(values["a"]), b=float(values["b"]), shift=shift)
 
 
 def fit_calibration(raw: np.ndarray, labels: np.ndarray, method: Method) -> Calibration:

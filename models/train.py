@@ -8,7 +8,7 @@ current model, fitted on every cutoff whose label is known by then, that scores 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -21,6 +21,7 @@ from models.artifact import ChurnModel
 from models.calibration import choose_calibration
 from models.dataset import ModelInput, model_input_from, to_matrix
 from models.drift import feature_profile
+from models.season_anchor import logit_shift, outside_season, season_to_learn
 from models.split import Split, held_out_customers, label_known_by, split_for_deployment
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,13 @@ class TrainParams:
     # one. Set it to compare schedules (weekly or monthly fitting cutoffs) on the same test customers, or to backtest
     # at an earlier cutoff, so that nothing is tuned to one.
     test_cutoff: str | None = None
-    # auto: where the fitting cutoffs hold some calendar month in fewer than two years, the backtest's
-    # probabilities at the test cutoff are shifted (in log-odds, ranking unchanged) so that their mean is the
-    # buy-till-you-die churn rate fitted on that cutoff's own history (models/season_anchor.py); never (default):
-    # on UCI Online Retail it helped at one test cutoff and hurt at the other (benchmarks/README.md).
-    season_anchor: Literal["auto", "never"] = "never"
+    # Where the fitting cutoffs hold the deployment's calendar month in fewer than two years (models/season_anchor.py),
+    # the probabilities' level (log-odds, ranking unchanged) is moved. last_year (default): by the miss, at the
+    # fitting cutoffs a year before deployment, of the same recipe fitted without their labels, when the cutoffs
+    # left for that fit lie on both sides of them; the shift is part of the model's calibration, so scoring applies
+    # it too. auto: evaluate moves the backtest's mean at the test cutoff to the buy-till-you-die churn rate there.
+    # never: no move.
+    season_anchor: Literal["last_year", "auto", "never"] = "last_year"
     # Trials of a hyperparameter search (Optuna TPE, seeded; models/search.py) scored on the validation customers of
     # the fitting cutoffs, never the test cutoff; the chosen params replace those above. 0 = off.
     search_trials: int = 0
@@ -109,6 +112,8 @@ class TrainParams:
             raise ValueError(f"train.calibration must be auto, isotonic or sigmoid, not {params.calibration!r}")
         if params.max_rounds <= 0 or params.early_stopping_rounds <= 0 or params.num_threads <= 0:
             raise ValueError("train.max_rounds, early_stopping_rounds and num_threads must be positive")
+        if params.season_anchor not in ("last_year", "auto", "never"):
+            raise ValueError(f"train.season_anchor must be last_year, auto or never, not {params.season_anchor!r}")
         if params.search_trials < 0:
             raise ValueError(f"train.search_trials must be 0 (no search) or more, not {params.search_trials}")
         return params
@@ -199,6 +204,10 @@ def fit_recipe(
     )
     log.info("best iteration %d; calibration %s (cross-fitted log loss %s)", booster.best_iteration,
              calibration.method, {k: round(v, 5) for k, v in calibration_losses.items()})  # fmt: skip
+    season_level: dict[str, Any] | None = None
+    if params.season_anchor == "last_year":
+        season_level = last_year_level(frame, split, params, data_hash, available_features)
+        calibration = replace(calibration, shift=season_level.get("logit_shift", 0.0))
     training = {
         "deploy_at": deploy_at.isoformat(),
         "horizon_days": horizon_days,
@@ -215,8 +224,43 @@ def fit_recipe(
         "params": asdict(params),
         "data_warning": data_warning,
         **({"search": search} if search is not None else {}),
+        **({"season_level": season_level} if season_level is not None else {}),
     }
     return ChurnModel(booster, model_input, calibration, training), split
+
+
+def last_year_level(
+    frame: pd.DataFrame, split: Split, params: TrainParams, data_hash: str, available_features: tuple[str, ...]
+) -> dict[str, Any]:
+    """train.season_anchor: last_year (models/season_anchor.py): the log-odds shift, and how it was found, or why
+    none applies. `params` are those the deployed model was fitted with (a search's choice, if any), used as they
+    are for the second fit."""
+    deploy_at, horizon_days = split.deploy_at, split.horizon_days
+    fitting = frame.iloc[split.fitting]
+    season, reason = season_to_learn(fitting["cutoff"].unique(), deploy_at, horizon_days)
+    info: dict[str, Any] = {"setting": "last_year", "applied": False}
+    if not season:
+        return {**info, "reason": reason}
+    # season_to_learn found fitting cutoffs on both sides of the season outside its label windows: this fit has rows.
+    unseen = frame[outside_season(frame["cutoff"], season, horizon_days)].reset_index(drop=True)
+    held_out, _ = fit_recipe(unseen, deploy_at, horizon_days, replace(params, season_anchor="never", search_trials=0),
+                             data_hash, available_features)  # fmt: skip
+    season_rows = fitting[fitting["cutoff"].isin(season)]
+    observed = float(season_rows[LABEL].mean())
+    predicted = held_out.predict(season_rows)
+    shift = logit_shift(predicted, observed)
+    log.info("season level: a year before, the recipe without that season predicted %.3f against %.3f observed; "
+             "shift %+.3f in log-odds", float(np.mean(predicted)), observed, shift)  # fmt: skip
+    return {
+        **info,
+        "applied": True,
+        "season_cutoffs": [c.date().isoformat() for c in season],
+        "season_rows": len(season_rows),
+        "held_out_fitting_cutoffs": len(held_out.training["fitting_cutoffs"]),
+        "observed": observed,
+        "predicted": float(np.mean(predicted)),
+        "logit_shift": shift,
+    }
 
 
 def searched_params(

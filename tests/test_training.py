@@ -67,6 +67,29 @@ def test_backtest_model_is_fitted_on_labels_known_at_the_test_cutoff(frame: pd.D
     assert backtest.training["best_iteration"] > 0
 
 
+def test_last_year_moves_the_level_by_the_recipe_s_miss_a_year_before(
+    frame: pd.DataFrame, backtest: ChurnModel
+) -> None:
+    from scipy.special import expit, logit
+
+    # Cutoffs every 60 days from 2024-01-01; the test cutoff 2025-08-23 is fitted on cutoffs up to 2025-04-25, which
+    # hold August in 2024 only (train.season_anchor: last_year, the default). A year before it, 2024-08-23, the
+    # season cutoff is 2024-08-28; the second model leaves out it and the cutoffs whose 90-day label windows overlap
+    # its own (2024-06-29, 2024-10-27), and has cutoffs on both sides of it.
+    deploy_at = last_labelled_cutoff(frame)
+    assert deploy_at == pd.Timestamp("2025-08-23") and PARAMS.season_anchor == "last_year"
+    level = backtest.training["season_level"]
+    assert level["applied"] and level["season_cutoffs"] == ["2024-08-28"]
+    assert level["held_out_fitting_cutoffs"] == len(backtest.training["fitting_cutoffs"]) - 3
+    season = frame[frame["cutoff"] == pd.Timestamp("2024-08-28")]
+    assert level["observed"] == pytest.approx(float(season[LABEL].mean()))
+    # The shift sits in the calibration: the model's probabilities are those without it, moved in log-odds.
+    assert backtest.calibration.shift == level["logit_shift"] != 0.0
+    test = frame[frame["cutoff"] == deploy_at]
+    plain = replace(backtest, calibration=replace(backtest.calibration, shift=0.0)).predict(test)
+    assert backtest.predict(test) == pytest.approx(expit(logit(plain) + level["logit_shift"]), rel=1e-9)
+
+
 def test_model_beats_recency_on_the_test_cutoff(frame: pd.DataFrame, backtest: ChurnModel) -> None:
     from sklearn.metrics import roc_auc_score
 

@@ -212,10 +212,13 @@ def read_tables(folder: Path, columns: dict[str, tuple[str, ...]]) -> dict[str, 
 def with_season_anchor(model: ChurnModel, methods: dict[str, Scores]) -> Scores:
     """The model's scores, its probabilities anchored to the buy-till-you-die churn rate at the test cutoff when its
     fitting cutoffs hold some calendar month in fewer than two years (train.season_anchor: auto; see
-    models/season_anchor.py). The ranking is unchanged; what was done is recorded under `fitted`."""
+    models/season_anchor.py). The ranking is unchanged; what was done is recorded under `fitted`, as is, with
+    last_year, the shift training put into the model's calibration."""
     scores = methods[MODEL]
     assert scores.probability is not None
     setting = model.training["params"].get("season_anchor", "never")
+    if setting == "last_year":  # already in the model's calibration: what training found
+        return Scores(scores.ranking, scores.probability, {"season_anchor": model.training["season_level"]})
     months = thin_months(model.training["fitting_cutoffs"])
     source = next((name for name in ("pareto_nbd", "bg_nbd") if name in methods), None)
     info: dict[str, Any] = {"setting": setting, "thin_months": months, "applied": False}
