@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AS_OF, invoke, write_params
+from conftest import AS_OF, as_sources, clean_tables_with_lines, invoke, write_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops
@@ -382,3 +382,24 @@ def test_validation_on_spark_of_the_bad_input_corpus(spark: object, case: object
     }
     assert messages["spark"] == messages["duckdb"].replace(str(tmp_path / "duckdb"), str(tmp_path / "spark"))
     assert_same_validation(tmp_path / "spark", tmp_path / "duckdb")
+
+
+@pytest.mark.spark
+def test_validation_on_spark_of_order_lines_and_the_returns_naming_them(spark: object) -> None:
+    """The line rules, among them the one comparing a return's order with its line's (a lookup column with a dot),
+    quarantine the same rows on Spark as on pandas."""
+    from pipelines.validation.run import validate_tables
+    from pipelines.validation.spark_suite import spark_suite_runner
+
+    tables = clean_tables_with_lines()
+    tables["order_lines"].loc[1, "quantity"] = 0.0
+    tables["order_lines"].loc[4, "order_id"] = "o999"
+    tables["returns"].loc[0, "line_id"] = "l1"  # a line of o1 on a return of o2
+    results = {
+        "pandas": validate_tables(as_sources(tables), AS_OF),
+        "spark": validate_tables(as_sources(tables), AS_OF, spark_suite_runner(spark)),  # type: ignore[arg-type]
+    }
+    rules = {engine: {r.table: r.rule_counts for r in result.reports} for engine, result in results.items()}
+    assert rules["spark"] == rules["pandas"]
+    assert rules["pandas"]["order_lines"] == {"order_lines.order_id.references": 1, "order_lines.quantity.range": 1}
+    assert rules["pandas"]["returns"] == {"returns.order_id.agrees": 1}
