@@ -50,7 +50,7 @@ def moment(draw: st.DrawFn, low: float, high: float) -> pd.Timestamp:
 
 @st.composite
 def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
-    orders, reviews, tickets, returns = [], [], [], []
+    orders, reviews, tickets, returns, lines = [], [], [], [], []
     # Cost per example is query compilation, not rows: big shops test more edge cases per example.
     for n in range(draw(st.integers(1, 40))):
         ordered = moment(draw, 0, 140)
@@ -78,6 +78,7 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
                 "country": draw(st.sampled_from(["AT", "CY"])),
             }
         )
+        lines += _lines(draw, order_id)
         # Reviews, tickets and returns come after their order (validation quarantines any that do not).
         after = moment(draw, (ordered - START) / pd.Timedelta(days=1), 160)
         if draw(st.booleans()):
@@ -96,7 +97,9 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
             )
         if draw(st.booleans()):
             reason = draw(st.sampled_from(["damaged", "wrong_size"]))
-            returns.append({"order_id": order_id, "returned_at": after, "reason": reason})
+            # Of one line, or of the whole order.
+            line = draw(st.none() | st.sampled_from([line["line_id"] for line in lines if line["order_id"] == order_id]))
+            returns.append({"order_id": order_id, "returned_at": after, "reason": reason, "line_id": line})
     return {
         "customers": pd.DataFrame([customer(draw, name) for name in "abc"]),
         "orders": pd.DataFrame(orders),
@@ -104,8 +107,27 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
         "tickets": pd.DataFrame(
             tickets, columns=["ticket_id", "customer_id", "order_id", "opened_at", "resolved_at", "reason"]
         ),
-        "returns": pd.DataFrame(returns, columns=["order_id", "returned_at", "reason"]),
+        "returns": pd.DataFrame(returns, columns=["order_id", "returned_at", "reason", "line_id"]),
+        "order_lines": pd.DataFrame(lines, columns=LINE_COLUMNS),
     }
+
+
+LINE_COLUMNS = ["line_id", "order_id", "product_id", "category", "quantity", "unit_price"]
+
+
+def _lines(draw: st.DrawFn, order_id: str) -> list[dict[str, object]]:
+    """One to three lines of a few products (often bought again), some without a category."""
+    return [
+        {
+            "line_id": f"{order_id}-{n}",
+            "order_id": order_id,
+            "product_id": draw(st.sampled_from(["p1", "p2", "p3"])),
+            "category": draw(st.sampled_from([None, "x", "y"])),
+            "quantity": float(draw(st.integers(1, 3))),
+            "unit_price": float(draw(st.integers(0, 50))),
+        }
+        for n in range(draw(st.integers(1, 3)))
+    ]
 
 
 def customer(draw: st.DrawFn, customer_id: str) -> dict[str, object]:
@@ -127,6 +149,8 @@ def change_the_future(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[st
     """Move, drop or add events at or after the cutoff; leave everything before it as it was."""
     changed = {}
     for name, frame in shop.items():
+        if name == "order_lines":
+            continue
         frame = frame.copy()
         for column in [c for c in frame.columns if c.endswith("_at")]:
             for row in frame.index:
@@ -148,7 +172,21 @@ def change_the_future(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[st
             }
             frame = pd.concat([frame, pd.DataFrame([new])], ignore_index=True)
         changed[name] = frame.reset_index(drop=True)
+    changed["order_lines"] = _change_future_lines(draw, shop, changed["orders"])
     return changed
+
+
+def _change_future_lines(draw: st.DrawFn, shop: dict[str, pd.DataFrame], orders: pd.DataFrame) -> pd.DataFrame:
+    """Drop or reprice lines of orders placed at or after the cutoff, and give new orders lines."""
+    lines = shop["order_lines"].copy()
+    future = lines["order_id"].isin(shop["orders"].loc[shop["orders"]["ordered_at"] >= CUTOFF, "order_id"])
+    for row in lines.index[future]:
+        if draw(st.booleans()):
+            lines.at[row, "unit_price"] = float(draw(st.integers(0, 500)))
+    drop = future & np.array([draw(st.booleans()) for _ in range(len(lines))], dtype=bool)
+    new_orders = orders.loc[~orders["order_id"].isin(shop["orders"]["order_id"]), "order_id"]
+    new_lines = pd.DataFrame([line for order_id in new_orders for line in _lines(draw, order_id)], columns=LINE_COLUMNS)
+    return pd.concat([lines[~drop], new_lines], ignore_index=True)
 
 
 def change_the_past(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

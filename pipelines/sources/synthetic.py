@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from features.blocks import from_block
 from features.contract import TABLES_BY_NAME
+from pipelines.sources.synthetic_lines import CATEGORIES, LineDraws
 
 log = logging.getLogger(__name__)
 
@@ -486,6 +487,18 @@ def _build_tables(
         }
     )
 
+    lines = LineDraws(customer_index, orders_table["order_value"].to_numpy(), len(customers), p.seed)
+    order_lines = pd.DataFrame(
+        {
+            "line_id": _ids("L", np.arange(lines.order.size), 10),
+            "order_id": _ids("O", order_number[lines.order], 9),
+            "product_id": _ids("P", lines.product, 5),
+            "category": _strings(lines.product_category[lines.product], list(CATEGORIES)),
+            "quantity": lines.quantity,
+            "unit_price": lines.unit_price,
+        }
+    )
+
     reviewed_at = _known(orders["reviewed_at"].to_numpy(), horizon)
     has_review = ~np.isnan(reviewed_at)
     reviews = pd.DataFrame(
@@ -511,11 +524,14 @@ def _build_tables(
     )
 
     has_return = ~np.isnan(returned_at)
+    return_reasons = _return_reasons(orders[has_return], p.seed)
+    returned_lines = lines.returned_lines(order_number[has_return], return_reasons)
     returns = pd.DataFrame(
         {
             "order_id": _ids("O", order_number[has_return], 9),
             "returned_at": _to_timestamp(start, returned_at[has_return]),
-            "reason": _return_reasons(orders[has_return], p.seed),
+            "reason": return_reasons,
+            "line_id": _ids("L", returned_lines, 10).where(returned_lines >= 0),
         }
     )
 
@@ -538,6 +554,8 @@ def _build_tables(
         "reviews": reviews.sort_values("reviewed_at", kind="stable").reset_index(drop=True),
         "tickets": tickets,
         "returns": returns.sort_values("returned_at", kind="stable").reset_index(drop=True),
+        # Last: the dirt's random stream reaches the other tables as it did before lines existed.
+        "order_lines": order_lines,
     }
 
 
