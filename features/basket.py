@@ -59,7 +59,9 @@ def _with_returned_at(lines: ibis.Table, returns: ibis.Table | None) -> ibis.Tab
     """`lines` with `returned_at`: the earliest return naming the line or, naming no line, its order."""
     if returns is None:
         return lines.mutate(returned_at=ibis.null().cast("timestamp"))
-    by_line = returns.filter(returns.line_id.notnull()).aggregate(by="line_id", line_returned_at=returns.returned_at.min())
+    by_line = returns.filter(returns.line_id.notnull()).aggregate(
+        by="line_id", line_returned_at=returns.returned_at.min()
+    )
     whole = returns.filter(returns.line_id.isnull())
     by_order = whole.aggregate(by="order_id", order_returned_at=whole.returned_at.min())
     lines = lines.left_join(by_line, "line_id").drop("line_id_right")

@@ -161,9 +161,11 @@ def _first_known(tables: dict[str, ibis.Table]) -> dict[str, pd.Timestamp]:
             continue
         row_time = timed[ROW_TIME]
         known_at = {column.name: _known_at(timed, column, row_time) for column in TABLES_BY_NAME[name].columns}
-        times = timed.aggregate(
-            **{column: value.min() for column, value in known_at.items()}, **{ROW_TIME: row_time.min()}
-        ).execute().iloc[0]
+        times = (
+            timed.aggregate(**{column: value.min() for column, value in known_at.items()}, **{ROW_TIME: row_time.min()})
+            .execute()
+            .iloc[0]
+        )
         for column, time in times.drop(ROW_TIME).items():
             if pd.notna(time):
                 first[f"{name}.{column}"] = pd.Timestamp(time)

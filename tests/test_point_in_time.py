@@ -98,7 +98,8 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
         if draw(st.booleans()):
             reason = draw(st.sampled_from(["damaged", "wrong_size"]))
             # Of one line, or of the whole order.
-            line = draw(st.none() | st.sampled_from([line["line_id"] for line in lines if line["order_id"] == order_id]))
+            own_lines = [line["line_id"] for line in lines if line["order_id"] == order_id]
+            line = draw(st.none() | st.sampled_from(own_lines))
             returns.append({"order_id": order_id, "returned_at": after, "reason": reason, "line_id": line})
     return {
         "customers": pd.DataFrame([customer(draw, name) for name in "abc"]),

@@ -20,8 +20,9 @@
 | order_lines.category          | `product_category_name` of `olist_products` (Portuguese, as published), when     |
 |                               | that optional file is present                                                     |
 
-Olist has no tickets or returns, so their features are missing (null), the share of returned lines among them. Times are Brazilian local time (São Paulo);
-validation converts them to UTC. Items and payments of orders not in the orders file are set aside with the reason.
+Olist has no tickets or returns, so their features are missing (null), the share of returned lines among them.
+Times are Brazilian local time (São Paulo); validation converts them to UTC. Items and payments of orders not in
+the orders file are set aside with the reason.
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ def order_lines_table(items: pd.DataFrame | None, products: pd.DataFrame | None)
     """The units of one product at one price in an order as one line, with the product's category where the
     products file names one. An unreadable price stays unreadable (null), so validation quarantines the line."""
     assert items is not None  # a required file
-    units = items.assign(_price=pd.to_numeric(items["price"], errors="coerce"), _item=items["order_item_id"].astype(str))
+    units = items.assign(
+        _price=pd.to_numeric(items["price"], errors="coerce"), _item=items["order_item_id"].astype(str)
+    )
     grouped = units.groupby(["order_id", "product_id", "_price"], dropna=False, sort=False)
     lines = grouped.agg(quantity=("_item", "size"), first_item=("_item", "first")).reset_index()
     category = (
