@@ -483,6 +483,18 @@ def test_returns_of_a_bad_item_name_a_line_of_their_own_order(small_shop_without
     assert returns.loc[returns["line_id"].isna(), "reason"].isin(["wrong_size", "changed_mind"]).all()
 
 
+def test_without_lines_the_other_tables_are_the_same(small_shop_without_dirt: SyntheticShop) -> None:
+    without = generate_shop(replace(SMALL_PARAMS, dirty_share=0.0, order_lines=False))
+    assert "order_lines" not in without.tables
+    for name, table in without.tables.items():
+        expected = small_shop_without_dirt.tables[name]
+        pd.testing.assert_frame_equal(
+            table.drop(columns="line_id", errors="ignore"),
+            expected[table.columns].drop(columns="line_id", errors="ignore"),
+        )
+    assert without.tables["returns"]["line_id"].isna().all()
+
+
 # --- 8. params
 
 
