@@ -12,6 +12,7 @@ from conftest import AS_OF
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from features.basket import BASKET_COLUMNS
 from features.build import LABEL, features_at
 from features.cutoffs import FeatureParams
 from features.inputs import inputs_from_frames
@@ -50,7 +51,7 @@ def moment(draw: st.DrawFn, low: float, high: float) -> pd.Timestamp:
 
 @st.composite
 def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
-    orders, reviews, tickets, returns, lines = [], [], [], [], []
+    orders, reviews, tickets, returns = [], [], [], []
     # Cost per example is query compilation, not rows: big shops test more edge cases per example.
     for n in range(draw(st.integers(1, 40))):
         ordered = moment(draw, 0, 140)
@@ -78,7 +79,6 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
                 "country": draw(st.sampled_from(["AT", "CY"])),
             }
         )
-        lines += _lines(draw, order_id)
         # Reviews, tickets and returns come after their order (validation quarantines any that do not).
         after = moment(draw, (ordered - START) / pd.Timedelta(days=1), 160)
         if draw(st.booleans()):
@@ -97,10 +97,7 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
             )
         if draw(st.booleans()):
             reason = draw(st.sampled_from(["damaged", "wrong_size"]))
-            # Of one line, or of the whole order.
-            own_lines = [line["line_id"] for line in lines if line["order_id"] == order_id]
-            line = draw(st.none() | st.sampled_from(own_lines))
-            returns.append({"order_id": order_id, "returned_at": after, "reason": reason, "line_id": line})
+            returns.append({"order_id": order_id, "returned_at": after, "reason": reason})
     return {
         "customers": pd.DataFrame([customer(draw, name) for name in "abc"]),
         "orders": pd.DataFrame(orders),
@@ -108,12 +105,27 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
         "tickets": pd.DataFrame(
             tickets, columns=["ticket_id", "customer_id", "order_id", "opened_at", "resolved_at", "reason"]
         ),
-        "returns": pd.DataFrame(returns, columns=["order_id", "returned_at", "reason", "line_id"]),
-        "order_lines": pd.DataFrame(lines, columns=LINE_COLUMNS),
+        "returns": pd.DataFrame(returns, columns=["order_id", "returned_at", "reason"]),
     }
 
 
 LINE_COLUMNS = ["line_id", "order_id", "product_id", "category", "quantity", "unit_price"]
+
+
+@st.composite
+def shops_with_lines(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
+    """`shops` with what was bought: every order one to three lines, and each return of one of its order's lines or
+    of the whole order. (Drawn after the shop, so `shops`' own examples stay what they were.)"""
+    shop = draw(shops())
+    lines = pd.DataFrame(
+        [line for order in shop["orders"]["order_id"] for line in _lines(draw, order)], columns=LINE_COLUMNS
+    )
+    returns = shop["returns"].copy()
+    returns["line_id"] = [
+        draw(st.none() | st.sampled_from(lines.loc[lines["order_id"] == order, "line_id"].tolist()))
+        for order in returns["order_id"]
+    ]
+    return {**shop, "returns": returns, "order_lines": lines}
 
 
 def _lines(draw: st.DrawFn, order_id: str) -> list[dict[str, object]]:
@@ -173,7 +185,8 @@ def change_the_future(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[st
             }
             frame = pd.concat([frame, pd.DataFrame([new])], ignore_index=True)
         changed[name] = frame.reset_index(drop=True)
-    changed["order_lines"] = _change_future_lines(draw, shop, changed["orders"])
+    if "order_lines" in shop:
+        changed["order_lines"] = _change_future_lines(draw, shop, changed["orders"])
     return changed
 
 
@@ -186,8 +199,8 @@ def _change_future_lines(draw: st.DrawFn, shop: dict[str, pd.DataFrame], orders:
             lines.at[row, "unit_price"] = float(draw(st.integers(0, 500)))
     drop = future & np.array([draw(st.booleans()) for _ in range(len(lines))], dtype=bool)
     new_orders = orders.loc[~orders["order_id"].isin(shop["orders"]["order_id"]), "order_id"]
-    new_lines = pd.DataFrame([line for order_id in new_orders for line in _lines(draw, order_id)], columns=LINE_COLUMNS)
-    return pd.concat([lines[~drop], new_lines], ignore_index=True)
+    new_lines = [line for order_id in new_orders for line in _lines(draw, order_id)]
+    return pd.concat([lines[~drop], pd.DataFrame(new_lines, columns=LINE_COLUMNS)], ignore_index=True)
 
 
 def change_the_past(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -289,6 +302,24 @@ def test_the_export_wound_back_to_the_cutoff_gives_the_same_features(data: st.Da
     full = at_cutoff(shop).drop(columns=LABEL)
     # what the source provides, too, as the export wound back shows it
     rewound = at_cutoff(known_before(shop, CUTOFF), as_of=CUTOFF).drop(columns=LABEL)
+    pd.testing.assert_frame_equal(full, rewound, check_dtype=False)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_lines_and_returns_at_or_after_the_cutoff_change_no_basket_feature(data: st.DataObject) -> None:
+    shop = data.draw(shops_with_lines())
+    before = at_cutoff(shop)[["customer_id", *BASKET_COLUMNS]]
+    after = at_cutoff(change_the_future(data.draw, shop), schema(shop))[["customer_id", *BASKET_COLUMNS]]
+    pd.testing.assert_frame_equal(before, after, check_dtype=False)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_export_wound_back_to_the_cutoff_gives_the_same_basket_features(data: st.DataObject) -> None:
+    shop = data.draw(shops_with_lines())
+    full = at_cutoff(shop)[["customer_id", *BASKET_COLUMNS]]
+    rewound = at_cutoff(known_before(shop, CUTOFF), as_of=CUTOFF)[["customer_id", *BASKET_COLUMNS]]
     pd.testing.assert_frame_equal(full, rewound, check_dtype=False)
 
 

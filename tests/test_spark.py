@@ -13,7 +13,7 @@ import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines, invoke, write_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops
+from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops_with_lines
 from test_scoring import pipeline, score_args  # noqa: F401 -- `pipeline`: features + train on the shared shop
 
 from features.build import LABEL, features_at
@@ -230,12 +230,12 @@ def test_the_features_stage_on_spark_writes_what_duckdb_writes(
 @settings(SETTINGS, max_examples=2)
 @given(data=st.data())
 def test_on_spark_events_at_or_after_the_cutoff_change_no_feature(spark: object, data: st.DataObject) -> None:
-    """The point-in-time property of tests/test_point_in_time.py on Spark, on two small shops, and the Spark rows
-    equal DuckDB's."""
+    """The point-in-time property of tests/test_point_in_time.py on Spark, on two small shops with order lines, and
+    the Spark rows equal DuckDB's."""
     import ibis
 
     con = ibis.pyspark.connect(spark)
-    shop = data.draw(shops())
+    shop = data.draw(shops_with_lines())
     schema = inputs_from_frames(shop, AS_OF).available
 
     def at_cutoff(frames: dict[str, pd.DataFrame], con: ibis.BaseBackend | None = None) -> pd.DataFrame:
