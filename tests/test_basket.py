@@ -3,6 +3,8 @@ lines, categories or returns, and blind to every line and return at or after the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -152,3 +154,16 @@ def test_the_dictionary_lists_the_group() -> None:
     group = dictionary[dictionary["group"] == "basket"]
     assert group["name"].tolist() == list(BASKET_COLUMNS)
     assert group["definition"].str.len().gt(40).all()
+
+
+def test_inspect_maps_an_order_lines_export_by_its_header(tmp_path: Path) -> None:
+    from pipelines.sources.inspect import inspect_file
+
+    path = tmp_path / "orderrader.csv"
+    path.write_text("Radnr,Ordernr,Artikelnr,Kategori,Antal,Styckpris\nR1,O1,A-7,skor,2,199.0\nR2,O1,A-9,,1,49.5\n")
+    inspection = inspect_file(path)
+    assert inspection.table == "order_lines"
+    assert inspection.column_mapping == {
+        "Radnr": "line_id", "Ordernr": "order_id", "Artikelnr": "product_id", "Kategori": "category",
+        "Antal": "quantity", "Styckpris": "unit_price",
+    }  # fmt: skip
