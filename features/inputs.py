@@ -121,8 +121,15 @@ def inputs_from_frames(
     # What the frames hold and since when, from DuckDB (milliseconds; a Spark job each costs seconds): the same
     # aggregates on the same rows.
     local = inputs_from_frames(frames, as_of, available)
-    tables = {name: con.create_table(ibis.util.gen_name(name), frame) for name, frame in typed.items()}
+    tables = {name: con.create_table(ibis.util.gen_name(name), _with_none(frame)) for name, frame in typed.items()}
     return inputs_from_tables(tables, as_of, local.available, local.first_known)
+
+
+def _with_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns with None for missing: a pandas NA in them reaches Spark as a pickled object, not a null (a
+    category left empty would count as one more category)."""
+    text = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)]
+    return frame.assign(**{name: frame[name].astype(object).where(frame[name].notna(), None) for name in text})
 
 
 def _contract_types(name: str, frame: pd.DataFrame) -> pd.DataFrame:
