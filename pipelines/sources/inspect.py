@@ -92,8 +92,17 @@ TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "reviews": ("reviews", "review", "ratings", "omdomen", "anmeldelser", "arvostelut"),
     "tickets": ("tickets", "ticket", "complaints", "cases", "arenden", "saker", "reklamationer", "reklamasjoner"),
     "returns": ("returns", "return", "returer", "retur", "palautukset"),
-    "order_lines": ("orderlines", "orderline", "lines", "orderitems", "items", "orderrader", "ordrelinjer",
-                    "ordrelinier", "tilausrivit"),
+    "order_lines": (
+        "orderlines",
+        "orderline",
+        "lines",
+        "orderitems",
+        "items",
+        "orderrader",
+        "ordrelinjer",
+        "ordrelinier",
+        "tilausrivit",
+    ),
 }
 
 
