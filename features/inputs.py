@@ -121,15 +121,21 @@ def inputs_from_frames(
     # What the frames hold and since when, from DuckDB (milliseconds; a Spark job each costs seconds): the same
     # aggregates on the same rows.
     local = inputs_from_frames(frames, as_of, available)
-    tables = {name: con.create_table(ibis.util.gen_name(name), _with_none(frame)) for name, frame in typed.items()}
+    tables = {
+        name: con.create_table(ibis.util.gen_name(name), _spark_ready(name, frame)) for name, frame in typed.items()
+    }
     return inputs_from_tables(tables, as_of, local.available, local.first_known)
 
 
-def _with_none(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns with None for missing: a pandas NA in them reaches Spark as a pickled object, not a null (a
-    category left empty would count as one more category)."""
-    text = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)]
-    return frame.assign(**{name: frame[name].astype(object).where(frame[name].notna(), None) for name in text})
+def _spark_ready(name: str, frame: pd.DataFrame) -> ibis.Table:
+    """The frame with None for missing text and the contract's types spelled out: a pandas NA in a text column
+    reaches Spark as a pickled object, not a null (an empty category would count as one more category), and a
+    column of nothing but None has no type Spark can store."""
+    text = [column for column, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)]
+    frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in text})
+    contract = {column.name: IBIS_TYPES[column.dtype] for column in TABLES_BY_NAME[name].columns}
+    inferred = ibis.memtable(frame).schema()
+    return ibis.memtable(frame, schema={c: contract.get(c, inferred[c]) for c in frame.columns})
 
 
 def _contract_types(name: str, frame: pd.DataFrame) -> pd.DataFrame:
