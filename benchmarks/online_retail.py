@@ -9,6 +9,8 @@ ablated backtest model with the full one on the same test customers (paired):
 - without_btyd: `train.exclude_features: [btyd]` (BG/NBD's quantities fitted at each cutoff);
 - without_seasonal: `train.exclude_features: [seasonal]` (orders and value in the same window a year earlier);
 - without_cutoff_month: `train.exclude_features: [cutoff_month]`;
+- without_basket: `train.exclude_features: [basket]` (what was bought: products, basket size, price level, repeat
+  products, returned lines, from the invoices' product lines);
 - monthly_cutoffs: every 30 days instead of 7 (same first season, same test cutoff);
 - issue6_schedule: monthly cutoffs from 2010-06-01, the schedule of the issue-6 record (fewer seasons).
 
@@ -66,6 +68,7 @@ RUNS: dict[str, tuple[str, list[str]]] = {
     "without_btyd": ("weekly", ["btyd"]),
     "without_seasonal": ("weekly", ["seasonal"]),
     "without_cutoff_month": ("weekly", ["cutoff_month"]),
+    "without_basket": ("weekly", ["basket"]),
     "monthly_cutoffs": ("monthly", []),
     "issue6_schedule": ("issue6", []),
 }

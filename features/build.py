@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import ibis
 import pandas as pd
 
+from features.basket import BASKET_SPECS, basket_columns, basket_part, line_facts
 from features.btyd import BTYD_COLUMNS, BTYD_SPECS, btyd_part
 from features.common import join_customers
 from features.cutoffs import FeatureParams
@@ -34,7 +35,14 @@ from features.seasonal import SEASONAL_SPECS, seasonal_columns, seasonal_part
 from features.spec import FeatureSpec
 
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
-    RFM_SPECS + SATISFACTION_SPECS + RETURN_SPECS + RELATIONSHIP_SPECS + TREND_SPECS + SEASONAL_SPECS + BTYD_SPECS
+    RFM_SPECS
+    + SATISFACTION_SPECS
+    + RETURN_SPECS
+    + RELATIONSHIP_SPECS
+    + TREND_SPECS
+    + SEASONAL_SPECS
+    + BTYD_SPECS
+    + BASKET_SPECS
 )
 KEY_COLUMNS = ("customer_id", "cutoff")
 LABEL = "churned"
@@ -48,6 +56,7 @@ class SharedTables:
     events: ibis.Table  # bad_events
     reviews: ibis.Table | None  # reviews_with_customers
     returns: ibis.Table | None = None  # returns_with_customers
+    lines: ibis.Table | None = None  # line_facts
     # The values of the order columns whose most common value is a feature, where they are few (`column_levels`):
     # `order_summary` counts orders per value, so no cutoff groups orders by customer and value.
     levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -64,11 +73,13 @@ def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = Fa
     events = kept(bad_events(inputs, params))
     reviews = reviews_with_customers(inputs)
     returns = returns_with_customers(inputs)
+    lines = line_facts(inputs)
     return SharedTables(
         orders=kept(order_facts(inputs.orders, events)),
         events=events,
         reviews=None if reviews is None else kept(reviews),
         returns=None if returns is None else kept(returns),
+        lines=None if lines is None else kept(lines),
         levels=column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")]),
     )
 
@@ -90,6 +101,7 @@ def features_at(
         *relationship_parts(inputs, shared.orders, cutoff, counted=shared.levels),
         returns_part(inputs, cutoff, shared.returns),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
+        basket_part(shared.lines, cutoff),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
         btyd_part(shared.orders, cutoff, params.horizon_days, params.active_window_days),
     ]
@@ -103,6 +115,7 @@ def features_at(
         **returns_columns(table, cutoff),
         **seasonal_columns(table, inputs, cutoff),
         **{name: table[name] for name in BTYD_COLUMNS},
+        **basket_columns(table),
     }
     label = ibis.null().cast("int8") if labels is None else table.churned.fill_null(1).cast("int8")
     return table.select(

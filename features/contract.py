@@ -35,6 +35,8 @@ class Column:
     allowed: tuple[str, ...] | None = None
     min_value: float | None = None
     max_value: float | None = None
+    # min_value itself is not allowed (a quantity is more than zero).
+    strict_min: bool = False
     # "table.column" this column must point to (referential integrity).
     references: str | None = None
     # Timestamp columns that must not be earlier than this one: "column" in the same table or "table.column"
@@ -44,6 +46,9 @@ class Column:
     may_be_future: bool = False
     # A timestamp column of the same table that says when a value became known, if later than the row itself.
     known_from: str | None = None
+    # "table.column" this column must equal, where the row points to that table through another reference (a
+    # return of a line names the line's own order); empty on either side: nothing to compare.
+    agrees_with: str | None = None
 
     @property
     def identifier(self) -> bool:
@@ -151,6 +156,42 @@ ORDERS = Table(
     ),
 )
 
+ORDER_LINES = Table(
+    name="order_lines",
+    description="What was bought: one row per product in an order.",
+    key="line_id",
+    columns=(
+        Column("line_id", "string", "Order line identifier.", required=True, nullable=False, unique=True),
+        Column(
+            "order_id",
+            "string",
+            "Order the line belongs to.",
+            required=True,
+            nullable=False,
+            references="orders.order_id",
+        ),
+        Column("product_id", "string", "Product identifier (SKU, stock code).", required=True, nullable=False),
+        Column("category", "string", "Product category as the shop names it (free text)."),
+        Column(
+            "quantity",
+            "float",
+            "Units bought (more than zero).",
+            required=True,
+            nullable=False,
+            min_value=0,
+            strict_min=True,
+        ),
+        Column(
+            "unit_price",
+            "float",
+            "Price of one unit in the shop's currency.",
+            required=True,
+            nullable=False,
+            min_value=0,
+        ),
+    ),
+)
+
 REVIEWS = Table(
     name="reviews",
     description="Product or order reviews.",
@@ -206,7 +247,7 @@ TICKETS = Table(
 
 RETURNS = Table(
     name="returns",
-    description="Returned orders.",
+    description="Returned orders or order lines.",
     columns=(
         Column(
             "order_id",
@@ -215,6 +256,7 @@ RETURNS = Table(
             required=True,
             nullable=False,
             references="orders.order_id",
+            agrees_with="order_lines.order_id",
         ),
         Column(
             "returned_at",
@@ -225,11 +267,17 @@ RETURNS = Table(
             not_before="orders.ordered_at",
         ),
         Column("reason", "string", "Why it was returned.", allowed=RETURN_REASONS),
+        Column(
+            "line_id",
+            "string",
+            "Returned line, if the return names one; empty: every line of the order came back.",
+            references="order_lines.line_id",
+        ),
     ),
 )
 
 # Validation order: a table comes after every table it references.
-TABLES: tuple[Table, ...] = (CUSTOMERS, ORDERS, REVIEWS, TICKETS, RETURNS)
+TABLES: tuple[Table, ...] = (CUSTOMERS, ORDERS, ORDER_LINES, REVIEWS, TICKETS, RETURNS)
 TABLES_BY_NAME: dict[str, Table] = {table.name: table for table in TABLES}
 
 # Reasons for which the retailer, not the customer, is at fault; features and the generator share them.
@@ -273,11 +321,13 @@ def _describe_rules(column: Column) -> str:
     if column.allowed:
         rules.append("one of " + ", ".join(column.allowed))
     if column.min_value is not None:
-        rules.append(f">= {column.min_value:g}")
+        rules.append(f"{'>' if column.strict_min else '>='} {column.min_value:g}")
     if column.max_value is not None:
         rules.append(f"<= {column.max_value:g}")
     if column.references:
         rules.append(f"refers to {column.references}")
+    if column.agrees_with:
+        rules.append(f"equals {column.agrees_with} of the {column.agrees_with.split('.')[0]} row referenced")
     if column.not_before:
         rules.append(f"not before {column.not_before}")
     if column.dtype == "timestamp" and not column.may_be_future:

@@ -14,6 +14,10 @@ from features.contract import PANDAS_DTYPES, TABLES, TABLES_BY_NAME, Column
 IBIS_TYPES = {"string": "string", "timestamp": "timestamp", "float": "float64", "int": "int64", "bool": "boolean"}
 # When a row itself came into being. The customers table is a register without one: it counts from the start.
 ROW_TIMES = {"orders": "ordered_at", "reviews": "reviewed_at", "tickets": "opened_at", "returns": "returned_at"}
+# A table whose rows came into being with a row of another: table -> (the key into it, that table). An order line is
+# known from its order's time.
+ROW_TIMES_VIA = {"order_lines": ("order_id", "orders")}
+ROW_TIME = "__row_time"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class FeatureInputs:
     # For "table" and "table.column" names of tables with a row time: when the first value became known. A source
     # that starts recording something later (reviews from some year on) did not provide it at earlier cutoffs.
     first_known: Mapping[str, pd.Timestamp] = field(default_factory=dict)
+    order_lines: ibis.Table | None = None
 
     def has(self, need: str) -> bool:
         return need in self.available
@@ -39,7 +44,7 @@ class FeatureInputs:
     def had_by(self, need: str, cutoff: pd.Timestamp) -> bool:
         """The source provides `need` and had recorded some of it before the cutoff (the customers table, a
         register without times, from the start)."""
-        if not self.has(need) or need.split(".")[0] not in ROW_TIMES:
+        if not self.has(need) or need.split(".")[0] not in {*ROW_TIMES, *ROW_TIMES_VIA}:
             return self.has(need)
         first = self.first_known.get(need)
         return first is not None and first < cutoff
@@ -62,6 +67,7 @@ def inputs_from_tables(
         reviews=tables.get("reviews"),
         tickets=tables.get("tickets"),
         returns=tables.get("returns"),
+        order_lines=tables.get("order_lines"),
         as_of=as_of,
         available=frozenset(_available(tables)) if available is None else available,
         first_known=_first_known(tables) if first_known is None else first_known,
@@ -115,8 +121,21 @@ def inputs_from_frames(
     # What the frames hold and since when, from DuckDB (milliseconds; a Spark job each costs seconds): the same
     # aggregates on the same rows.
     local = inputs_from_frames(frames, as_of, available)
-    tables = {name: con.create_table(ibis.util.gen_name(name), frame) for name, frame in typed.items()}
+    tables = {
+        name: con.create_table(ibis.util.gen_name(name), _spark_ready(name, frame)) for name, frame in typed.items()
+    }
     return inputs_from_tables(tables, as_of, local.available, local.first_known)
+
+
+def _spark_ready(name: str, frame: pd.DataFrame) -> ibis.Table:
+    """The frame with None for missing text and the contract's types spelled out: a pandas NA in a text column
+    reaches Spark as a pickled object, not a null (an empty category would count as one more category), and a
+    column of nothing but None has no type Spark can store."""
+    text = [column for column, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)]
+    frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in text})
+    contract = {column.name: IBIS_TYPES[column.dtype] for column in TABLES_BY_NAME[name].columns}
+    inferred = ibis.memtable(frame).schema()
+    return ibis.memtable(frame, schema={c: contract.get(c, inferred[c]) for c in frame.columns})
 
 
 def _contract_types(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -150,17 +169,35 @@ def _first_known(tables: dict[str, ibis.Table]) -> dict[str, pd.Timestamp]:
     own earliest value, any other column's earliest row time (or `known_from` time) among the rows where it is set."""
     first: dict[str, pd.Timestamp] = {}
     for name, table in tables.items():
-        if name not in ROW_TIMES:
+        timed = _with_row_time(name, table, tables)
+        if timed is None:
             continue
-        row_time = table[ROW_TIMES[name]]
-        known_at = {column.name: _known_at(table, column, row_time) for column in TABLES_BY_NAME[name].columns}
-        times = table.aggregate(**{column: value.min() for column, value in known_at.items()}).execute().iloc[0]
-        for column, time in times.items():
+        row_time = timed[ROW_TIME]
+        known_at = {column.name: _known_at(timed, column, row_time) for column in TABLES_BY_NAME[name].columns}
+        times = (
+            timed.aggregate(**{column: value.min() for column, value in known_at.items()}, **{ROW_TIME: row_time.min()})
+            .execute()
+            .iloc[0]
+        )
+        for column, time in times.drop(ROW_TIME).items():
             if pd.notna(time):
                 first[f"{name}.{column}"] = pd.Timestamp(time)
-        if pd.notna(times[ROW_TIMES[name]]):
-            first[name] = pd.Timestamp(times[ROW_TIMES[name]])
+        if pd.notna(times[ROW_TIME]):
+            first[name] = pd.Timestamp(times[ROW_TIME])
     return first
+
+
+def _with_row_time(name: str, table: ibis.Table, tables: dict[str, ibis.Table]) -> ibis.Table | None:
+    """`table` with ROW_TIME, when its row came into being (its own time, or that of the row it belongs to); None
+    for a table without one (the customers register, or lines without their orders)."""
+    if name in ROW_TIMES:
+        return table.mutate(**{ROW_TIME: table[ROW_TIMES[name]]})
+    if name in ROW_TIMES_VIA and ROW_TIMES_VIA[name][1] in tables:
+        key, owner = ROW_TIMES_VIA[name]
+        owners = tables[owner]
+        times = owners.select(**{key: owners[key], ROW_TIME: owners[ROW_TIMES[owner]]})
+        return table.join(times, key)
+    return None
 
 
 def _known_at(table: ibis.Table, column: Column, row_time: ibis.Value) -> ibis.Value:

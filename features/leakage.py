@@ -23,6 +23,8 @@ ROW_TIME = {
     "tickets": "opened_at",
     "returns": "returned_at",
 }
+# A table whose rows came into being with a row of another: table -> (the key into it, that table).
+ROW_TIME_VIA = {"order_lines": ("order_id", "orders")}
 # Later events on a kept row; they are blanked when at or after the cutoff. (promised_delivery_at is a promise made
 # at checkout, known from the order time.)
 LATER_TIMES = {
@@ -42,8 +44,14 @@ def known_before(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict[
     without loyalty_joined_at, the customers table's country) cannot be wound back and is kept."""
     known = {}
     for name, table in tables.items():
+        if name in ROW_TIME_VIA:
+            key, owner = ROW_TIME_VIA[name]
+            owners = tables[owner]
+            known[name] = table.loc[table[key].isin(owners.loc[owners[ROW_TIME[owner]] < cutoff, key])]
+            known[name] = known[name].reset_index(drop=True)
+            continue
         if name not in ROW_TIME:
-            raise ValueError(f"unknown table {name!r}; expected some of {sorted(ROW_TIME)}")
+            raise ValueError(f"unknown table {name!r}; expected some of {sorted([*ROW_TIME, *ROW_TIME_VIA])}")
         time = ROW_TIME[name]
         kept = table.loc[~_at_or_after(table, time, cutoff)].copy() if time in table else table.copy()
         if name == "orders" and "status" in kept:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-Group = Literal["rfm", "satisfaction", "returns", "relationship", "trend", "seasonal", "btyd"]
+Group = Literal["rfm", "satisfaction", "returns", "relationship", "trend", "seasonal", "btyd", "basket"]
 # (a value an export gives as it stands at export time, what dates it): without the second, the first is read into
 # earlier cutoffs as if it had always held.
 Snapshot = tuple[str, str]

@@ -58,6 +58,26 @@ def clean_tables() -> dict[str, pd.DataFrame]:
     return {"customers": customers, "orders": orders, "reviews": reviews, "tickets": tickets, "returns": returns}
 
 
+def clean_tables_with_lines() -> dict[str, pd.DataFrame]:
+    """`clean_tables` with what was bought: five lines, and the return naming the line it brought back.
+
+    o1 (c1): p1 toys 2 x 10 + p2 books 1 x 30; o2 (c1): p1 toys 1 x 20 (returned); o3 (c2, cancelled): p3 without a
+    category, 1 x 0; o4 (c2): p2 books 1 x 75.5. Each order's lines add up to its value."""
+    tables = clean_tables()
+    tables["order_lines"] = pd.DataFrame(
+        {
+            "line_id": ["l1", "l2", "l3", "l4", "l5"],
+            "order_id": ["o1", "o1", "o2", "o3", "o4"],
+            "product_id": ["p1", "p2", "p1", "p3", "p2"],
+            "category": ["toys", "books", "toys", None, "books"],
+            "quantity": [2.0, 1.0, 1.0, 1.0, 1.0],
+            "unit_price": [10.0, 30.0, 20.0, 0.0, 75.5],
+        }
+    )
+    tables["returns"] = tables["returns"].assign(line_id=["l3"])
+    return tables
+
+
 def as_sources(tables: dict[str, pd.DataFrame]) -> dict[str, SourceTable]:
     return {name: SourceTable(name=name, raw=frame, origin=f"<{name}>") for name, frame in tables.items()}
 

@@ -43,6 +43,15 @@ def test_not_before_points_to_timestamps_reachable_from_the_row() -> None:
                 assert table.column(column.not_before).dtype == "timestamp"
 
 
+def test_agrees_with_points_to_a_table_the_row_refers_to() -> None:
+    for table in TABLES:
+        for column in table.columns:
+            if column.agrees_with:
+                other_table, other_column = column.agrees_with.split(".")
+                assert any((c.references or "").startswith(other_table + ".") for c in table.columns)
+                assert TABLES_BY_NAME[other_table].column(other_column).dtype == column.dtype
+
+
 def test_keys_are_unique_and_not_null() -> None:
     for table in TABLES:
         if table.key:

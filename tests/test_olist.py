@@ -78,6 +78,21 @@ def test_validation_accepts_the_mapped_tables_and_accounts_for_every_row() -> No
     assert accepted.loc["e481f51cbdc54678b7cc49136f2d6af7", "ordered_at"] == pd.Timestamp("2017-10-02 13:56:33")
 
 
+def test_items_become_order_lines_with_the_product_s_category() -> None:
+    lines = read_olist(FIXTURES).tables["order_lines"].raw.set_index("line_id")
+    # Two units of one product at one price in one order are one line.
+    two = lines.loc["ad21c59c0840e6cb83a9ceb5573f8159-1"]
+    assert (two["product_id"], two["quantity"], two["unit_price"]) == ("65266b2da20d04dbe00c5c2d3bb7859e", 2.0, 19.90)
+    assert pd.isna(two["category"])  # the products file leaves it empty
+    assert lines.loc["e481f51cbdc54678b7cc49136f2d6af7-1", "category"] == "utilidades_domesticas"
+    assert pd.isna(lines.loc["136cce7faa42fdb2cefd53fdc79a6098-1", "category"])  # a product the file lacks
+    assert len(lines) == 4  # the item of an order not in the orders file is set aside
+    result = validate_tables(read_olist(FIXTURES).tables, AS_OF)
+    # The line of the quarantined (invoiced) order follows it; the unknown order's item never became a line.
+    assert result.quarantined["order_lines"]["order_id"].tolist() == ["136cce7faa42fdb2cefd53fdc79a6098"]
+    assert len(result.accepted["order_lines"]) == 3
+
+
 def test_missing_required_files_are_named(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "olist_orders_dataset.csv", tmp_path)
     with pytest.raises(ValueError, match=r"lacks the Olist file\(s\) olist_customers_dataset\.csv, olist_order_items"):
@@ -88,5 +103,6 @@ def test_optional_files_may_be_absent(tmp_path: Path) -> None:
     for name in ("olist_customers_dataset.csv", "olist_orders_dataset.csv", "olist_order_items_dataset.csv"):
         shutil.copy(FIXTURES / name, tmp_path)
     source = read_olist(tmp_path)
-    assert set(source.tables) == {"customers", "orders"}
+    assert set(source.tables) == {"customers", "orders", "order_lines"}
+    assert source.tables["order_lines"].raw["category"].isna().all()  # no products file: no categories
     assert source.tables["orders"].raw["payment_method"].isna().all()

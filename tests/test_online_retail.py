@@ -86,6 +86,39 @@ def test_credit_note_returns_the_latest_earlier_order_with_the_item(shop_folder:
     ]
 
 
+def test_product_lines_are_order_lines_without_a_category(shop_folder: Path) -> None:
+    lines = read_online_retail(shop_folder).tables["order_lines"].raw
+    assert lines.to_dict("list") == {
+        "line_id": ["500001-1", "500002-1", "500002-2", "500006-1", "500008-1"],
+        "order_id": ["500001", "500002", "500002", "500006", "500008"],
+        "product_id": ["MUG", "MUG", "PLATE", "VASE", "PLATE"],
+        "quantity": [4.0, 2.0, 1.0, 1.0, 2.0],
+        "unit_price": [2.5, 2.5, 8.0, 9.0, 8.0],
+    }  # postage and the manual line are not products; the invoice read twice counts once
+
+
+def test_a_credit_note_names_the_line_when_it_is_unambiguous(shop_folder: Path, tmp_path: Path) -> None:
+    returns = read_online_retail(shop_folder).tables["returns"].raw
+    assert returns["line_id"].tolist() == ["500002-1", "500008-1"]
+    # The mug on two lines of one invoice: which came back cannot be told, so the return names the order alone.
+    lines = pd.DataFrame(
+        [
+            ("600001", "MUG", "mug", 1, "2011-01-10 10:00", 2.5, 300, "Spain"),
+            ("600001", "MUG", "mug", 1, "2011-01-10 10:00", 2.5, 300, "Spain"),
+            ("600001", "PLATE", "plate", 1, "2011-01-10 10:00", 8.0, 300, "Spain"),
+            ("C600002", "MUG", "mug", -1, "2011-01-12 10:00", 2.5, 300, "Spain"),
+        ],
+        columns=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+                 "Country"],
+    )  # fmt: skip
+    folder = tmp_path / "ambiguous"
+    folder.mkdir()
+    lines.assign(InvoiceDate=pd.to_datetime(lines["InvoiceDate"])).to_parquet(folder / "online_retail.parquet")
+    returns = read_online_retail(folder).tables["returns"].raw
+    assert returns["order_id"].tolist() == ["600001"]
+    assert returns["line_id"].isna().all()
+
+
 def test_orders_carry_their_country_and_customers_none(shop_folder: Path) -> None:
     source = read_online_retail(shop_folder)
     orders = source.tables["orders"].raw.set_index("order_id")

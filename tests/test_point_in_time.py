@@ -12,6 +12,7 @@ from conftest import AS_OF
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from features.basket import BASKET_COLUMNS
 from features.build import LABEL, features_at
 from features.cutoffs import FeatureParams
 from features.inputs import inputs_from_frames
@@ -108,6 +109,40 @@ def shops(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
     }
 
 
+LINE_COLUMNS = ["line_id", "order_id", "product_id", "category", "quantity", "unit_price"]
+
+
+@st.composite
+def shops_with_lines(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
+    """`shops` with what was bought: every order one to three lines, and each return of one of its order's lines or
+    of the whole order. (Drawn after the shop, so `shops`' own examples stay what they were.)"""
+    shop = draw(shops())
+    lines = pd.DataFrame(
+        [line for order in shop["orders"]["order_id"] for line in _lines(draw, order)], columns=LINE_COLUMNS
+    )
+    returns = shop["returns"].copy()
+    returns["line_id"] = [
+        draw(st.none() | st.sampled_from(lines.loc[lines["order_id"] == order, "line_id"].tolist()))
+        for order in returns["order_id"]
+    ]
+    return {**shop, "returns": returns, "order_lines": lines}
+
+
+def _lines(draw: st.DrawFn, order_id: str) -> list[dict[str, object]]:
+    """One to three lines of a few products (often bought again), some without a category."""
+    return [
+        {
+            "line_id": f"{order_id}-{n}",
+            "order_id": order_id,
+            "product_id": draw(st.sampled_from(["p1", "p2", "p3"])),
+            "category": draw(st.sampled_from([None, "x", "y"])),
+            "quantity": float(draw(st.integers(1, 3))),
+            "unit_price": float(draw(st.integers(0, 50))),
+        }
+        for n in range(draw(st.integers(1, 3)))
+    ]
+
+
 def customer(draw: st.DrawFn, customer_id: str) -> dict[str, object]:
     """A customer who may have joined the loyalty programme (and left it) at any time, or has only the export's
     flag; the exported country is a snapshot of unknown age."""
@@ -127,6 +162,8 @@ def change_the_future(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[st
     """Move, drop or add events at or after the cutoff; leave everything before it as it was."""
     changed = {}
     for name, frame in shop.items():
+        if name == "order_lines":
+            continue
         frame = frame.copy()
         for column in [c for c in frame.columns if c.endswith("_at")]:
             for row in frame.index:
@@ -148,7 +185,22 @@ def change_the_future(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[st
             }
             frame = pd.concat([frame, pd.DataFrame([new])], ignore_index=True)
         changed[name] = frame.reset_index(drop=True)
+    if "order_lines" in shop:
+        changed["order_lines"] = _change_future_lines(draw, shop, changed["orders"])
     return changed
+
+
+def _change_future_lines(draw: st.DrawFn, shop: dict[str, pd.DataFrame], orders: pd.DataFrame) -> pd.DataFrame:
+    """Drop or reprice lines of orders placed at or after the cutoff, and give new orders lines."""
+    lines = shop["order_lines"].copy()
+    future = lines["order_id"].isin(shop["orders"].loc[shop["orders"]["ordered_at"] >= CUTOFF, "order_id"])
+    for row in lines.index[future]:
+        if draw(st.booleans()):
+            lines.at[row, "unit_price"] = float(draw(st.integers(0, 500)))
+    drop = future & np.array([draw(st.booleans()) for _ in range(len(lines))], dtype=bool)
+    new_orders = orders.loc[~orders["order_id"].isin(shop["orders"]["order_id"]), "order_id"]
+    new_lines = [line for order_id in new_orders for line in _lines(draw, order_id)]
+    return pd.concat([lines[~drop], pd.DataFrame(new_lines, columns=LINE_COLUMNS)], ignore_index=True)
 
 
 def change_the_past(draw: st.DrawFn, shop: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -250,6 +302,24 @@ def test_the_export_wound_back_to_the_cutoff_gives_the_same_features(data: st.Da
     full = at_cutoff(shop).drop(columns=LABEL)
     # what the source provides, too, as the export wound back shows it
     rewound = at_cutoff(known_before(shop, CUTOFF), as_of=CUTOFF).drop(columns=LABEL)
+    pd.testing.assert_frame_equal(full, rewound, check_dtype=False)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_lines_and_returns_at_or_after_the_cutoff_change_no_basket_feature(data: st.DataObject) -> None:
+    shop = data.draw(shops_with_lines())
+    before = at_cutoff(shop)[["customer_id", *BASKET_COLUMNS]]
+    after = at_cutoff(change_the_future(data.draw, shop), schema(shop))[["customer_id", *BASKET_COLUMNS]]
+    pd.testing.assert_frame_equal(before, after, check_dtype=False)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_export_wound_back_to_the_cutoff_gives_the_same_basket_features(data: st.DataObject) -> None:
+    shop = data.draw(shops_with_lines())
+    full = at_cutoff(shop)[["customer_id", *BASKET_COLUMNS]]
+    rewound = at_cutoff(known_before(shop, CUTOFF), as_of=CUTOFF)[["customer_id", *BASKET_COLUMNS]]
     pd.testing.assert_frame_equal(full, rewound, check_dtype=False)
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AS_OF, invoke, write_params
+from conftest import AS_OF, as_sources, clean_tables_with_lines, invoke, write_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops
+from test_point_in_time import CUTOFF, PARAMS, SETTINGS, change_the_future, shops_with_lines
 from test_scoring import pipeline, score_args  # noqa: F401 -- `pipeline`: features + train on the shared shop
 
 from features.build import LABEL, features_at
@@ -230,12 +230,12 @@ def test_the_features_stage_on_spark_writes_what_duckdb_writes(
 @settings(SETTINGS, max_examples=2)
 @given(data=st.data())
 def test_on_spark_events_at_or_after_the_cutoff_change_no_feature(spark: object, data: st.DataObject) -> None:
-    """The point-in-time property of tests/test_point_in_time.py on Spark, on two small shops, and the Spark rows
-    equal DuckDB's."""
+    """The point-in-time property of tests/test_point_in_time.py on Spark, on two small shops with order lines, and
+    the Spark rows equal DuckDB's."""
     import ibis
 
     con = ibis.pyspark.connect(spark)
-    shop = data.draw(shops())
+    shop = data.draw(shops_with_lines())
     schema = inputs_from_frames(shop, AS_OF).available
 
     def at_cutoff(frames: dict[str, pd.DataFrame], con: ibis.BaseBackend | None = None) -> pd.DataFrame:
@@ -393,3 +393,24 @@ def test_validation_on_spark_of_the_bad_input_corpus(spark: object, case: object
     }
     assert messages["spark"] == messages["duckdb"].replace(str(tmp_path / "duckdb"), str(tmp_path / "spark"))
     assert_same_validation(tmp_path / "spark", tmp_path / "duckdb")
+
+
+@pytest.mark.spark
+def test_validation_on_spark_of_order_lines_and_the_returns_naming_them(spark: object) -> None:
+    """The line rules, among them the one comparing a return's order with its line's (a lookup column with a dot),
+    quarantine the same rows on Spark as on pandas."""
+    from pipelines.validation.run import validate_tables
+    from pipelines.validation.spark_suite import spark_suite_runner
+
+    tables = clean_tables_with_lines()
+    tables["order_lines"].loc[1, "quantity"] = 0.0
+    tables["order_lines"].loc[4, "order_id"] = "o999"
+    tables["returns"].loc[0, "line_id"] = "l1"  # a line of o1 on a return of o2
+    results = {
+        "pandas": validate_tables(as_sources(tables), AS_OF),
+        "spark": validate_tables(as_sources(tables), AS_OF, spark_suite_runner(spark)),  # type: ignore[arg-type]
+    }
+    rules = {engine: {r.table: r.rule_counts for r in result.reports} for engine, result in results.items()}
+    assert rules["spark"] == rules["pandas"]
+    assert rules["pandas"]["order_lines"] == {"order_lines.order_id.references": 1, "order_lines.quantity.range": 1}
+    assert rules["pandas"]["returns"] == {"returns.order_id.agrees": 1}

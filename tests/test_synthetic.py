@@ -393,6 +393,10 @@ DIRT_CHECKS: dict[tuple[str, str], DirtCheck] = {
     ("tickets", "unknown_reason"): lambda t: ~t["tickets"]["reason"].isin(TICKET_REASONS),
     ("returns", "orphan_return"): lambda t: _orphans(t["returns"]["order_id"], t["orders"]["order_id"]),
     ("returns", "unknown_reason"): lambda t: ~t["returns"]["reason"].isin(RETURN_REASONS),
+    ("order_lines", "duplicate_row"): lambda t: t["order_lines"].duplicated(),
+    ("order_lines", "orphan_line"): lambda t: _orphans(t["order_lines"]["order_id"], t["orders"]["order_id"]),
+    ("order_lines", "no_units"): lambda t: t["order_lines"]["quantity"] <= 0,
+    ("order_lines", "negative_price"): lambda t: t["order_lines"]["unit_price"] < 0,
 }
 
 
@@ -442,7 +446,56 @@ def test_dirt_only_adds_rows(small_shop: SyntheticShop, small_shop_without_dirt:
     pd.testing.assert_frame_equal(small_shop.customer_truth, small_shop_without_dirt.customer_truth)
 
 
-# --- 7. params
+# --- 7. order lines
+
+
+def test_lines_add_up_to_their_order_s_value(small_shop_without_dirt: SyntheticShop) -> None:
+    tables = small_shop_without_dirt.tables
+    lines = tables["order_lines"]
+    value = (lines["quantity"] * lines["unit_price"]).groupby(lines["order_id"].astype(object)).sum()
+    orders = tables["orders"].set_index(tables["orders"]["order_id"].astype(object))["order_value"]
+    assert set(value.index) == set(orders.index), "every order has lines, and every line an order"
+    np.testing.assert_allclose(value.sort_index(), orders.sort_index(), atol=0.011)
+    assert (lines["quantity"] > 0).all() and (lines["unit_price"] >= 0).all()
+    assert lines["line_id"].is_unique
+
+
+def test_lines_show_repeat_purchases_and_categories(small_shop_without_dirt: SyntheticShop) -> None:
+    tables = small_shop_without_dirt.tables
+    lines = tables["order_lines"].merge(tables["orders"][["order_id", "customer_id", "ordered_at"]], on="order_id")
+    first = lines.groupby(["customer_id", "product_id"], observed=True)["ordered_at"].transform("min")
+    repeat_share = (lines["ordered_at"] > first).mean()
+    assert 0.1 < repeat_share < 0.6, repeat_share
+    assert lines["category"].notna().all() and lines["category"].nunique() > 3
+    # One product, one category.
+    assert (lines.groupby("product_id", observed=True)["category"].nunique() == 1).all()
+
+
+def test_returns_of_a_bad_item_name_a_line_of_their_own_order(small_shop_without_dirt: SyntheticShop) -> None:
+    tables = small_shop_without_dirt.tables
+    returns = tables["returns"]
+    named = returns[returns["line_id"].notna()].merge(
+        tables["order_lines"][["line_id", "order_id"]], on="line_id", suffixes=("", "_of_line")
+    )
+    assert len(named) == returns["line_id"].notna().sum() > 0
+    assert (named["order_id"] == named["order_id_of_line"]).all()
+    assert named["reason"].isin(["wrong_item", "damaged"]).all()
+    assert returns.loc[returns["line_id"].isna(), "reason"].isin(["wrong_size", "changed_mind"]).all()
+
+
+def test_without_lines_the_other_tables_are_the_same(small_shop_without_dirt: SyntheticShop) -> None:
+    without = generate_shop(replace(SMALL_PARAMS, dirty_share=0.0, order_lines=False))
+    assert "order_lines" not in without.tables
+    for name, table in without.tables.items():
+        expected = small_shop_without_dirt.tables[name]
+        pd.testing.assert_frame_equal(
+            table.drop(columns="line_id", errors="ignore"),
+            expected[table.columns].drop(columns="line_id", errors="ignore"),
+        )
+    assert without.tables["returns"]["line_id"].isna().all()
+
+
+# --- 8. params
 
 
 def test_from_dict_rejects_unknown_keys() -> None:

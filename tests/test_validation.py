@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, as_sources, clean_tables
+from conftest import AS_OF, as_sources, clean_tables, clean_tables_with_lines
 
 from pipelines.sources.files import SourceTable
 from pipelines.validation.run import RULES_COLUMN, SOURCE_ROW_COLUMN, ValidationResult, validate_tables
@@ -63,6 +63,21 @@ BAD_CELLS = [
 ]
 
 
+# The same for order lines and the returns that name them (clean_tables_with_lines).
+BAD_LINE_CELLS = [
+    ("order_lines", "order_id", "o999", "order_lines.order_id.references"),
+    ("order_lines", "order_id", None, "order_lines.order_id.not_null"),
+    ("order_lines", "product_id", None, "order_lines.product_id.not_null"),
+    ("order_lines", "quantity", 0.0, "order_lines.quantity.range"),
+    ("order_lines", "quantity", -2.0, "order_lines.quantity.range"),
+    ("order_lines", "unit_price", -0.5, "order_lines.unit_price.range"),
+    ("order_lines", "line_id", "l2", "order_lines.line_id.unique"),
+    ("returns", "line_id", "l999", "returns.line_id.references"),
+    # l1 is a line of o1, but the return is of o2: which was returned is ambiguous.
+    ("returns", "line_id", "l1", "returns.order_id.agrees"),
+]
+
+
 # o4 is the one order not delivered yet, so moving it past as-of breaks no delivery rule.
 FUTURE_ORDER_ROW = 3
 
@@ -76,6 +91,55 @@ def test_each_bad_cell_is_quarantined_with_its_rule(table: str, column: str, val
     result = validate(tables)
     assert quarantined_rules(result, table) == {row: {rule}}
     assert len(result.accepted[table]) == len(tables[table]) - 1
+
+
+@pytest.mark.parametrize(("table", "column", "value", "rule"), BAD_LINE_CELLS)
+def test_each_bad_line_cell_is_quarantined_with_its_rule(table: str, column: str, value: object, rule: str) -> None:
+    tables = clean_tables_with_lines()
+    tables[table] = tables[table].astype(object)
+    tables[table].loc[0, column] = value
+    result = validate(tables)
+    # A duplicate line id quarantines both copies (as a duplicate order id does).
+    expected = {0: {rule}, 1: {rule}} if rule.endswith(".unique") else {0: {rule}}
+    assert quarantined_rules(result, table) == expected
+    assert len(result.accepted[table]) == len(tables[table]) - len(expected)
+
+
+def test_clean_shop_with_lines_is_accepted_whole() -> None:
+    tables = clean_tables_with_lines()
+    result = validate(tables)
+    for name, frame in tables.items():
+        assert len(result.accepted[name]) == len(frame), name
+    lines = result.accepted["order_lines"]
+    assert str(lines["quantity"].dtype) == "float64"
+    assert str(lines["line_id"].dtype) == "string"
+    assert lines["category"].isna().sum() == 1
+    assert result.accepted["returns"]["line_id"].tolist() == ["l3"]
+
+
+def test_lines_of_a_quarantined_order_and_their_returns_are_quarantined_as_orphans() -> None:
+    tables = clean_tables_with_lines()
+    tables["orders"].loc[1, "order_value"] = -1.0  # o2: its line l3 and the return naming l3 follow it out
+    result = validate(tables)
+    assert quarantined_rules(result, "order_lines") == {2: {"order_lines.order_id.references"}}
+    assert quarantined_rules(result, "returns") == {0: {"returns.order_id.references", "returns.line_id.references"}}
+    for report in result.reports:
+        if report.present:
+            assert report.accepted + report.quarantined == report.rows_in, report.table
+
+
+def test_a_return_of_a_whole_order_needs_no_line() -> None:
+    tables = clean_tables_with_lines()
+    tables["returns"] = tables["returns"].assign(line_id=[None])
+    assert validate(tables).quarantined["returns"].empty
+
+
+def test_return_lines_are_unchecked_without_an_order_lines_table() -> None:
+    tables = clean_tables_with_lines()
+    del tables["order_lines"]
+    result = validate(tables)
+    assert result.quarantined["returns"].empty
+    assert result.accepted["returns"]["line_id"].tolist() == ["l3"]
 
 
 def test_review_of_a_quarantined_order_is_quarantined_as_orphan(tables: dict[str, pd.DataFrame]) -> None:
@@ -146,7 +210,8 @@ def test_timezone_aware_timestamps_become_naive_utc(tables: dict[str, pd.DataFra
 def test_only_orders_is_required(tables: dict[str, pd.DataFrame]) -> None:
     result = validate({"orders": tables["orders"]})
     assert set(result.accepted) == {"orders"}
-    assert [r.table for r in result.reports if not r.present] == ["customers", "reviews", "tickets", "returns"]
+    absent = [r.table for r in result.reports if not r.present]
+    assert absent == ["customers", "order_lines", "reviews", "tickets", "returns"]
 
 
 def test_missing_optional_columns_are_null_and_reported(tables: dict[str, pd.DataFrame]) -> None:

@@ -77,7 +77,21 @@ def _future_order(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
 
 
 def _orphan_order(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
-    return rows.assign(order_id=dirt.fresh_ids(len(rows)))
+    # A line named by a return belongs to the real order: dropped, so the row breaks the one rule it is for.
+    lines = {"line_id": None} if "line_id" in rows else {}
+    return rows.assign(order_id=dirt.fresh_ids(len(rows)), **lines)
+
+
+def _orphan_line(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(line_id=dirt.fresh_ids(len(rows)), order_id=dirt.fresh_ids(len(rows)))
+
+
+def _no_units(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(line_id=dirt.fresh_ids(len(rows)), quantity=0.0)
+
+
+def _negative_price(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
+    return rows.assign(line_id=dirt.fresh_ids(len(rows)), unit_price=-rows["unit_price"] - 1)
 
 
 def _score_out_of_range(rows: pd.DataFrame, dirt: DirtContext) -> pd.DataFrame:
@@ -122,6 +136,10 @@ DIRT_KINDS: tuple[DirtKind, ...] = (
     DirtKind("tickets", "unknown_reason", "tickets.reason.allowed", _unknown_reason),
     DirtKind("returns", "orphan_return", "returns.order_id.references", _orphan_order),
     DirtKind("returns", "unknown_reason", "returns.reason.allowed", _unknown_reason),
+    DirtKind("order_lines", "duplicate_row", "order_lines.duplicate_row", _duplicate),
+    DirtKind("order_lines", "orphan_line", "order_lines.order_id.references", _orphan_line),
+    DirtKind("order_lines", "no_units", "order_lines.quantity.range", _no_units),
+    DirtKind("order_lines", "negative_price", "order_lines.unit_price.range", _negative_price),
 )
 
 

@@ -79,6 +79,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                      "registreret", "rekisteroity"),
     "loyalty_member": ("loyaltymember", "loyalty", "member", "medlem", "klubbmedlem", "kantaasiakas"),
     "country": ("country", "land", "maa", "countrycode"),
+    "line_id": ("lineid", "orderlineid", "line", "linenr", "radnr", "rad", "linjenr", "linje", "rivi", "itemid"),
+    "product_id": ("productid", "product", "sku", "stockcode", "artikel", "artikelnr", "artikkel", "artikkelnr",
+                   "varenr", "varenummer", "tuote", "tuotenumero"),
+    "quantity": ("quantity", "qty", "units", "antal", "antall", "maara", "kpl"),
+    "unit_price": ("unitprice", "price", "pris", "styckpris", "enhetspris", "enhedspris", "hinta", "yksikkohinta"),
+    "category": ("category", "productcategory", "kategori", "varugrupp", "varegruppe", "tuoteryhma"),
 }  # fmt: skip
 TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "orders": ("orders", "order", "ordrer", "ordrar", "bestillinger", "tilaukset", "sales", "invoices"),
@@ -86,6 +92,17 @@ TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "reviews": ("reviews", "review", "ratings", "omdomen", "anmeldelser", "arvostelut"),
     "tickets": ("tickets", "ticket", "complaints", "cases", "arenden", "saker", "reklamationer", "reklamasjoner"),
     "returns": ("returns", "return", "returer", "retur", "palautukset"),
+    "order_lines": (
+        "orderlines",
+        "orderline",
+        "lines",
+        "orderitems",
+        "items",
+        "orderrader",
+        "ordrelinjer",
+        "ordrelinier",
+        "tilausrivit",
+    ),
 }
 
 

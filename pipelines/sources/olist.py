@@ -14,9 +14,15 @@
 | orders.delivered_at           | `order_delivered_customer_date`                                                   |
 | reviews.reviewed_at           | `review_answer_timestamp`, when the score became known (the survey is sent at    |
 |                               | `review_creation_date`, used when the answer time is missing)                     |
+| order_lines                   | `olist_order_items`, one row per unit: the units of one product at one price in  |
+|                               | an order are a line (line_id `<order_id>-<its first order_item_id>`); unit_price |
+|                               | = `price` (freight is in the order's value, not a line's)                         |
+| order_lines.category          | `product_category_name` of `olist_products` (Portuguese, as published), when     |
+|                               | that optional file is present                                                     |
 
-Olist has no tickets or returns, so their features are missing (null). Times are Brazilian local time (São Paulo);
-validation converts them to UTC. Items and payments of orders not in the orders file are set aside with the reason.
+Olist has no tickets or returns, so their features are missing (null), the share of returned lines among them.
+Times are Brazilian local time (São Paulo); validation converts them to UTC. Items and payments of orders not in
+the orders file are set aside with the reason.
 """
 
 from __future__ import annotations
@@ -49,7 +55,11 @@ FILES: dict[str, tuple[str, tuple[str, ...]]] = {
             "order_estimated_delivery_date",
         ),
     ),
-    "order_items": ("olist_order_items_dataset.csv", ("order_id", "price", "freight_value")),
+    "order_items": (
+        "olist_order_items_dataset.csv",
+        ("order_id", "order_item_id", "product_id", "price", "freight_value"),
+    ),
+    "products": ("olist_products_dataset.csv", ("product_id", "product_category_name")),
     "payments": ("olist_order_payments_dataset.csv", ("order_id", "payment_type", "payment_value")),
     "reviews": (
         "olist_order_reviews_dataset.csv",
@@ -77,9 +87,11 @@ def read_olist(folder: Path) -> SourceRead:
     items, items_aside = rows_of_known_orders(files["order_items"], orders, "item")
     payments, payments_aside = rows_of_known_orders(files.get("payments"), orders, "payment")
     contract_orders = orders_table(orders, customer_of, items, payments)
+    lines = order_lines_table(items, files.get("products"))
     tables = {
         "customers": SourceTable("customers", customers_table(files["customers"]), _origin(folder, "customers")),
         "orders": SourceTable("orders", contract_orders, _origin(folder, "orders")),
+        "order_lines": SourceTable("order_lines", lines, _origin(folder, "order items")),
     }
     if "reviews" in files:
         tables["reviews"] = SourceTable("reviews", reviews_table(files["reviews"]), _origin(folder, "reviews"))
@@ -183,6 +195,32 @@ def order_values(order_ids: pd.Series, items: pd.DataFrame | None, payments: pd.
         has_items = value.index.isin(item_value.index)
         value[has_items] = item_value.reindex(value.index[has_items]).to_numpy()
     return value.fillna(0.0).round(2)
+
+
+def order_lines_table(items: pd.DataFrame | None, products: pd.DataFrame | None) -> pd.DataFrame:
+    """The units of one product at one price in an order as one line, with the product's category where the
+    products file names one. An unreadable price stays unreadable (null), so validation quarantines the line."""
+    assert items is not None  # a required file
+    units = items.assign(
+        _price=pd.to_numeric(items["price"], errors="coerce"), _item=items["order_item_id"].astype(str)
+    )
+    grouped = units.groupby(["order_id", "product_id", "_price"], dropna=False, sort=False)
+    lines = grouped.agg(quantity=("_item", "size"), first_item=("_item", "first")).reset_index()
+    category = (
+        pd.Series(dtype="object")
+        if products is None
+        else products.drop_duplicates("product_id").set_index("product_id")["product_category_name"]
+    )
+    return pd.DataFrame(
+        {
+            "line_id": lines["order_id"].astype(str) + "-" + lines["first_item"],
+            "order_id": lines["order_id"],
+            "product_id": lines["product_id"],
+            "category": lines["product_id"].map(category).replace("", None),
+            "quantity": lines["quantity"].astype(float),
+            "unit_price": lines["_price"],
+        }
+    )
 
 
 def main_payment_method(order_ids: pd.Series, payments: pd.DataFrame | None) -> pd.Series:

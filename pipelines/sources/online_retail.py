@@ -9,9 +9,13 @@ Every invoice line is used or set aside with its reason (lines in = lines used +
 | line                                                      | becomes                                              |
 |-----------------------------------------------------------|------------------------------------------------------|
 | product, postage (POST, DOT, C2) or discount (D) line of  | part of that invoice's order, value = sum of         |
-| an invoice                                                | quantity * price (postage is paid, so it counts)     |
+| an invoice                                                | quantity * price (postage is paid, so it counts); a  |
+|                                                           | product line is also an order line (StockCode is the |
+|                                                           | product; the data has no category)                   |
 | line of a credit note ('C' prefix) one of whose items the | part of a return of the order the item was last      |
-| customer bought earlier                                   | bought in, known from the credit note's time         |
+| customer bought earlier                                   | bought in, known from the credit note's time; the    |
+|                                                           | return names the line when its items there are one   |
+|                                                           | line of that order, else none (the whole order)      |
 | credit note none of whose items the customer bought in    | set aside: `credit_note_matches_no_earlier_purchase` |
 | the data (bought before the history starts)               |                                                      |
 | no customer id                                            | set aside: `no_customer`                             |
@@ -84,6 +88,8 @@ def read_online_retail(folder: Path) -> SourceRead:
     lines["_rules"] = line_rules(lines)
     lines = set_aside_mixed_invoices(lines)
     orders = orders_from_lines(lines)
+    lines["_line_id"] = line_ids(lines)
+    order_lines = order_lines_from_lines(lines)
     credited = credit_note_matches(lines)
     unmatched = is_credit_line(lines) & ~lines["_invoice"].isin(credited["credit_note"])
     lines.loc[unmatched, "_rules"] = _add_rule(
@@ -92,7 +98,7 @@ def read_online_retail(folder: Path) -> SourceRead:
     returns = returns_from_matches(credited)
     customers = customers_from_lines(lines)
     set_aside = set_aside_lines(lines)
-    accounting = line_accounting(lines, orders, returns, customers)
+    accounting = line_accounting(lines, orders, returns, customers, order_lines)
     log.info(
         "%s: %d invoice lines in, %d used, %d set aside; %d orders, %d returns, %d customers",
         SOURCE,
@@ -106,6 +112,7 @@ def read_online_retail(folder: Path) -> SourceRead:
     tables = {
         "customers": SourceTable("customers", customers, f"{folder} ({SOURCE}: customers from invoice lines)"),
         "orders": SourceTable("orders", orders, f"{folder} ({SOURCE}: orders from invoice lines)"),
+        "order_lines": SourceTable("order_lines", order_lines, f"{folder} ({SOURCE}: product lines of invoices)"),
         "returns": SourceTable("returns", returns, f"{folder} ({SOURCE}: returns from credit notes)"),
     }
     return SourceRead(tables=tables, set_aside=set_aside, accounting=accounting)
@@ -258,11 +265,41 @@ def most_common(lines: pd.DataFrame, key: str, column: str) -> pd.Series:
     return counts.drop_duplicates(key).set_index(key)[column]
 
 
+def is_product_line(lines: pd.DataFrame) -> pd.Series:
+    return is_order_line(lines) & (lines["_kind"] == "product")
+
+
+def line_ids(lines: pd.DataFrame) -> pd.Series:
+    """`<invoice>-<n>` for the n-th product line of an invoice as its file lists them (postage and discounts are
+    part of the order's value, not something bought); missing for every other line."""
+    products = is_product_line(lines)
+    number = lines[products].groupby("_invoice", sort=False).cumcount() + 1
+    ids = pd.Series(pd.NA, index=lines.index, dtype="string")
+    ids[products] = lines.loc[products, "_invoice"] + "-" + number.astype("string")
+    return ids
+
+
+def order_lines_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """The product lines of the orders: StockCode is the product; the data names no category (left empty)."""
+    products = lines[is_product_line(lines)]
+    return pd.DataFrame(
+        {
+            "line_id": products["_line_id"].to_numpy(),
+            "order_id": products["_invoice"].to_numpy(),
+            "product_id": products["_code"].to_numpy(),
+            "quantity": products["_quantity"].astype(float).to_numpy(),
+            "unit_price": products["_price"].astype(float).to_numpy(),
+        }
+    )
+
+
 def credit_note_matches(lines: pd.DataFrame) -> pd.DataFrame:
-    """credit_note, order_id, returned_at: for every credit-note line, the customer's latest order at or before the
-    credit note holding the same item; only earlier orders can be matched, so a return never points forward."""
+    """credit_note, order_id, returned_at, line_id: for every credit-note line, the customer's latest order at or
+    before the credit note holding the same item; only earlier orders can be matched, so a return never points
+    forward. `line_id` names the order's line when the credit note's items in that order are one line of it
+    (unambiguous), else it is empty."""
     credit = lines.loc[is_credit_line(lines), ["_invoice", "_customer", "_code", "_at"]]
-    bought = lines.loc[is_order_line(lines) & (lines["_kind"] == "product")]
+    bought = lines.loc[is_product_line(lines)]
     bought = bought[["_invoice", "_customer", "_code", "_at"]].rename(columns={"_invoice": "order_id"})
     matched = pd.merge_asof(
         credit.rename(columns={"_invoice": "credit_note"}).sort_values("_at"),
@@ -274,12 +311,27 @@ def credit_note_matches(lines: pd.DataFrame) -> pd.DataFrame:
     ).dropna(subset=["order_id"])
     returned_at = credit.groupby("_invoice")["_at"].min()
     pairs = matched[["credit_note", "order_id"]].drop_duplicates()
+    pairs = pairs.merge(_single_lines(matched, lines), on=["credit_note", "order_id"], how="left")
     return pairs.assign(returned_at=pairs["credit_note"].map(returned_at).to_numpy())
 
 
+def _single_lines(matched: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """credit_note, order_id, line_id where the items a credit note returns from an order are one line of it."""
+    products = lines.loc[is_product_line(lines), ["_invoice", "_code", "_line_id"]]
+    products = products.rename(columns={"_invoice": "order_id"})
+    codes = matched[["credit_note", "order_id", "_code"]].drop_duplicates()
+    candidates = codes.merge(products, on=["order_id", "_code"])
+    per_pair = candidates.groupby(["credit_note", "order_id"])["_line_id"].agg(["nunique", "first"]).reset_index()
+    single = per_pair[per_pair["nunique"] == 1]
+    return single[["credit_note", "order_id"]].assign(line_id=single["first"].astype("string"))
+
+
 def returns_from_matches(matches: pd.DataFrame) -> pd.DataFrame:
-    """One return per order and credit-note time (two credit notes at the same minute are one return)."""
-    returns = matches[["order_id", "returned_at"]].drop_duplicates()
+    """One return per order and credit-note time (two credit notes at the same minute are one return), naming its
+    line where every credit note of it names the same one line."""
+    grouped = matches.groupby(["order_id", "returned_at"], sort=False)["line_id"]
+    lines = grouped.agg(lambda ids: ids.iloc[0] if ids.notna().all() and ids.nunique() == 1 else pd.NA)
+    returns = lines.astype("string").reset_index()[["order_id", "returned_at", "line_id"]]
     return returns.sort_values(["returned_at", "order_id"]).reset_index(drop=True)
 
 
@@ -301,7 +353,11 @@ def set_aside_lines(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def line_accounting(
-    lines: pd.DataFrame, orders: pd.DataFrame, returns: pd.DataFrame, customers: pd.DataFrame
+    lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    returns: pd.DataFrame,
+    customers: pd.DataFrame,
+    order_lines: pd.DataFrame,
 ) -> dict[str, object]:
     used = int((lines["_rules"] == "").sum())
     aside = lines.loc[lines["_rules"] != "", "_rules"]
@@ -314,7 +370,12 @@ def line_accounting(
         "rows_used": used,
         "rows_set_aside": len(aside),
         "set_aside_by_rule": {str(rule): int(count) for rule, count in by_rule.items()},
-        "tables": {"customers": len(customers), "orders": len(orders), "returns": len(returns)},
+        "tables": {
+            "customers": len(customers),
+            "orders": len(orders),
+            "order_lines": len(order_lines),
+            "returns": len(returns),
+        },
     }
     if used + len(aside) != len(lines):
         raise RuntimeError(f"{SOURCE}: {len(lines)} lines in but {used} used + {len(aside)} set aside")

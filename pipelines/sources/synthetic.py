@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from features.blocks import from_block
 from features.contract import TABLES_BY_NAME
+from pipelines.sources.synthetic_lines import CATEGORIES, LineDraws
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ class SyntheticShopParams:
     order_value_median: float = 55.0
     # Share of extra dirty rows per table, spread over every kind of dirt validation must catch.
     dirty_share: float = 0.005
+    # Write what was bought (order lines, pipelines/sources/synthetic_lines.py); false: orders without lines, as an
+    # export without them would be (the other tables are the same either way).
+    order_lines: bool = True
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SyntheticShopParams:
@@ -486,6 +490,12 @@ def _build_tables(
         }
     )
 
+    lines = (
+        LineDraws(customer_index, orders_table["order_value"].to_numpy(), len(customers), p.seed)
+        if p.order_lines
+        else None
+    )
+
     reviewed_at = _known(orders["reviewed_at"].to_numpy(), horizon)
     has_review = ~np.isnan(reviewed_at)
     reviews = pd.DataFrame(
@@ -511,11 +521,18 @@ def _build_tables(
     )
 
     has_return = ~np.isnan(returned_at)
+    return_reasons = _return_reasons(orders[has_return], p.seed)
+    returned_lines = (
+        np.full(int(has_return.sum()), -1)
+        if lines is None
+        else lines.returned_lines(order_number[has_return], return_reasons)
+    )
     returns = pd.DataFrame(
         {
             "order_id": _ids("O", order_number[has_return], 9),
             "returned_at": _to_timestamp(start, returned_at[has_return]),
-            "reason": _return_reasons(orders[has_return], p.seed),
+            "reason": return_reasons,
+            "line_id": _ids("L", returned_lines, 10).where(returned_lines >= 0),
         }
     )
 
@@ -538,7 +555,22 @@ def _build_tables(
         "reviews": reviews.sort_values("reviewed_at", kind="stable").reset_index(drop=True),
         "tickets": tickets,
         "returns": returns.sort_values("returned_at", kind="stable").reset_index(drop=True),
+        # Last: the dirt's random stream reaches the other tables as it did before lines existed.
+        **({} if lines is None else {"order_lines": _order_lines_table(lines, order_number)}),
     }
+
+
+def _order_lines_table(lines: LineDraws, order_number: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "line_id": _ids("L", np.arange(lines.order.size), 10),
+            "order_id": _ids("O", order_number[lines.order], 9),
+            "product_id": _ids("P", lines.product, 5),
+            "category": _strings(lines.product_category[lines.product], list(CATEGORIES)),
+            "quantity": lines.quantity,
+            "unit_price": lines.unit_price,
+        }
+    )
 
 
 ORDER_STATUS_CODES = {"delivered": 0, "shipped": 1, "cancelled": 2, "returned": 3, "placed": 4}

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import Column, Table
+from features.contract import PANDAS_DTYPES, TABLES_BY_NAME, Column, Table
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -99,6 +99,7 @@ def _column_expectations(
                 column=name,
                 min_value=column.min_value,
                 max_value=column.max_value,
+                strict_min=column.strict_min,
                 meta={"rule": rule_id(table, column, "range")},
             )
         )
@@ -120,6 +121,15 @@ def _column_expectations(
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
                 meta={"rule": rule_id(table, column, "not_before")},
+            )
+        )
+    if column.agrees_with:
+        expectations.append(
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A=name,
+                column_B=referenced_column(column.agrees_with),
+                ignore_row_if="either_value_is_missing",
+                meta={"rule": rule_id(table, column, "agrees")},
             )
         )
     if column.references and check_reference:
@@ -178,19 +188,30 @@ def add_lookup_columns(
         lookups[known_column(column.name)] = (positions >= 0) | typed[column.name].isna().to_numpy()
         checked.add(column.name)
         referenced_table = column.references.split(".")[0]
-        for other in table.columns:
-            reached = other.not_before
-            if reached and reached.startswith(referenced_table + "."):
+        for reached in _reached_columns(table):
+            if reached.startswith(referenced_table + "."):
                 # Keys are unique in accepted tables, so a key's position among the unique keys is its row.
                 lookups[referenced_column(reached)] = _look_up(
                     accepted[referenced_table][reached.split(".")[1]], positions, typed.index
                 )
-    for column in table.columns:
-        reached = column.not_before
-        if reached and "." in reached and referenced_column(reached) not in lookups:
+    for reached in _reached_columns(table):
+        if referenced_column(reached) not in lookups:
             # Referenced table absent: nothing to compare with.
-            lookups[referenced_column(reached)] = pd.Series(pd.NaT, index=typed.index, dtype="datetime64[ns]")
+            lookups[referenced_column(reached)] = _nothing_like(reached, typed.index)
     return typed.assign(**lookups), checked
+
+
+def _reached_columns(table: Table) -> list[str]:
+    """The "table.column" of other tables that the rules of `table` compare with, through a reference."""
+    reached = [column.not_before for column in table.columns if column.not_before and "." in column.not_before]
+    return reached + [column.agrees_with for column in table.columns if column.agrees_with]
+
+
+def _nothing_like(reached: str, index: pd.Index) -> pd.Series:
+    """An all-missing lookup column of the type of `reached` ("table.column")."""
+    table_name, column_name = reached.split(".")
+    dtype = PANDAS_DTYPES[TABLES_BY_NAME[table_name].column(column_name).dtype]
+    return pd.Series(pd.NA if dtype != "datetime64[ns]" else pd.NaT, index=index, dtype=dtype)
 
 
 def add_day_columns(frame: pd.DataFrame, table: Table, date_only: set[str]) -> pd.DataFrame:
@@ -208,6 +229,6 @@ def add_day_columns(frame: pd.DataFrame, table: Table, date_only: set[str]) -> p
 def _look_up(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
     """values[positions] where a position was found (>= 0), else missing."""
     found = positions >= 0
-    result = pd.Series(pd.NaT, index=index, dtype=values.dtype)
+    result = pd.Series(pd.NaT if values.dtype.kind == "M" else pd.NA, index=index, dtype=values.dtype)
     result[found] = values.to_numpy()[positions[found]]
     return result

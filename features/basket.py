@@ -1,0 +1,111 @@
+"""What was bought (the optional `order_lines` table): how wide, how big, how dear and how loyal to products a
+customer's baskets are, and how many of their lines came back.
+
+Every line counts from its order's time: the lines of orders placed before the cutoff, whatever the order's status
+(so no export-time status is read). A return counts from `returned_at`: a return naming a line returns that line; a
+return naming only its order returns every line of the order.
+"""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+
+from features.common import at, count_if
+from features.inputs import FeatureInputs
+from features.spec import FeatureSpec
+
+LINES = ("order_lines",)
+
+BASKET_SPECS: tuple[FeatureSpec, ...] = (
+    FeatureSpec("distinct_products", "basket", "int64", "products", "all history",
+                "Distinct products in the lines of the orders placed before the cutoff.", LINES),
+    FeatureSpec("distinct_categories", "basket", "int64", "categories", "all history",
+                "Distinct product categories in those lines (null where the shop records no category).",
+                (*LINES, "order_lines.category")),
+    FeatureSpec("items_per_order", "basket", "float64", "units", "all history",
+                "Mean units per order over the orders placed before the cutoff that have lines (basket size; null: "
+                "no line).", LINES),
+    FeatureSpec("price_level", "basket", "float64", "ratio", "all history",
+                "The customer's median unit price over the shop's median unit price, both over the lines of orders "
+                "placed before the cutoff (null: no line, or the shop's median is 0).", LINES),
+    FeatureSpec("repeat_product_share", "basket", "float64", "share", "all history",
+                "Share of those lines whose product the customer had bought in an earlier order (null: no line).",
+                LINES),
+    FeatureSpec("returned_line_share", "basket", "float64", "share", "all history",
+                "Share of those lines returned before the cutoff: named by a return, or of an order returned "
+                "without naming lines (null: no line).", (*LINES, "returns")),
+)  # fmt: skip
+BASKET_COLUMNS = tuple(spec.name for spec in BASKET_SPECS)
+
+
+def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
+    """Every line with its order's customer and time, whether the customer had bought its product in an earlier
+    order, and when it was first returned (null: never); None when the source has no order lines.
+
+    Cutoff-independent: a line's earliest purchase of the same product is no later than the line itself, so for a
+    line before any cutoff it is found among the lines before that cutoff."""
+    if inputs.order_lines is None:
+        return None
+    orders = inputs.orders.select("order_id", "customer_id", "ordered_at")
+    lines = inputs.order_lines.select("line_id", "order_id", "product_id", "category", "quantity", "unit_price")
+    lines = lines.join(orders, "order_id")
+    first_bought = ibis.window(group_by=[lines.customer_id, lines.product_id])
+    lines = lines.mutate(repeat=lines.ordered_at > lines.ordered_at.min().over(first_bought))
+    return _with_returned_at(lines, inputs.returns)
+
+
+def _with_returned_at(lines: ibis.Table, returns: ibis.Table | None) -> ibis.Table:
+    """`lines` with `returned_at`: the earliest return naming the line or, naming no line, its order."""
+    if returns is None:
+        return lines.mutate(returned_at=ibis.null().cast("timestamp"))
+    by_line = returns.filter(returns.line_id.notnull()).aggregate(
+        by="line_id", line_returned_at=returns.returned_at.min()
+    )
+    whole = returns.filter(returns.line_id.isnull())
+    by_order = whole.aggregate(by="order_id", order_returned_at=whole.returned_at.min())
+    lines = lines.left_join(by_line, "line_id").drop("line_id_right")
+    lines = lines.left_join(by_order, "order_id").drop("order_id_right")
+    named, whole_order = lines.line_returned_at, lines.order_returned_at
+    earliest = ibis.ifelse(
+        named.isnull(), whole_order, ibis.ifelse(whole_order.isnull() | (named <= whole_order), named, whole_order)
+    )
+    return lines.mutate(returned_at=earliest).drop("line_returned_at", "order_returned_at")
+
+
+def basket_part(lines: ibis.Table | None, cutoff: pd.Timestamp) -> ibis.Table | None:
+    """Per customer with a line of an order placed before the cutoff: the line counts, distinct products and
+    categories, units, and the median unit price with the shop's over the same lines; None without order lines."""
+    if lines is None:
+        return None
+    known = lines.filter(lines.ordered_at < at(cutoff))
+    per_customer = known.aggregate(
+        by="customer_id",
+        basket_lines=known.count(),
+        basket_orders=known.order_id.nunique(),
+        basket_units=known.quantity.sum(),
+        basket_products=known.product_id.nunique(),
+        basket_categories=known.category.nunique(),
+        basket_median_price=known.unit_price.median(),
+        basket_repeat_lines=count_if(known.repeat),
+        basket_returned_lines=count_if((known.returned_at < at(cutoff)).fill_null(False)),
+    )
+    shop = known.aggregate(shop_median_price=known.unit_price.median())
+    return per_customer.cross_join(shop)
+
+
+def basket_columns(table: ibis.Table) -> dict[str, ibis.Value]:
+    """The basket features of a per-customer table joined with `basket_part` (a customer without a line has no
+    products, and no basket to measure); a feature whose table is absent is nulled by the caller."""
+    if "basket_lines" not in table.columns:
+        return {}
+    lines = table.basket_lines.cast("float64")
+    shop_median = table.shop_median_price
+    return {
+        "distinct_products": table.basket_products.fill_null(0),
+        "distinct_categories": table.basket_categories.fill_null(0),
+        "items_per_order": table.basket_units / table.basket_orders.cast("float64"),
+        "price_level": ibis.ifelse(shop_median > 0, table.basket_median_price / shop_median, ibis.null()),
+        "repeat_product_share": table.basket_repeat_lines.cast("float64") / lines,
+        "returned_line_share": table.basket_returned_lines.cast("float64") / lines,
+    }
