@@ -247,7 +247,7 @@ def observed_history(
     last = orders.groupby("customer_id", sort=True).tail(1).set_index("customer_id")
     first_day = orders.groupby("customer_id", sort=True)["day"].min()
     earlier = orders[orders["number"] < orders["customer_id"].map(last["number"]).to_numpy()]
-    counts = _class_counts(last.index.get_indexer(earlier["customer_id"]), earlier["multiplier_class"], len(last))
+    counts = orders_per_class(last.index.get_indexer(earlier["customer_id"]), earlier["multiplier_class"], len(last))
     alive, dead = _loyalty_evidence(orders, customers.reindex(last.index), cutoff_day, params)
     stay = _experience_stay_factor(last.reset_index(), tables, cutoff_day, params)
     order = last.index.get_indexer(customer_ids)
@@ -264,7 +264,7 @@ def observed_history(
     )
 
 
-def _class_counts(customer: np.ndarray, multiplier_class: pd.Series, customers: int) -> np.ndarray:
+def orders_per_class(customer: np.ndarray, multiplier_class: pd.Series, customers: int) -> np.ndarray:
     """(customers, 4) counts of orders per customer (row position) and multiplier class, as floats."""
     cells = customer * 4 + multiplier_class.to_numpy(dtype=np.int64)
     return np.bincount(cells, minlength=customers * 4).reshape(customers, 4).astype(float)
@@ -703,14 +703,21 @@ class _DropoutBlock:
 def log_sum_exp_rows(values: np.ndarray) -> np.ndarray:
     """`scipy.special.logsumexp(values, axis=1)` of a real 2-D array, the same floats in fewer passes over it (scipy
     1.15+'s algorithm: the row's maxima are taken out of the sum, the rest summed after the shift, then
-    log1p(sum / count) + log(count) + max). scipy's general version copies the array several times; here that is
-    most of the oracle's time."""
+    log1p(sum / count) + log(count) + max; a row where that is not finite, e.g. every draw impossible, is
+    log(sum(exp(row))) as scipy falls back to). scipy's general version copies the array several times and
+    exponentiates it twice; here that is most of the oracle's time."""
     largest = values.max(axis=1, keepdims=True)
     at_largest = values == largest
     count = at_largest.sum(axis=1, keepdims=True, dtype=values.dtype)
     shifted = np.where(at_largest, -np.inf, values)
-    shifted -= largest
+    with np.errstate(invalid="ignore"):  # -inf - -inf in a row of impossible draws: handled below
+        shifted -= largest
     np.exp(shifted, out=shifted)
     total = shifted.sum(axis=1, keepdims=True)
     total = np.where(total == 0, total, total / count)
-    return np.asarray((np.log1p(total) + np.log(count) + largest)[:, 0])
+    result = (np.log1p(total) + np.log(count) + largest)[:, 0]
+    not_finite = ~np.isfinite(result)
+    if not_finite.any():
+        with np.errstate(divide="ignore", over="ignore"):
+            result[not_finite] = np.log(np.exp(values[not_finite]).sum(axis=1))
+    return np.asarray(result)
