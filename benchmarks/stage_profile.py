@@ -6,7 +6,7 @@ and the most own time (where the CPU goes), as seconds and shares of the whole r
 profiled run (cProfile adds overhead to Python-heavy code, so time the stage itself with `stages.py`).
 
     nice -n 5 .venv/bin/python benchmarks/stage_profile.py --prepared /tmp/speed-1m --customers 1000000 \
-        --stage evaluate --out benchmarks/results/evaluate_profile_1m.json
+        --stage evaluate --out benchmarks/results/evaluate_profile_1m.json [--code /work/wt-speed-base]
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import json
 import os
 import pstats
 import shlex
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from generate_validate import CHURN, REPO, machine_info, measure
+from generate_validate import REPO, machine_info, measure
 from pipeline import PACKAGES, stage_command
 from stages import WRITES, scratch
 
@@ -62,15 +63,16 @@ def main() -> None:
     parser.add_argument("--stage", choices=list(WRITES), required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--keep", type=Path, help="a file to keep the raw cProfile output in")
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout (with its own .venv) to profile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="churn-profile-") as tmp:
         folder = Path(tmp) / args.stage
-        params = scratch(args.prepared, args.stage, folder, args.customers, REPO)
+        params = scratch(args.prepared, args.stage, folder, args.customers, args.code)
         raw = args.keep or Path(tmp) / "stage.prof"
-        command = stage_command(args.stage, params, folder, CHURN)
-        profiled = [sys.executable, "-m", "cProfile", "-o", str(raw), *command]
+        command = stage_command(args.stage, params, folder, args.code / ".venv/bin/churn")
+        profiled = [str(args.code / ".venv/bin/python"), "-m", "cProfile", "-o", str(raw), *command]
         load = os.getloadavg()[0]
-        run = {**measure(profiled, folder / "stage.log"), "load_1min_before": load}
+        run = {**measure(profiled, folder / "stage.log", cwd=args.code), "load_1min_before": load}
         log_tail = (folder / "stage.log").read_text().splitlines()[-30:]
         stats = pstats.Stats(str(raw))
     total = stats.total_tt  # type: ignore[attr-defined]
@@ -79,6 +81,10 @@ def main() -> None:
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/stage_profile.py", *sys.argv[1:]]),
         "machine": machine_info(PACKAGES),
+        "code": str(args.code),
+        "code_commit": subprocess.run(
+            ["git", "-C", str(args.code), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip(),
         "stage": args.stage,
         "customers": args.customers,
         "profiled_run": run,

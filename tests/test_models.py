@@ -284,6 +284,22 @@ def test_labelled_rows_are_sorted_and_sampled_by_whole_customers(tmp_path: Path)
     assert sample.equals(read_labelled_rows(path, max_rows=200, seed=1))
 
 
+def test_the_sampled_customers_are_those_the_per_row_hash_keeps(tmp_path: Path) -> None:
+    """The keep decision is made once per customer: the same rows as hashing every row's id."""
+    import pyarrow as pa
+
+    from models.dataset import _customer_share, read_labelled_rows
+
+    path = feature_file(
+        tmp_path / "features.parquet", customers=300, cutoffs=["2024-01-01", "2024-02-01", "2024-03-01"]
+    )
+    everything = read_labelled_rows(path, max_rows=None, seed=3)
+    per_row = everything[_customer_share(pa.array(everything["customer_id"].astype(str)), 250 / 600, 3)]
+    sample = read_labelled_rows(path, max_rows=250, seed=3)
+    assert 0 < len(sample) < len(everything)
+    assert sample.equals(per_row.reset_index(drop=True))
+
+
 def test_labelled_rows_read_for_a_few_features_are_the_same_rows(tmp_path: Path) -> None:
     """Evaluation reads only the baselines' features of the sampled fitting rows: the same rows, the same values."""
     from models.baselines import FITTING_FEATURES
