@@ -230,6 +230,13 @@ def test_saved_model_predicts_the_same(tmp_path: Path) -> None:
     assert np.allclose(contributions.sum(axis=1), loaded.booster.predict(loaded.matrix(frame), raw_score=True))
 
 
+def test_the_calibrated_raw_scores_are_the_prediction() -> None:
+    """evaluate predicts once and calibrates the raw scores: the same floats as `predict`."""
+    model = tiny_model()
+    frame = pd.DataFrame({"days": np.linspace(0, 400, 50), "flag": np.arange(50) % 2, "channel": ["web", "app"] * 25})
+    assert np.array_equal(model.calibration.apply(model.predict_raw(frame)), model.predict(frame))
+
+
 def test_a_model_that_fails_its_metadata_check_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "m"
     save_model(tiny_model(), folder)

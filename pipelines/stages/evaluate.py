@@ -168,8 +168,10 @@ def method_scores(
         training["params"]["seed"],
     )
     fitting_rows = frame.iloc[split.fitting]
+    raw = model.predict_raw(test_rows)
     methods = {
-        MODEL: Scores(ranking=model.predict_raw(test_rows), probability=model.predict(test_rows)),
+        # The calibrated probability of the same raw scores (`predict`, without predicting twice).
+        MODEL: Scores(ranking=raw, probability=model.calibration.apply(raw)),
         "recency_rule": recency_rule(fitting_rows, test_rows),
         "rfm_logistic": rfm_logistic(frame.iloc[split.train], frame.iloc[split.validation], test_rows),
     }
