@@ -41,6 +41,20 @@ def test_metrics_agree_with_scikit_learn() -> None:
     assert metrics["churn_rate"] == pytest.approx(0.4)
 
 
+def test_score_metrics_sorted_once_are_the_per_metric_sorts() -> None:
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 2000)
+    scores = np.round(rng.normal(0, 1, 2000) + labels, 1)  # many ties: the stable order decides the top k
+    metrics = score_metrics(labels, scores, None, 137)
+    for share in (0.05, 0.10, 0.20):
+        lift, capture = lift_and_capture(labels, scores, share)
+        assert (metrics[f"lift_top_{round(share * 100)}pct"], metrics[f"capture_top_{round(share * 100)}pct"]) == (
+            lift,
+            capture,
+        )
+    assert (metrics["precision_at_k"], metrics["recall_at_k"]) == precision_recall_at_k(labels, scores, 137)
+
+
 def test_lift_capture_and_precision_at_k_by_hand() -> None:
     # Top 20 % = the two highest scores: one churner of two (rate 0.5, lift 0.5 / 0.4), one of four churners.
     assert lift_and_capture(LABELS, SCORES, 0.2) == pytest.approx((1.25, 0.25))
