@@ -18,7 +18,7 @@ import pandas as pd
 from features.blocks import from_block
 from features.build import LABEL, feature_groups
 from models.artifact import ChurnModel, load_model
-from models.baselines import FITTING_FEATURES, Scores, buy_till_you_die, recency_rule, rfm_logistic
+from models.baselines import FITTING_FEATURES, Scores, buy_till_you_die, recency_rule, rfm_logistic, warm_up_btyd
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
 from models.evaluate import (
@@ -79,7 +79,33 @@ def run(
     evaluate.oracle is true. Returns the full evaluation written to `outputs.evaluation`."""
     params = load_params(params_path)
     settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
-    backtest = load_model(models[0])
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # pymc-marketing takes tens of seconds to import (PyMC, PyTensor, ArviZ): begun now, it overlaps reading
+        # the features, whose Parquet decoding releases the GIL. The baselines wait for it if it is not done.
+        background.submit(warm_up_btyd)
+        metrics, test_rows, methods, backtest = evaluate_backtest(
+            settings, features_path, models[0], truth_dir, validated_dir
+        )
+    write_json(outputs.evaluation, metrics)
+    write_json(outputs.metrics, headline(metrics))
+    figures = write_plots(backtest, test_rows, methods, outputs)
+    if track:
+        from models.tracking import Evidence
+
+        evidence = Evidence(
+            backtest, models[0], test_rows, settings.bootstrap_resamples, backtest.training["params"]["seed"]
+        )
+        record = track_run(params, evidence, models[1], metrics, outputs, features_path, figures)
+        log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
+    return metrics
+
+
+def evaluate_backtest(
+    settings: EvaluateParams, features_path: Path, backtest_folder: Path, truth_dir: Path, validated_dir: Path | None
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Scores], ChurnModel]:
+    """The backtest model and every other method on the test cutoff: the evaluation (metrics, comparison, bootstrap
+    intervals), the test rows, each method's scores and the model."""
+    backtest = load_model(backtest_folder)
     training = backtest.training
     # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines fit
     # on) and all of the test cutoff's.
@@ -143,16 +169,7 @@ def run(
             gap_from=metrics["comparison"].get("best_baseline"),
             ceilings=(OBSERVABLE_ORACLE, ORACLE),
         )
-    write_json(outputs.evaluation, metrics)
-    write_json(outputs.metrics, headline(metrics))
-    figures = write_plots(backtest, test_rows, methods, outputs)
-    if track:
-        from models.tracking import Evidence
-
-        evidence = Evidence(backtest, models[0], test_rows, settings.bootstrap_resamples, training["params"]["seed"])
-        record = track_run(params, evidence, models[1], metrics, outputs, features_path, figures)
-        log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
-    return metrics
+    return metrics, test_rows, methods, backtest
 
 
 def method_scores(
