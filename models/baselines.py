@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,15 @@ def rfm_logistic(train_rows: pd.DataFrame, validation_rows: pd.DataFrame, test_r
         "intercept": float(regression.intercept_[0]),
     }
     return Scores(ranking=probability, probability=probability, fitted=fitted)
+
+
+def warm_up_btyd() -> None:
+    """Import pymc-marketing ahead of `buy_till_you_die` (e.g. on another thread); nothing when it is missing, which
+    `buy_till_you_die` reports."""
+    from models.btyd import BTYDUnavailable, import_clv
+
+    with contextlib.suppress(BTYDUnavailable):
+        import_clv()
 
 
 def buy_till_you_die(test_rows: pd.DataFrame, horizon_days: int, seed: int, kind: str = "bg_nbd") -> Scores:

@@ -11,10 +11,16 @@ same float as the weighted sum over tie groups in floating point gives (`weighte
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+# Threads computing resamples' AUCs: one per core, two at most (the machine this runs on has two).
+BOOTSTRAP_THREADS = max(1, min(2, len(os.sched_getaffinity(0))))
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,11 @@ def _gap_closed(
 
 
 def resampled_aucs(labels: np.ndarray, scores: dict[str, np.ndarray], resamples: int, seed: int) -> np.ndarray:
-    """ROC-AUC of every method (columns, in the order of `scores`) on each of `resamples` paired resamples (rows)."""
+    """ROC-AUC of every method (columns, in the order of `scores`) on each of `resamples` paired resamples (rows).
+
+    The resamples are drawn in order from one generator; their AUCs are computed on BOOTSTRAP_THREADS threads
+    (numpy's gathers and sums release the GIL) while the next resamples are drawn. Each AUC is the same exact
+    integer sum whichever thread computes it, so the result does not depend on the number of threads."""
     is_positive = np.asarray(labels, dtype=np.float64) != 0
     ranked = [
         _CountedRanking.of(RankedScores.of(np.asarray(values, dtype=np.float64)), is_positive)
@@ -149,12 +159,26 @@ def resampled_aucs(labels: np.ndarray, scores: dict[str, np.ndarray], resamples:
     ]
     rng = np.random.default_rng(seed)
     draws = np.empty((resamples, len(ranked)))
-    for draw in range(resamples):
-        counts = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels))
-        # A row is drawn a handful of times at most: small integers gather fast.
-        counts = counts.astype(np.uint16 if counts.max(initial=0) < 2**16 else np.int64)
+
+    def score(draw: int, counts: np.ndarray) -> None:
         draws[draw] = [method.auc(counts) for method in ranked]
+
+    pending: deque[Future[None]] = deque()
+    with ThreadPoolExecutor(max_workers=BOOTSTRAP_THREADS) as pool:
+        for draw in range(resamples):
+            if len(pending) > 2 * BOOTSTRAP_THREADS:  # a few resamples ahead at most: memory stays small
+                pending.popleft().result()
+            pending.append(pool.submit(score, draw, resample_counts(rng, len(labels))))
+        for future in pending:
+            future.result()
     return draws
+
+
+def resample_counts(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """How often each row is drawn in one resample of `rows` rows with replacement."""
+    counts = np.bincount(rng.integers(0, rows, rows), minlength=rows)
+    # A row is drawn a handful of times at most: small integers gather fast.
+    return counts.astype(np.uint16 if counts.max(initial=0) < 2**16 else np.int64)
 
 
 def _interval(values: np.ndarray, tails: tuple[float, float]) -> list[float]:

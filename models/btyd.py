@@ -40,7 +40,8 @@ class BTYDUnavailable(RuntimeError, ImportError):
         )
 
 
-def _clv() -> Any:
+def import_clv() -> Any:
+    """pymc-marketing's CLV module; raises BTYDUnavailable without it."""
     try:
         from pymc_marketing import clv
     except ImportError as error:
@@ -65,7 +66,7 @@ def fit_btyd(history: pd.DataFrame, seed: int, kind: str) -> Any:
     if kind not in KINDS:
         raise ValueError(f"unknown buy-till-you-die model {kind!r}; expected one of {KINDS}")
     check_history(history)
-    clv = _clv()
+    clv = import_clv()
     # A customer whose every order was cancelled has not made the first purchase the likelihood starts from.
     summary = rfm_summary(history)[history["orders_total"].to_numpy() > 0]
     if summary.empty:

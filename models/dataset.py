@@ -148,14 +148,16 @@ def read_labelled_rows(
     With more than `max_rows` labelled rows, a stable random share of customers is kept, with all their rows, so
     the fitting set stays near `max_rows` and memory stays bounded; the file is read in batches and never whole."""
     source = pq.ParquetFile(path)
-    total = _labelled_count(source)
+    total, customers = _labelled_customers(source)
     share = 1.0 if max_rows is None or total <= max_rows else max_rows / total
+    # Whether a customer is kept depends on the id alone: decided once per customer, not once per row.
+    kept = customers.filter(pa.array(_customer_share(customers, share, seed))) if share < 1.0 else None
     columns = _MODEL_COLUMNS if features is None else [*KEY_COLUMNS, *features, LABEL]
     batches = []
     for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
         keep = pc.is_valid(batch.column(LABEL)).to_numpy(zero_copy_only=False)
-        if share < 1.0:
-            keep &= _customer_share(batch.column("customer_id"), share, seed)
+        if kept is not None:
+            keep &= pc.is_in(batch.column("customer_id"), value_set=kept).to_numpy(zero_copy_only=False)
         batches.append(batch.filter(pa.array(keep)))
     if share < 1.0:
         log.info("kept %.1f%% of customers: %d of %d labelled rows (train.max_training_rows)",
@@ -170,11 +172,17 @@ def read_cutoff_rows(path: Path, cutoff: pd.Timestamp) -> pd.DataFrame:
     return _sorted_frame(table)
 
 
-def _labelled_count(source: pq.ParquetFile) -> int:
+def _labelled_customers(source: pq.ParquetFile) -> tuple[int, pa.Array]:
+    """The number of labelled rows and the distinct customers among them."""
     total = 0
-    for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=[LABEL]):
-        total += len(batch) - batch.column(LABEL).null_count
-    return total
+    customers = []
+    for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=[LABEL, "customer_id"]):
+        labelled_ids = batch.column("customer_id").filter(pc.is_valid(batch.column(LABEL)))
+        total += len(labelled_ids)
+        customers.append(pc.unique(labelled_ids))
+    if not customers:
+        return 0, pa.array([], type=pa.string())
+    return total, pc.unique(pa.chunked_array(customers))
 
 
 def _customer_share(customer_ids: pa.Array, share: float, seed: int) -> np.ndarray:

@@ -27,11 +27,13 @@ def score_metrics(
     if len(np.unique(labels)) == 2:
         metrics["roc_auc"] = float(roc_auc_score(labels, scores))
         metrics["pr_auc"] = float(average_precision_score(labels, scores))
+    # One stable sort for every top share and the contact list (each would sort the same scores again).
+    order = descending_order(scores)
     for share in TOP_SHARES:
-        lift, capture = lift_and_capture(labels, scores, share)
+        lift, capture = lift_and_capture(labels, scores, share, order)
         metrics[f"lift_top_{round(share * 100)}pct"] = lift
         metrics[f"capture_top_{round(share * 100)}pct"] = capture
-    precision, recall = precision_recall_at_k(labels, scores, contact_k)
+    precision, recall = precision_recall_at_k(labels, scores, contact_k, order)
     metrics["precision_at_k"] = precision
     metrics["recall_at_k"] = recall
     if probability is not None:
@@ -43,28 +45,38 @@ def score_metrics(
     return metrics
 
 
-def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """The k highest scores; ties broken by position (a stable sort), so the answer never depends on luck."""
-    order = np.argsort(-scores, kind="stable")
+def descending_order(scores: np.ndarray) -> np.ndarray:
+    """Row positions from the highest score down; ties by position (a stable sort)."""
+    return np.argsort(-scores, kind="stable")
+
+
+def top_k_mask(scores: np.ndarray, k: int, order: np.ndarray | None = None) -> np.ndarray:
+    """The k highest scores; ties broken by position (a stable sort), so the answer never depends on luck. `order`:
+    `descending_order(scores)`, when the caller has it."""
+    order = descending_order(scores) if order is None else order
     mask = np.zeros(len(scores), dtype=bool)
     mask[order[: max(0, min(k, len(scores)))]] = True
     return mask
 
 
-def lift_and_capture(labels: np.ndarray, scores: np.ndarray, share: float) -> tuple[float, float]:
+def lift_and_capture(
+    labels: np.ndarray, scores: np.ndarray, share: float, order: np.ndarray | None = None
+) -> tuple[float, float]:
     """Lift: churn rate among the top `share` over the overall rate. Capture: share of all churners found there."""
     k = max(1, int(np.ceil(share * len(labels))))
-    top = top_k_mask(scores, k)
+    top = top_k_mask(scores, k, order)
     churners = labels.sum()
     if churners == 0:
         return float("nan"), float("nan")
     return float(labels[top].mean() / labels.mean()), float(labels[top].sum() / churners)
 
 
-def precision_recall_at_k(labels: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, float]:
+def precision_recall_at_k(
+    labels: np.ndarray, scores: np.ndarray, k: int, order: np.ndarray | None = None
+) -> tuple[float, float]:
     """If the team contacts the k highest-risk customers: the share of them who churn, and the share of all
     churners they reach."""
-    top = top_k_mask(scores, k)
+    top = top_k_mask(scores, k, order)
     churners = labels.sum()
     precision = float(labels[top].mean()) if top.any() else float("nan")
     return precision, float(labels[top].sum() / churners) if churners else float("nan")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from models import bootstrap
 from models.bootstrap import RankedScores, bootstrap_roc_auc, resampled_aucs, weighted_auc
 
 RNG = np.random.default_rng(7)
@@ -81,3 +82,15 @@ def test_the_share_of_the_gap_closed_is_paired_and_brackets_the_estimate() -> No
     itself = bootstrap_roc_auc(LABELS, scores, "ceiling_twin", 100, 0, gap_from="baseline", ceilings=("ceiling",))
     assert itself["gap_closed"]["ceiling"] == [1.0, 1.0]
     assert "gap_closed" not in bootstrap_roc_auc(LABELS, scores, "model", 50, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_resampled_aucs_do_not_depend_on_the_number_of_threads(
+    threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 2, 3000)
+    scores = {"distinct": labels + rng.normal(0, 1, 3000), "ties": np.round(labels * 0.3 + rng.normal(0, 0.5, 3000), 1)}
+    # More resamples than the threads keep in flight, so the queue fills, drains and refills.
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_THREADS", threads)
+    np.testing.assert_array_equal(resampled_aucs(labels, scores, 25, 5), _reference_bootstrap(labels, scores, 25, 5))

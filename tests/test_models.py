@@ -41,6 +41,20 @@ def test_metrics_agree_with_scikit_learn() -> None:
     assert metrics["churn_rate"] == pytest.approx(0.4)
 
 
+def test_score_metrics_sorted_once_are_the_per_metric_sorts() -> None:
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 2000)
+    scores = np.round(rng.normal(0, 1, 2000) + labels, 1)  # many ties: the stable order decides the top k
+    metrics = score_metrics(labels, scores, None, 137)
+    for share in (0.05, 0.10, 0.20):
+        lift, capture = lift_and_capture(labels, scores, share)
+        assert (metrics[f"lift_top_{round(share * 100)}pct"], metrics[f"capture_top_{round(share * 100)}pct"]) == (
+            lift,
+            capture,
+        )
+    assert (metrics["precision_at_k"], metrics["recall_at_k"]) == precision_recall_at_k(labels, scores, 137)
+
+
 def test_lift_capture_and_precision_at_k_by_hand() -> None:
     # Top 20 % = the two highest scores: one churner of two (rate 0.5, lift 0.5 / 0.4), one of four churners.
     assert lift_and_capture(LABELS, SCORES, 0.2) == pytest.approx((1.25, 0.25))
@@ -230,6 +244,13 @@ def test_saved_model_predicts_the_same(tmp_path: Path) -> None:
     assert np.allclose(contributions.sum(axis=1), loaded.booster.predict(loaded.matrix(frame), raw_score=True))
 
 
+def test_the_calibrated_raw_scores_are_the_prediction() -> None:
+    """evaluate predicts once and calibrates the raw scores: the same floats as `predict`."""
+    model = tiny_model()
+    frame = pd.DataFrame({"days": np.linspace(0, 400, 50), "flag": np.arange(50) % 2, "channel": ["web", "app"] * 25})
+    assert np.array_equal(model.calibration.apply(model.predict_raw(frame)), model.predict(frame))
+
+
 def test_a_model_that_fails_its_metadata_check_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "m"
     save_model(tiny_model(), folder)
@@ -282,6 +303,22 @@ def test_labelled_rows_are_sorted_and_sampled_by_whole_customers(tmp_path: Path)
     assert (per_customer == 2).all()  # a kept customer keeps all their labelled cutoffs
     assert 140 <= len(sample) <= 260
     assert sample.equals(read_labelled_rows(path, max_rows=200, seed=1))
+
+
+def test_the_sampled_customers_are_those_the_per_row_hash_keeps(tmp_path: Path) -> None:
+    """The keep decision is made once per customer: the same rows as hashing every row's id."""
+    import pyarrow as pa
+
+    from models.dataset import _customer_share, read_labelled_rows
+
+    path = feature_file(
+        tmp_path / "features.parquet", customers=300, cutoffs=["2024-01-01", "2024-02-01", "2024-03-01"]
+    )
+    everything = read_labelled_rows(path, max_rows=None, seed=3)
+    per_row = everything[_customer_share(pa.array(everything["customer_id"].astype(str)), 250 / 600, 3)]
+    sample = read_labelled_rows(path, max_rows=250, seed=3)
+    assert 0 < len(sample) < len(everything)
+    assert sample.equals(per_row.reset_index(drop=True))
 
 
 def test_labelled_rows_read_for_a_few_features_are_the_same_rows(tmp_path: Path) -> None:

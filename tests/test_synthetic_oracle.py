@@ -11,13 +11,16 @@ import pytest
 from scipy import special
 from sklearn.metrics import roc_auc_score
 
+from pipelines.sources import synthetic_oracle
 from pipelines.sources.synthetic import SyntheticShop, SyntheticShopParams, generate_shop, true_churn_probability
 from pipelines.sources.synthetic_oracle import (
     COLUMNS_READ,
     DROPOUT_DRAWS,
     label_exposure,
+    log_sum_exp_rows,
     observable_churn_probability,
     observed_history,
+    orders_per_class,
 )
 
 CUTOFF = pd.Timestamp("2025-06-01")
@@ -280,3 +283,39 @@ def test_the_oracle_is_calibrated_and_ranks_between_a_history_rule_and_the_laten
     }
     # Standard errors of these AUCs are ~0.005 at this size; the gaps are several times that.
     assert auc["recency"] + 0.02 < auc["observable"] < auc["latent"] - 0.02, auc
+
+
+def test_the_lean_logsumexp_is_scipys_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 30, (200, 1000))
+    values[::7, 5] = values[::7].max(axis=1)  # tied maxima
+    values[::11, :500] = -np.inf  # impossible draws
+    values[3] = -np.inf  # an impossible row: NaN in both
+    values[5] = 2.5  # every draw the same
+    np.testing.assert_array_equal(log_sum_exp_rows(values), special.logsumexp(values, axis=1))
+
+
+def test_orders_per_multiplier_class_are_the_crosstab() -> None:
+    rng = np.random.default_rng(4)
+    customer = rng.integers(0, 50, 400)
+    multiplier_class = pd.Series(rng.integers(0, 4, 400))
+    crosstab = pd.crosstab(customer, multiplier_class).reindex(index=range(60), columns=range(4), fill_value=0)
+    np.testing.assert_array_equal(orders_per_class(customer, multiplier_class, 60), crosstab.to_numpy(dtype=float))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_oracle_does_not_depend_on_the_number_of_threads(
+    clean: dict[str, pd.DataFrame], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customers = population_and_labels(clean["orders"], SHOP_CUTOFF).index
+    alone = observable_churn_probability(clean, customers, SHOP_CUTOFF, HORIZON_DAYS, SHOP_PARAMS)
+    # Blocks smaller than the population, so several run at once.
+    monkeypatch.setattr(synthetic_oracle, "ORACLE_THREADS", threads)
+    monkeypatch.setattr(synthetic_oracle, "CUSTOMERS_PER_BLOCK", len(customers) // 5)
+    with_blocks = observable_churn_probability(clean, customers, SHOP_CUTOFF, HORIZON_DAYS, SHOP_PARAMS)
+    monkeypatch.setattr(synthetic_oracle, "ORACLE_THREADS", 3 - threads)
+    pd.testing.assert_series_equal(
+        with_blocks, observable_churn_probability(clean, customers, SHOP_CUTOFF, HORIZON_DAYS, SHOP_PARAMS)
+    )
+    # The block size moves nothing beyond the last bits of a product of four terms.
+    np.testing.assert_allclose(with_blocks.to_numpy(), alone.to_numpy(), rtol=1e-13, atol=0)

@@ -49,6 +49,8 @@ Approximations (each small; the report says so too):
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +71,8 @@ log = logging.getLogger(__name__)
 DROPOUT_DRAWS = 1000
 # Customers per block of the (customers x draws) matrices: ~10 arrays of 8,000 x 1,000 doubles, well under 1 GB.
 CUSTOMERS_PER_BLOCK = 8000
+# Blocks computed at once (each holds ~10 of those matrices): one per core, two at most.
+ORACLE_THREADS = max(1, min(2, len(os.sched_getaffinity(0))))
 # Literals of the generator (pipelines/sources/synthetic.py, not params: keep them in step): the ticket resolution
 # time is lognormal with this sigma, ticket opening delays exponential with this mean (days); late deliveries arrive
 # promised + geometric(LATE_GEOMETRIC_P) + uniform(0, 1) days, on-time ones at uniform(ON_TIME_EARLIEST, 1) of the
@@ -226,33 +230,33 @@ def observed_history(
     orders = tables["orders"]
     ordered = _epoch_days(orders["ordered_at"])
     orders = orders.assign(day=ordered)[ordered < cutoff_day]
-    orders = orders[orders["customer_id"].isin(customer_ids)].sort_values(["customer_id", "day"], kind="stable")
-    missing = customer_ids.difference(pd.Index(orders["customer_id"].unique()))
+    orders = orders[orders["customer_id"].isin(customer_ids)]
+    # Each customer as an integer code in id order, and every grouping below by the code: the same groups in the
+    # same order as by the ids, without hashing millions of strings at every step.
+    codes, ids = pd.factorize(orders["customer_id"], sort=True)
+    orders = orders.assign(customer=codes).sort_values(["customer", "day"], kind="stable")
+    found = pd.Index(ids)
+    missing = customer_ids.difference(found)
     if len(missing):
         raise ValueError(f"{len(missing)} customers have no order before {cutoff.date()}, e.g. {missing[0]}")
     customers = tables["customers"].drop_duplicates("customer_id").set_index("customer_id")
     joined_day = _known_before(customers["loyalty_joined_at"], cutoff_day)
     signup_day = _epoch_days(customers["signed_up_at"])
-    customers = pd.DataFrame({"joined": joined_day, "signup": signup_day}, index=customers.index)
-    per_order = customers.reindex(orders["customer_id"])
-    member = (per_order["joined"].to_numpy() <= orders["day"].to_numpy()).astype(int)  # NaN compares False
+    customers = pd.DataFrame({"joined": joined_day, "signup": signup_day}, index=customers.index).reindex(found)
+    customer = orders["customer"].to_numpy()
+    member = (customers["joined"].to_numpy()[customer] <= orders["day"].to_numpy()).astype(int)  # NaN: False
     invoice = (orders["payment_method"].astype(str) == "invoice").to_numpy().astype(int)
-    orders = orders.assign(
-        multiplier_class=2 * invoice + member, number=orders.groupby("customer_id").cumcount().to_numpy() + 1
-    )
-    last = orders.groupby("customer_id", sort=True).tail(1).set_index("customer_id")
-    first_day = orders.groupby("customer_id", sort=True)["day"].min()
-    earlier = orders[orders["number"] < orders["customer_id"].map(last["number"]).to_numpy()]
-    counts = (
-        pd.crosstab(earlier["customer_id"], earlier["multiplier_class"])
-        .reindex(index=last.index, columns=range(4), fill_value=0)
-        .to_numpy(dtype=float)
-    )
-    alive, dead = _loyalty_evidence(orders, customers.reindex(last.index), cutoff_day, params)
-    stay = _experience_stay_factor(last.reset_index(), tables, cutoff_day, params)
-    order = last.index.get_indexer(customer_ids)
+    by_customer = orders.groupby("customer", sort=True)
+    orders = orders.assign(multiplier_class=2 * invoice + member, number=by_customer.cumcount().to_numpy() + 1)
+    last = orders.groupby("customer", sort=True).tail(1)
+    first_day = by_customer["day"].min()
+    earlier = orders[orders["number"].to_numpy() < last["number"].to_numpy()[customer]]
+    counts = orders_per_class(earlier["customer"].to_numpy(), earlier["multiplier_class"], len(last))
+    alive, dead = _loyalty_evidence(orders, customers, cutoff_day, params)
+    stay = _experience_stay_factor(last.reset_index(drop=True), tables, cutoff_day, params)
+    order = found.get_indexer(customer_ids)
     return History(
-        customer_id=last.index.to_numpy()[order],
+        customer_id=found.to_numpy()[order],
         orders=last["number"].to_numpy()[order],
         first_order_day=first_day.to_numpy()[order],
         last_order_day=last["day"].to_numpy()[order],
@@ -264,17 +268,24 @@ def observed_history(
     )
 
 
+def orders_per_class(customer: np.ndarray, multiplier_class: pd.Series, customers: int) -> np.ndarray:
+    """(customers, 4) counts of orders per customer (row position) and multiplier class, as floats."""
+    cells = customer * 4 + multiplier_class.to_numpy(dtype=np.int64)
+    return np.bincount(cells, minlength=customers * 4).reshape(customers, 4).astype(float)
+
+
 def _loyalty_evidence(
     orders: pd.DataFrame, customers: pd.DataFrame, cutoff_day: float, params: SyntheticShopParams
 ) -> tuple[np.ndarray, np.ndarray]:
     """(A, D): the probability of what the customers table shows about loyalty by the cutoff, given that the
     customer stayed after their last order (A) or dropped out right after it (D), up to a factor common to both.
+    `orders` are sorted by `customer` (the customer's row in `customers`) and day.
 
     L (orders before joining) is -1 (never) with probability 1 - share, else j >= 0 with share * 0.5^(j+1); a
     customer joins at sign-up (j = 0) or an exponential delay after their j-th order, if they stayed after it."""
     share, delay = params.loyalty_share, params.loyalty_join_delay_mean_days
     joined = customers["joined"].to_numpy()
-    per_order_joined = customers["joined"].reindex(orders["customer_id"]).to_numpy()
+    per_order_joined = joined[orders["customer"].to_numpy()]
     number = orders["number"].to_numpy()
     prior = share * LOYALTY_ORDER_P ** (number + 1)
     waited = np.where(np.isnan(per_order_joined), cutoff_day, per_order_joined) - orders["day"].to_numpy()
@@ -283,10 +294,10 @@ def _loyalty_evidence(
         prior * np.exp(-waited / delay),  # not joined yet: the delay outlasts the cutoff
         np.where(waited >= 0, prior * np.exp(-waited / delay) / delay, 0.0),  # joined then: the delay's density
     )
-    frame = pd.DataFrame({"customer_id": orders["customer_id"].to_numpy(), "term": term})
-    last_term = frame.groupby("customer_id", sort=True)["term"].last().to_numpy()
-    earlier = frame.groupby("customer_id", sort=True)["term"].sum().to_numpy() - last_term
-    n = orders.groupby("customer_id", sort=True)["number"].max().to_numpy()
+    frame = pd.DataFrame({"customer": orders["customer"].to_numpy(), "term": term})
+    last_term = frame.groupby("customer", sort=True)["term"].last().to_numpy()
+    earlier = frame.groupby("customer", sort=True)["term"].sum().to_numpy() - last_term
+    n = orders.groupby("customer", sort=True)["number"].max().to_numpy()
     later = share * LOYALTY_ORDER_P ** (n + 1)  # P(L > n) = P(L = n): both still possible
     not_joined = np.isnan(joined)
     at_signup = ~not_joined & (np.abs(joined - customers["signup"].to_numpy()) * SECONDS_PER_DAY < 1.0)
@@ -616,36 +627,102 @@ def _churn_probability(
     purchase rate integrated out exactly for each draw's branch: dropped out after the last order, or alive and
     silent since. An alive customer churns with probability (rho + exp(-(1 + rho) lambda E)) / (1 + rho), E the
     label window's exposure and rho `_window_dropout_ratio` at the customer's posterior mean dropout (competing
-    risks: an order that counts, or a dropout after a cancelled one, whichever comes first)."""
+    risks: an order that counts, or a dropout after a cancelled one, whichever comes first).
+
+    Blocks of customers are independent: they run on up to ORACLE_THREADS threads (numpy and scipy's ufuncs release
+    the GIL), each block computed exactly as alone, so the result does not depend on the number of threads."""
     d = dropout_draws(params, draws)
     multipliers = multiplier_values(params)
-    log_stay_by_class = np.log1p(-np.outer(multipliers, d))  # (4, draws)
-    result = np.empty(len(history.customer_id))
     with np.errstate(divide="ignore"):
         log_alive_evidence = np.log(history.loyalty_alive * history.stay_factor)
         log_dead_evidence = np.log(history.loyalty_dead)
-    for start in range(0, len(result), CUSTOMERS_PER_BLOCK):
-        rows = slice(start, start + CUSTOMERS_PER_BLOCK)
-        earlier = history.earlier_multipliers[rows] @ log_stay_by_class  # (customers, draws)
-        last_multiplier = multipliers[history.last_multiplier_class[rows]]
-        stay_base = 1 - np.outer(last_multiplier, d)
+    # A customer's last order falls in one of four multiplier classes: its stay probabilities per draw (and their
+    # logs) are looked up, not recomputed per customer.
+    stay_base_by_class = 1 - np.outer(multipliers, d)
+    block = _DropoutBlock(
+        history=history,
+        prior=prior,
+        window=window,
+        params=params,
+        d=d,
+        multipliers=multipliers,
+        log_stay_by_class=np.log1p(-np.outer(multipliers, d)),
+        stay_base_by_class=stay_base_by_class,
+        log_stay_base_by_class=np.log(stay_base_by_class),
+        log_alive_evidence=log_alive_evidence,
+        log_dead_evidence=log_dead_evidence,
+    )
+    blocks = [
+        slice(start, start + CUSTOMERS_PER_BLOCK) for start in range(0, len(history.customer_id), CUSTOMERS_PER_BLOCK)
+    ]
+    result = np.empty(len(history.customer_id))
+    with ThreadPoolExecutor(max_workers=ORACLE_THREADS) as pool:
+        for rows, probability in zip(blocks, pool.map(block.churn_probability, blocks), strict=True):
+            result[rows] = probability
+    return result
+
+
+@dataclass(frozen=True)
+class _DropoutBlock:
+    """What every block of `_churn_probability` shares; `churn_probability` computes one block."""
+
+    history: History
+    prior: RatePrior
+    window: Window
+    params: SyntheticShopParams
+    d: np.ndarray  # (draws,)
+    multipliers: np.ndarray  # (4,)
+    log_stay_by_class: np.ndarray  # (4, draws): log1p(-m d), the earlier orders' survival
+    stay_base_by_class: np.ndarray  # (4, draws): 1 - m d
+    log_stay_base_by_class: np.ndarray  # (4, draws): log(1 - m d), the last order's survival
+    log_alive_evidence: np.ndarray
+    log_dead_evidence: np.ndarray
+
+    def churn_probability(self, rows: slice) -> np.ndarray:
+        history, prior = self.history, self.prior
+        earlier = history.earlier_multipliers[rows] @ self.log_stay_by_class  # (customers, draws)
+        last_class = history.last_multiplier_class[rows]
+        last_multiplier = self.multipliers[last_class]
+        stay_base = self.stay_base_by_class[last_class]
         stay = stay_base * history.stay_factor[rows, None]
         silence = prior.silence[rows]
         with np.errstate(divide="ignore"):
-            dead = log_dead_evidence[rows, None] + np.log(1 - stay) + prior.log_integral(rows, 0.0)[:, None]
-            alive_base = earlier + log_alive_evidence[rows, None] + np.log(stay_base)
+            dead = self.log_dead_evidence[rows, None] + np.log(1 - stay) + prior.log_integral(rows, 0.0)[:, None]
+        alive_base = earlier + self.log_alive_evidence[rows, None] + self.log_stay_base_by_class[last_class]
         dead = earlier + dead
         alive = alive_base + prior.log_integral(rows, silence)[:, None]
         log_weights = np.logaddexp(dead, alive)
-        evidence = special.logsumexp(log_weights, axis=1)
+        evidence = log_sum_exp_rows(log_weights)
         posterior = np.exp(log_weights - evidence[:, None])
-        rho = _window_dropout_ratio(window, posterior @ d, last_multiplier, params)
+        rho = _window_dropout_ratio(self.window, posterior @ self.d, last_multiplier, self.params)
         with np.errstate(divide="ignore"):  # rho = 0 without cancellations
             log_rho = np.log(rho)
         never_back = np.logaddexp(
             log_rho + prior.log_integral(rows, silence),
-            prior.log_integral(rows, silence + (1 + rho) * window.exposure),
+            prior.log_integral(rows, silence + (1 + rho) * self.window.exposure),
         ) - np.log1p(rho)
-        churned = special.logsumexp(np.logaddexp(dead, alive_base + never_back[:, None]), axis=1)
-        result[rows] = np.exp(churned - evidence)
-    return result
+        churned = log_sum_exp_rows(np.logaddexp(dead, alive_base + never_back[:, None]))
+        return np.asarray(np.exp(churned - evidence))
+
+
+def log_sum_exp_rows(values: np.ndarray) -> np.ndarray:
+    """`scipy.special.logsumexp(values, axis=1)` of a real 2-D array, the same floats in fewer passes over it (scipy
+    1.15+'s algorithm: the row's maxima are taken out of the sum, the rest summed after the shift, then
+    log1p(sum / count) + log(count) + max; a row where that is not finite, e.g. every draw impossible, is
+    log(sum(exp(row))) as scipy falls back to). scipy's general version copies the array several times and
+    exponentiates it twice; here that is most of the oracle's time."""
+    largest = values.max(axis=1, keepdims=True)
+    at_largest = values == largest
+    count = at_largest.sum(axis=1, keepdims=True, dtype=values.dtype)
+    shifted = np.where(at_largest, -np.inf, values)
+    with np.errstate(invalid="ignore"):  # -inf - -inf in a row of impossible draws: handled below
+        shifted -= largest
+    np.exp(shifted, out=shifted)
+    total = shifted.sum(axis=1, keepdims=True)
+    total = np.where(total == 0, total, total / count)
+    result = (np.log1p(total) + np.log(count) + largest)[:, 0]
+    not_finite = ~np.isfinite(result)
+    if not_finite.any():
+        with np.errstate(divide="ignore", over="ignore"):
+            result[not_finite] = np.log(np.exp(values[not_finite]).sum(axis=1))
+    return np.asarray(result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 from features.blocks import from_block
 from features.build import LABEL, feature_groups
 from models.artifact import ChurnModel, load_model
-from models.baselines import FITTING_FEATURES, Scores, buy_till_you_die, recency_rule, rfm_logistic
+from models.baselines import FITTING_FEATURES, Scores, buy_till_you_die, recency_rule, rfm_logistic, warm_up_btyd
 from models.bootstrap import bootstrap_roc_auc
 from models.dataset import labelled, read_cutoff_rows, read_labelled_rows
 from models.evaluate import (
@@ -78,7 +79,33 @@ def run(
     evaluate.oracle is true. Returns the full evaluation written to `outputs.evaluation`."""
     params = load_params(params_path)
     settings = from_block(EvaluateParams, block(params, "evaluate"), "evaluate")
-    backtest = load_model(models[0])
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # pymc-marketing takes tens of seconds to import (PyMC, PyTensor, ArviZ): begun now, it overlaps reading
+        # the features, whose Parquet decoding releases the GIL. The baselines wait for it if it is not done.
+        background.submit(warm_up_btyd)
+        metrics, test_rows, methods, backtest = evaluate_backtest(
+            settings, features_path, models[0], truth_dir, validated_dir
+        )
+    write_json(outputs.evaluation, metrics)
+    write_json(outputs.metrics, headline(metrics))
+    figures = write_plots(backtest, test_rows, methods, outputs)
+    if track:
+        from models.tracking import Evidence
+
+        evidence = Evidence(
+            backtest, models[0], test_rows, settings.bootstrap_resamples, backtest.training["params"]["seed"]
+        )
+        record = track_run(params, evidence, models[1], metrics, outputs, features_path, figures)
+        log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
+    return metrics
+
+
+def evaluate_backtest(
+    settings: EvaluateParams, features_path: Path, backtest_folder: Path, truth_dir: Path, validated_dir: Path | None
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Scores], ChurnModel]:
+    """The backtest model and every other method on the test cutoff: the evaluation (metrics, comparison, bootstrap
+    intervals), the test rows, each method's scores and the model."""
+    backtest = load_model(backtest_folder)
     training = backtest.training
     # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines fit
     # on) and all of the test cutoff's.
@@ -90,9 +117,26 @@ def run(
     if test_rows.empty:
         raise ValueError(f"no labelled rows at the backtest model's test cutoff {test_cutoff.date()}")
     log.info("evaluating on the test cutoff %s: %d customers", test_cutoff.date(), len(test_rows))
-    methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
-    if settings.oracle:
-        add_observable_oracle(methods, skipped, truth_dir, validated_dir, test_rows, training["horizon_days"])
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The observable oracle is numpy work that releases the GIL, the baselines' fits mostly Python (PyTensor's
+        # graph rewrites): on two cores they overlap. Its scores join the others after them, in the same place.
+        oracle = (
+            background.submit(
+                observable_oracle,
+                truth_dir,
+                validated_dir,
+                test_rows["customer_id"].to_numpy(),  # the thread's own copy: it shares no frame with this one
+                test_cutoff,
+                training["horizon_days"],
+            )
+            if settings.oracle and validated_dir is not None
+            else None
+        )
+        methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
+        if oracle is not None:
+            methods[OBSERVABLE_ORACLE] = oracle.result()
+        elif settings.oracle:
+            skipped[OBSERVABLE_ORACLE] = "no validated tables given (churn evaluate --validated)"
     evaluation = evaluate_methods(test_rows, methods, settings.contact_k)
     metrics = {
         "test_cutoff": test_cutoff.date().isoformat(),
@@ -125,16 +169,7 @@ def run(
             gap_from=metrics["comparison"].get("best_baseline"),
             ceilings=(OBSERVABLE_ORACLE, ORACLE),
         )
-    write_json(outputs.evaluation, metrics)
-    write_json(outputs.metrics, headline(metrics))
-    figures = write_plots(backtest, test_rows, methods, outputs)
-    if track:
-        from models.tracking import Evidence
-
-        evidence = Evidence(backtest, models[0], test_rows, settings.bootstrap_resamples, training["params"]["seed"])
-        record = track_run(params, evidence, models[1], metrics, outputs, features_path, figures)
-        log.info("registered %s as %s: %s", record.model_uri, record.alias, record.promotion.reason)
-    return metrics
+    return metrics, test_rows, methods, backtest
 
 
 def method_scores(
@@ -150,8 +185,10 @@ def method_scores(
         training["params"]["seed"],
     )
     fitting_rows = frame.iloc[split.fitting]
+    raw = model.predict_raw(test_rows)
     methods = {
-        MODEL: Scores(ranking=model.predict_raw(test_rows), probability=model.predict(test_rows)),
+        # The calibrated probability of the same raw scores (`predict`, without predicting twice).
+        MODEL: Scores(ranking=raw, probability=model.calibration.apply(raw)),
         "recency_rule": recency_rule(fitting_rows, test_rows),
         "rfm_logistic": rfm_logistic(frame.iloc[split.train], frame.iloc[split.validation], test_rows),
     }
@@ -171,31 +208,19 @@ def method_scores(
     return methods, skipped
 
 
-def add_observable_oracle(
-    methods: dict[str, Scores],
-    skipped: dict[str, str],
-    truth_dir: Path,
-    validated_dir: Path | None,
-    test_rows: pd.DataFrame,
-    horizon_days: int,
-) -> None:
-    """The synthetic shop's observable oracle (pipelines/sources/synthetic_oracle.py) on the test rows, from the
-    validated tables the features were built from; skipped, with the reason, when they were not given."""
-    if validated_dir is None:
-        skipped[OBSERVABLE_ORACLE] = "no validated tables given (churn evaluate --validated)"
-        return
+def observable_oracle(
+    truth_dir: Path, validated_dir: Path, customer_ids: np.ndarray, cutoff: pd.Timestamp, horizon_days: int
+) -> Scores:
+    """The synthetic shop's observable oracle (pipelines/sources/synthetic_oracle.py) for the test customers at the
+    test cutoff, from the validated tables the features were built from."""
     shop_params = SyntheticShopParams.from_dict(json.loads((truth_dir / TRUTH_PARAMS).read_text()))
     tables = read_tables(validated_dir, COLUMNS_READ)
-    cutoff = pd.Timestamp(test_rows["cutoff"].iloc[0])
     started = time.perf_counter()
-    probability = observable_churn_probability(
-        tables, test_rows["customer_id"].to_numpy(), cutoff, horizon_days, shop_params
-    ).to_numpy()
+    probability = observable_churn_probability(tables, customer_ids, cutoff, horizon_days, shop_params).to_numpy()
     seconds = time.perf_counter() - started
     log.info("observable oracle: %d customers, %d dropout draws, %.1f s", len(probability), DROPOUT_DRAWS, seconds)
     # (the time goes to the log only: evaluation.json stays the same from run to run)
-    fitted = {"dropout_draws": DROPOUT_DRAWS}
-    methods[OBSERVABLE_ORACLE] = Scores(ranking=probability, probability=probability, fitted=fitted)
+    return Scores(ranking=probability, probability=probability, fitted={"dropout_draws": DROPOUT_DRAWS})
 
 
 def read_tables(folder: Path, columns: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
