@@ -220,4 +220,10 @@ def describe(feature: str, value: object, last_bad_kind: str | None = None) -> s
     template = TEMPLATES.get(feature)
     if template is None:
         return f"{feature.replace('_', ' ')}: {value}"
-    return template(value if isinstance(value, str) else float(value))  # type: ignore[arg-type]
+    return template(value if isinstance(value, str) else shown(float(value)))  # type: ignore[arg-type]
+
+
+def shown(value: float) -> float:
+    """`value` rounded to 1e-6 before it is written in whole units: two engines' sums a last bit apart
+    (-14.499999999999998 and -14.500000000000002) must read the same, not "-14" and "-15"."""
+    return round(value, 6)

@@ -153,6 +153,13 @@ def test_reasons_read_well_on_real_data_values() -> None:
     assert describe("review_score_last", float("nan")) == "review score last unknown"
 
 
+def test_a_value_a_last_bit_either_side_of_a_half_reads_the_same() -> None:
+    # Spark and DuckDB sum the same order values in another order: the features agree to 1e-9, the words exactly.
+    below, above = -14.499999999999998, -14.500000000000002
+    assert describe("value_90d_change", below) == describe("value_90d_change", above)
+    assert describe("late_days_max_365d", 2.4999999999999996) == describe("late_days_max_365d", 2.5000000000000004)
+
+
 def test_reasons_never_name_a_missing_value_or_a_plain_fact(scored: tuple[pd.DataFrame, Path]) -> None:
     risk, _ = scored
     texts = pd.concat([risk[f"reason_{i}"] for i in (1, 2, 3)]).dropna()
