@@ -6,6 +6,8 @@ validated, quarantine, validation.json, features.parquet, dictionary.csv, backte
 inputs can be made by the older code a comparison starts from. Each stage's log, time and peak RSS go to the folder.
 
     nice -n 5 .venv/bin/python benchmarks/prepare.py --customers 1000000 --out /tmp/churn-1m
+
+`--stages generate validate` stops after those (enough to benchmark `validate`); later stages need the earlier ones.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ def main() -> None:
     parser.add_argument("--customers", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the inputs")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout (with its own .venv) that runs them")
+    parser.add_argument(
+        "--stages", nargs="+", choices=STAGES, default=list(STAGES), help="the first stages only (each needs the ones before it)"
+    )
     args = parser.parse_args()
+    if tuple(args.stages) != STAGES[: len(args.stages)]:
+        parser.error(f"--stages must be the first stages of {' '.join(STAGES)}, in that order")
     args.out.mkdir(parents=True)
     params = write_params(args.customers, args.out, args.code)
     runs = {}
-    for stage in STAGES:
+    for stage in args.stages:
         load = os.getloadavg()[0]
         command = stage_command(stage, params, args.out, args.code / ".venv/bin/churn")
         runs[stage] = {**measure(command, args.out / f"{stage}.log", cwd=args.code), "load_1min_before": load}

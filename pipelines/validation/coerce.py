@@ -16,6 +16,7 @@ from pipelines.validation.parse import (
     parse_ids,
     parse_numbers,
     parse_timestamps,
+    python_text,
     trim_missing,
     zero_padded_twins,
 )
@@ -91,7 +92,7 @@ def coerce_table(source: SourceTable, table: Table) -> CoercedTable:
         raw = trim_missing(renamed[column.name], options.missing_values)
         mapping = source.value_mapping.get(column.name)
         if mapping:
-            raw = raw.map(lambda value, m=mapping: m.get(str(value), value) if pd.notna(value) else value)
+            raw = python_text(raw).map(lambda value, m=mapping: m.get(str(value), value) if pd.notna(value) else value)
         typed[column.name] = _read_column(raw, column, table, options, where, coerced)
     coerced.typed = pd.DataFrame(typed, index=renamed.index).reset_index(drop=True)
     return coerced
@@ -117,6 +118,9 @@ def _read_column(
                 + ", ".join(f"{a!r} and {b!r}" for a, b in twins[:3])
             )
         return values
+    if column.dtype != "string":
+        # Numbers, dates and booleans are read with Python's regular expressions, whatever the text's storage.
+        raw = python_text(raw)
     if column.dtype == "timestamp":
         parsed = parse_timestamps(raw, options.date_format, options.day_first, where)
         values = parsed.values

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Separators a thousands setting of " " also accepts: exports write a no-break or narrow no-break space.
 SPACES = " \u00a0\u202f"
@@ -77,11 +79,24 @@ class ParsedTimestamps:
 
 
 def trim_missing(values: pd.Series, missing_values: tuple[str, ...]) -> pd.Series:
-    """Text cells without surrounding spaces, with the configured missing-value words as null."""
+    """Text cells without surrounding spaces, with the configured missing-value words as null. Arrow-backed text
+    (a Parquet export) stays Arrow-backed and is trimmed by Arrow, which strips the same characters; other text
+    becomes pandas' Python-backed strings (stripping 15M Python strings one by one took a minute at 1M customers)."""
     if not _is_text(values):
         return values
-    trimmed = values.astype("string").str.strip(SPACES + "\t")
+    text = values if is_arrow_text(values) else values.astype("string")
+    trimmed = text.str.strip(SPACES + "\t")
     return trimmed.mask(trimmed.isin(missing_values))
+
+
+def python_text(values: pd.Series) -> pd.Series:
+    """Text as pandas' Python-backed strings, so regular expressions run on Python's `re` (whose `\\d` also
+    matches non-ASCII digits) and not on Arrow's RE2."""
+    return values.astype("string") if is_arrow_text(values) else values
+
+
+def is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage in ("pyarrow", "pyarrow_numpy")
 
 
 def parse_numbers(text: pd.Series, decimal: str, thousands: str | None) -> pd.Series:
@@ -244,7 +259,7 @@ def parse_ids(text: pd.Series, excel_ids: bool) -> ParsedIds:
 
 def zero_padded_twins(ids: pd.Series) -> list[tuple[str, str]]:
     """Pairs of distinct ids that differ only by leading zeros ('0042', '42'): kept apart, but worth a look."""
-    present = pd.Series(ids.dropna().unique(), dtype="string")
+    present = pd.Series(_twin_candidates(ids), dtype="string")
     digits = present[present.str.fullmatch(r"\d+").fillna(False).astype(bool)]
     unpadded = digits.str.lstrip("0")
     twins = digits[unpadded.duplicated(keep=False)]
@@ -253,6 +268,18 @@ def zero_padded_twins(ids: pd.Series) -> list[tuple[str, str]]:
         first, second = sorted(group.tolist())[:2]
         pairs.append((str(first), str(second)))
     return pairs
+
+
+def _twin_candidates(ids: pd.Series) -> np.ndarray:
+    """The distinct ids that can have a twin: those starting with '0' and those equal to one of them without its
+    leading zeros. Of two twins at least one starts with '0', so no pair is lost, and the regular expressions
+    below run on a few ids instead of every one (19 s for the orders and lines at 250k customers)."""
+    distinct = pa.array(ids.dropna().unique(), type=pa.large_string())
+    padded = pc.filter(distinct, pc.starts_with(distinct, "0"))
+    if len(padded) == 0:
+        return np.array([], dtype=object)
+    unpadded = pa.array([value.lstrip("0") for value in padded.to_pylist()], type=pa.large_string())
+    return np.asarray(pc.filter(distinct, pc.is_in(distinct, value_set=pa.concat_arrays([padded, unpadded]))))
 
 
 def _no_rows(values: pd.Series) -> np.ndarray:

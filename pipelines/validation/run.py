@@ -191,10 +191,42 @@ def exact_duplicates(typed: pd.DataFrame, table: Table) -> np.ndarray:
 
 
 def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -> dict[str, np.ndarray]:
-    """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it."""
-    batch = _batch(context, table_name, frame)
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    return broken_rows(result, table_name)
+    """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it.
+
+    Each group of expectations on the same columns runs on a batch of just those columns (same rows, same index):
+    GX's pandas engine copies the whole batch for every column it drops nulls from and fingerprints every batch
+    under 1 GB cell by cell, which on a table's every column took most of the stage at 250k customers."""
+    from great_expectations.validator.v1_validator import Validator
+
+    broken: dict[str, np.ndarray] = {}
+    for part, (columns, expectations) in enumerate(expectations_by_columns(suite).items()):
+        validator = Validator(
+            batch_definition=_batch_definition(context, f"{table_name}.{part}"),
+            batch_parameters={"dataframe": frame[list(columns)]},
+            result_format={"result_format": "COMPLETE"},
+        )
+        for rule, rows in broken_rows(validator.validate_expectation_suite(expectations), table_name).items():
+            broken[rule] = np.union1d(broken[rule], rows) if rule in broken else rows
+    return broken
+
+
+def expectations_by_columns(suite: Any) -> dict[tuple[str, ...], Any]:
+    """The suite split into suites whose expectations read the same columns, keyed by those columns."""
+    import great_expectations as gx
+
+    parts: dict[tuple[str, ...], Any] = {}
+    for expectation in suite.expectations:
+        columns = tuple(
+            dict.fromkeys(
+                getattr(expectation, field)
+                for field in ("column", "column_A", "column_B")
+                if isinstance(getattr(expectation, field, None), str)
+            )
+        )
+        if columns not in parts:
+            parts[columns] = gx.ExpectationSuite(name=f"{suite.name}[{', '.join(columns)}]")
+        parts[columns].add_expectation(expectation.copy(update={"id": None}))
+    return parts
 
 
 def broken_rows(result: Any, table_name: str, index_column: str | None = None) -> dict[str, np.ndarray]:
@@ -232,11 +264,9 @@ def _gx_context() -> Any:
     return context
 
 
-def _batch(context: Any, name: str, frame: pd.DataFrame) -> Any:
+def _batch_definition(context: Any, name: str) -> Any:
     datasource = context.data_sources.get("contract")
-    asset = datasource.add_dataframe_asset(name)
-    definition = asset.add_batch_definition_whole_dataframe("all rows")
-    return definition.get_batch(batch_parameters={"dataframe": frame})
+    return datasource.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all rows")
 
 
 def _quarantine_rows(raw: pd.DataFrame, failures: dict[str, np.ndarray], rejected: np.ndarray) -> pd.DataFrame:
