@@ -51,7 +51,8 @@ def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) 
         from pipelines.validation.spark_suite import spark_suite_runner
 
         runner = spark_suite_runner(spark_session(spark_settings))
-    result = validate_tables(source.tables, data_as_of(data_params), runner)
+    # Released: each table's raw rows go once it is validated (write_outputs needs only the set-aside lines).
+    result = validate_tables(source.tables, data_as_of(data_params), runner, release=True)
     failing = result.over_threshold(max_share)
     write_outputs(result, source, outputs, max_share, passed=not failing)
     if failing:

@@ -86,7 +86,10 @@ def trim_missing(values: pd.Series, missing_values: tuple[str, ...]) -> pd.Serie
         return values
     text = values if is_arrow_text(values) else values.astype("string")
     trimmed = text.str.strip(SPACES + "\t")
-    return trimmed.mask(trimmed.isin(missing_values))
+    if is_arrow_text(text) and trimmed.str.len().sum() == text.str.len().sum():
+        trimmed = text  # nothing was trimmed: keep the source's buffers rather than a copy of them
+    missing = trimmed.isin(missing_values)
+    return trimmed.mask(missing) if missing.any() else trimmed
 
 
 def python_text(values: pd.Series) -> pd.Series:
@@ -274,12 +277,12 @@ def _twin_candidates(ids: pd.Series) -> np.ndarray:
     """The distinct ids that can have a twin: those starting with '0' and those equal to one of them without its
     leading zeros. Of two twins at least one starts with '0', so no pair is lost, and the regular expressions
     below run on a few ids instead of every one (19 s for the orders and lines at 250k customers)."""
-    distinct = pa.array(ids.dropna().unique(), type=pa.large_string())
-    padded = pc.filter(distinct, pc.starts_with(distinct, "0"))
+    present = pa.array(ids.dropna(), type=pa.large_string())
+    padded = pc.unique(pc.filter(present, pc.starts_with(present, "0")))
     if len(padded) == 0:
         return np.array([], dtype=object)
     unpadded = pa.array([value.lstrip("0") for value in padded.to_pylist()], type=pa.large_string())
-    return np.asarray(pc.filter(distinct, pc.is_in(distinct, value_set=pa.concat_arrays([padded, unpadded]))))
+    return np.asarray(pc.unique(pc.filter(present, pc.is_in(present, value_set=pa.concat_arrays([padded, unpadded])))))
 
 
 def _no_rows(values: pd.Series) -> np.ndarray:

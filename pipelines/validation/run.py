@@ -6,7 +6,8 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -71,11 +72,16 @@ class ValidationResult:
 
 
 def validate_tables(
-    sources: dict[str, SourceTable], as_of: pd.Timestamp, suite_runner: SuiteRunner | None = None
+    sources: dict[str, SourceTable],
+    as_of: pd.Timestamp,
+    suite_runner: SuiteRunner | None = None,
+    *,
+    release: bool = False,
 ) -> ValidationResult:
     """Validate every contract table the source has, in reference order (customers, orders, then the rest).
     `suite_runner` runs a table's suite (default: Great Expectations' pandas datasource; on Spark,
-    `pipelines.validation.spark_suite`)."""
+    `pipelines.validation.spark_suite`). With `release`, each table is taken out of `sources` once validated, so
+    its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones)."""
     if "orders" not in sources:
         raise ValueError("the source has no orders table, the one table the contract requires")
     run_suite = partial(_run_suite, context=_gx_context()) if suite_runner is None else suite_runner
@@ -86,7 +92,7 @@ def validate_tables(
     date_only: set[str] = set()
     reports = []
     for table in TABLES:
-        source = sources.get(table.name)
+        source = sources.pop(table.name, None) if release else sources.get(table.name)
         if source is None:
             reports.append(TableReport(table=table.name, origin=None, present=False))
             continue
@@ -131,12 +137,8 @@ def validate_table(
     for mask in coerced.cast_failures.values():
         unreadable |= mask
     # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
-    checked = typed[~duplicates & ~unreadable]
-    # Lookup columns exist only in the frame GX sees, never in the accepted table.
-    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
-    with_lookups = add_day_columns(with_lookups, table, date_only)
-    suite = build_suite(table, as_of, checked_references, date_only)
-    for rule, positions in run_suite(with_lookups, table.name, suite).items():
+    broken = suite_failures(typed[~duplicates & ~unreadable], table, accepted, references, as_of, run_suite, date_only)
+    for rule, positions in broken.items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
         failures[rule] = failures[rule] | mask if rule in failures else mask
@@ -168,6 +170,23 @@ def validate_table(
     return accepted_rows, quarantined_rows, report
 
 
+def suite_failures(
+    checked: pd.DataFrame,
+    table: Table,
+    accepted: dict[str, pd.DataFrame],
+    references: ReferenceKeys,
+    as_of: pd.Timestamp,
+    run_suite: SuiteRunner,
+    date_only: set[str],
+) -> dict[str, np.ndarray]:
+    """Rule id -> the rows (index labels of `checked`) that broke it, by the table's suite. The frame GX sees, with
+    its lookup columns, lives only here: it is gone before the accepted rows are copied out (peak memory)."""
+    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
+    with_lookups = add_day_columns(with_lookups, table, date_only)
+    suite = build_suite(table, as_of, checked_references, date_only)
+    return run_suite(with_lookups, table.name, suite)
+
+
 def cap_days_at_as_of(
     accepted: pd.DataFrame, table: Table, date_only_columns: list[str], as_of: pd.Timestamp
 ) -> pd.DataFrame:
@@ -194,20 +213,42 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
     """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it.
 
     Each group of expectations on the same columns runs on a batch of just those columns (same rows, same index):
-    GX's pandas engine copies the whole batch for every column it drops nulls from and fingerprints every batch
-    under 1 GB cell by cell, which on a table's every column took most of the stage at 250k customers."""
+    GX's pandas engine copies the whole batch for every column it drops nulls from."""
     from great_expectations.validator.v1_validator import Validator
 
     broken: dict[str, np.ndarray] = {}
-    for part, (columns, expectations) in enumerate(expectations_by_columns(suite).items()):
-        validator = Validator(
-            batch_definition=_batch_definition(context, f"{table_name}.{part}"),
-            batch_parameters={"dataframe": frame[list(columns)]},
-            result_format={"result_format": "COMPLETE"},
-        )
-        for rule, rows in broken_rows(validator.validate_expectation_suite(expectations), table_name).items():
-            broken[rule] = np.union1d(broken[rule], rows) if rule in broken else rows
+    # A datasource keeps every batch it loaded for as long as it exists: one per table, deleted after it, lets the
+    # table's frames go (with one for all tables, every table's checked rows stayed in memory to the end).
+    datasource = context.data_sources.add_pandas(f"contract.{table_name}")
+    try:
+        with without_batch_fingerprints():
+            for part, (columns, expectations) in enumerate(expectations_by_columns(suite).items()):
+                definition = datasource.add_dataframe_asset(str(part)).add_batch_definition_whole_dataframe("all rows")
+                validator = Validator(
+                    batch_definition=definition,
+                    batch_parameters={"dataframe": frame[list(columns)]},
+                    result_format={"result_format": "COMPLETE"},
+                )
+                for rule, rows in broken_rows(validator.validate_expectation_suite(expectations), table_name).items():
+                    broken[rule] = np.union1d(broken[rule], rows) if rule in broken else rows
+    finally:
+        context.data_sources.delete(datasource.name)
     return broken
+
+
+@contextmanager
+def without_batch_fingerprints() -> Iterator[None]:
+    """GX's pandas engine fingerprints every in-memory batch under HASH_THRESHOLD bytes by hashing each cell, only to
+    note it in the batch's metadata, which validation never reads; on text columns that hash took longer than the
+    expectations themselves (38 s of 137 at 250k customers). A threshold of 0 skips it; nothing else reads it."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    threshold = pandas_execution_engine.HASH_THRESHOLD
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    try:
+        yield
+    finally:
+        pandas_execution_engine.HASH_THRESHOLD = threshold
 
 
 def expectations_by_columns(suite: Any) -> dict[tuple[str, ...], Any]:
@@ -260,13 +301,7 @@ def _gx_context() -> Any:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.data_sources.add_pandas("contract")
     return context
-
-
-def _batch_definition(context: Any, name: str) -> Any:
-    datasource = context.data_sources.get("contract")
-    return datasource.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all rows")
 
 
 def _quarantine_rows(raw: pd.DataFrame, failures: dict[str, np.ndarray], rejected: np.ndarray) -> pd.DataFrame:
