@@ -1,0 +1,131 @@
+"""The shortcuts that make validation fast at 1M customers decide exactly what the plain paths decided: Arrow-backed
+text (a Parquet export) against Python-backed text, the zero-padded twins among a few candidates against all ids,
+the suite run per group of columns, without GX's batch fingerprints, and the raw rows released table by table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import AS_OF, as_sources, clean_tables_with_lines
+
+from features.contract import TABLES_BY_NAME
+from pipelines.sources.files import SourceTable
+from pipelines.validation.parse import SPACES, trim_missing, zero_padded_twins
+from pipelines.validation.run import ValidationResult, expectations_by_columns, gx_context, validate_tables
+from pipelines.validation.suite import build_suite
+
+MESSY_CELLS = [" a ", "\u00a0b\u202f", "\tc\t", "", "NA", None, "x y", " é ", "0042 ", "\u00a0", "n/a"]
+
+
+def twins_of_every_id(ids: pd.Series) -> list[tuple[str, str]]:
+    """The first implementation: every distinct id through the regular expressions."""
+    present = pd.Series(ids.dropna().unique(), dtype="string")
+    digits = present[present.str.fullmatch(r"\d+").fillna(False).astype(bool)]
+    unpadded = digits.str.lstrip("0")
+    twins = digits[unpadded.duplicated(keep=False)]
+    return [
+        (str(first), str(second))
+        for _, group in twins.groupby(unpadded[twins.index])
+        for first, second in [sorted(group.tolist())[:2]]
+    ]
+
+
+@pytest.mark.parametrize("missing", [("",), ("", "NA", "n/a")])
+def test_arrow_text_is_trimmed_as_python_text(missing: tuple[str, ...]) -> None:
+    python = trim_missing(pd.Series(MESSY_CELLS, dtype=object), missing)
+    arrow = trim_missing(pd.Series(MESSY_CELLS, dtype="string[pyarrow]"), missing)
+    assert str(arrow.dtype) == "string" and arrow.dtype.storage == "pyarrow"
+    assert arrow.astype(object).tolist() == python.astype(object).tolist()
+    assert python.tolist()[:3] == ["a", "b", "c"] and SPACES[1] not in "".join(python.dropna())
+
+
+def test_untrimmed_arrow_text_keeps_its_buffers() -> None:
+    text = pd.Series(["a", "b", None], dtype="string[pyarrow]")
+    assert trim_missing(text, ("",)) is text
+
+
+def test_zero_padded_twins_found_among_candidates_as_among_all_ids() -> None:
+    rng = np.random.default_rng(7)
+    numbers = rng.integers(0, 500, 400).astype(str)
+    padded = ["0" * int(rng.integers(1, 3)) + number for number in numbers[:60]]
+    odd = ["0", "00", "000", "0a1", "a01", "\u0663", "0\u0663", "\u0663\u0663", "٠42", "042x", "42", None]
+    for dtype in ("object", "string[pyarrow]"):
+        ids = pd.Series([*numbers, *padded, *odd], dtype=dtype)
+        expected = twins_of_every_id(ids)
+        assert zero_padded_twins(ids) == expected
+        assert ("0", "00") in expected and ("0\u0663", "\u0663") in expected and len(expected) > 20
+    assert zero_padded_twins(pd.Series(["1", "2", None], dtype="string[pyarrow]")) == []
+
+
+def test_suite_groups_hold_every_expectation_once_on_its_columns() -> None:
+    gx_context()  # suites are built inside a context, as validation builds them
+    table = TABLES_BY_NAME["returns"]
+    suite = build_suite(table, AS_OF, {"order_id", "line_id"}, set())
+    parts = expectations_by_columns(suite)
+    grouped = [(columns, e) for columns, part in parts.items() for e in part.expectations]
+    assert sorted(e.meta["rule"] for _, e in grouped) == sorted(e.meta["rule"] for e in suite.expectations)
+    for columns, expectation in grouped:
+        named = [getattr(expectation, f, None) for f in ("column", "column_A", "column_B")]
+        assert set(columns) == {name for name in named if isinstance(name, str)}
+
+
+def dirty_shop() -> dict[str, pd.DataFrame]:
+    """Every table as text with cells that break rules, need trimming, or are missing-value words."""
+    tables = {name: frame.astype(object).where(frame.notna(), None) for name, frame in clean_tables_with_lines().items()}
+    text = {name: frame.map(lambda v: v if v is None else str(v)) for name, frame in tables.items()}
+    orders = text["orders"]
+    orders.loc[0, "order_value"] = " 50.0\u00a0"
+    orders.loc[1, "status"] = "\tteleported "
+    orders.loc[2, "customer_id"] = " c9 "
+    orders.loc[3, "ordered_at"] = "2031-01-01 00:00:00"
+    text["orders"] = pd.concat([orders, orders.iloc[[0]]], ignore_index=True)  # an exact duplicate
+    lines = text["order_lines"]
+    lines.loc[0, "quantity"] = "-1"
+    lines.loc[1, "order_id"] = "o99"
+    lines.loc[2, "line_id"] = "l4"  # a key used twice
+    lines.loc[3, "category"] = "  "
+    text["order_lines"] = lines
+    text["reviews"].loc[0, "review_score"] = " 6 "
+    text["customers"].loc[1, "customer_id"] = "0c1"
+    return text
+
+
+def outcome(result: ValidationResult) -> dict[str, Any]:
+    as_objects = {
+        kind: {name: frame.astype(object).where(frame.notna(), None).to_dict("list") for name, frame in tables.items()}
+        for kind, tables in (("accepted", result.accepted), ("quarantined", result.quarantined))
+    }
+    return {**as_objects, "reports": [report.to_dict() for report in result.reports]}
+
+
+def test_arrow_backed_text_validates_as_python_backed_text() -> None:
+    shop = dirty_shop()
+    python = validate_tables(as_sources(shop), AS_OF)
+    arrow = validate_tables(as_sources({n: f.astype("string[pyarrow]") for n, f in shop.items()}), AS_OF)
+    assert outcome(arrow) == outcome(python)
+    rules = python.reports[1].rule_counts  # orders
+    assert {"orders.status.allowed", "orders.customer_id.references", "orders.duplicate_row"} <= set(rules)
+    assert python.reports[2].rule_counts.get("order_lines.line_id.unique") == 2
+    assert python.reports[3].rule_counts == {"reviews.review_score.range": 1}
+
+
+def test_validation_never_fingerprints_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def refuse(frame: pd.DataFrame) -> str:
+        raise AssertionError("a batch was fingerprinted")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", refuse)
+    result = validate_tables(as_sources(dirty_shop()), AS_OF)
+    assert result.reports[1].quarantined > 0
+    assert pandas_execution_engine.HASH_THRESHOLD == 1e9  # restored after the suite
+
+
+def test_released_sources_give_the_same_outcome() -> None:
+    kept = as_sources(dirty_shop())
+    released: dict[str, SourceTable] = as_sources(dirty_shop())
+    assert outcome(validate_tables(released, AS_OF, release=True)) == outcome(validate_tables(kept, AS_OF))
+    assert released == {} and set(kept) == set(dirty_shop())
