@@ -29,7 +29,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the inputs")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout (with its own .venv) that runs them")
     parser.add_argument(
-        "--stages", nargs="+", choices=STAGES, default=list(STAGES), help="the first stages only (each needs the ones before it)"
+        "--stages",
+        nargs="+",
+        choices=STAGES,
+        default=list(STAGES),
+        help="the first stages only (each needs those before)",
     )
     args = parser.parse_args()
     if tuple(args.stages) != STAGES[: len(args.stages)]:
