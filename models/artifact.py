@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -22,7 +22,9 @@ import pandas as pd
 
 from models.calibration import Calibration
 from models.dataset import ModelInput, to_matrix
-from models.treeshap import PathsTooDeep, TreeTables, tree_tables
+
+if TYPE_CHECKING:
+    from models.treeshap import TreeTables
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class ChurnModel:
         if not coded_alike:
             log.info("SHAP values by pred_contrib: the booster codes the categoricals differently")
             return None
+        # Imported here: numba takes a second or more to import, and only explaining needs it.
+        from models.treeshap import PathsTooDeep, tree_tables
+
         try:
             return tree_tables(self.booster)
         except PathsTooDeep as reason:
