@@ -30,9 +30,9 @@ from generate_validate import REPO, machine_info
 from pipeline import PACKAGES
 
 sys.path.insert(0, str(REPO))
-from models.artifact import load_model, model_array  # noqa: E402
-from models.explain import top_reasons  # noqa: E402
-from models.treeshap import tree_tables  # noqa: E402
+from models.artifact import load_model, model_array
+from models.explain import top_reasons
+from models.treeshap import tree_tables
 
 CHUNK = 20_000
 

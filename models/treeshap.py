@@ -286,7 +286,7 @@ def _goes_left(value: float, split: int, kind, threshold, missing, default_left,
         if np.isnan(value) or value < 0:
             return False
         code = int(value)
-        for index in range(category_start[split], category_start[split + 1]):
+        for index in range(category_start[split], category_start[split + 1]):  # noqa: SIM110 -- numba has no any()
             if categories[index] == code:
                 return True
         return False
