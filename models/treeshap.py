@@ -280,7 +280,10 @@ def leaf_table(zero: np.ndarray, value: float) -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
-def _goes_left(value: float, split: int, kind, threshold, missing, default_left, category_start, categories) -> bool:  # type: ignore[no-untyped-def]
+def _goes_left(
+    value: float, split: int, kind: np.ndarray, threshold: np.ndarray, missing: np.ndarray, default_left: np.ndarray,
+    category_start: np.ndarray, categories: np.ndarray,
+) -> bool:  # fmt: skip
     """LightGBM's decision at one split (Tree::NumericalDecision / CategoricalDecision)."""
     if kind[split] == CATEGORICAL:
         if np.isnan(value) or value < 0:
@@ -300,10 +303,14 @@ def _goes_left(value: float, split: int, kind, threshold, missing, default_left,
 
 @numba.njit(cache=True, parallel=True)
 def _contributions(
-    rows, out, tree_split_start, split_feature, split_threshold, split_kind, split_missing, split_default_left,
-    category_start, categories, tree_node_start, node_parent, node_split, node_left, node_slot, tree_leaf_start,
-    leaf_node, leaf_slot_start, slot_feature, leaf_table_start, table, max_splits, max_nodes,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+    rows: np.ndarray, out: np.ndarray, tree_split_start: np.ndarray, split_feature: np.ndarray,
+    split_threshold: np.ndarray, split_kind: np.ndarray, split_missing: np.ndarray, split_default_left: np.ndarray,
+    category_start: np.ndarray, categories: np.ndarray, tree_node_start: np.ndarray, node_parent: np.ndarray,
+    node_split: np.ndarray, node_left: np.ndarray, node_slot: np.ndarray, tree_leaf_start: np.ndarray,
+    leaf_node: np.ndarray, leaf_slot_start: np.ndarray, slot_feature: np.ndarray, leaf_table_start: np.ndarray,
+    table: np.ndarray, max_splits: int, max_nodes: int,
+) -> None:  # fmt: skip
+    """Adds each row's SHAP values (one column per feature) to `out`, in parallel over blocks of rows."""
     n = rows.shape[0]
     blocks = (n + BLOCK - 1) // BLOCK
     for block in numba.prange(blocks):
