@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.txt"
+# The per-leaf SHAP tables are checked against pred_contrib on this many rows of every call: a few ms.
+CHECKED_ROWS = 64
+# Table and pred_contrib values differ by float64 summation order only (about 1e-15 in log-odds).
+SHAP_TOLERANCE = 1e-9
 # The name of the model folder among the artifacts of the logged MLflow scorer.
 MLFLOW_ARTIFACT = "churn_model"
 METADATA_FILE = "metadata.json"
@@ -71,11 +75,19 @@ class ChurnModel:
         of its cost; by pred_contrib itself for a model the tables are not built for."""
         matrix = self.matrix(frame)
         tables = self.shap_tables
-        if tables is None:
+        values = None if tables is None else tables.contributions(model_array(matrix))
+        if values is None or not self.agrees_with_pred_contrib(matrix.iloc[:CHECKED_ROWS], values[:CHECKED_ROWS]):
             values = np.asarray(self.booster.predict(matrix, pred_contrib=True))
-        else:
-            values = tables.contributions(model_array(matrix))
         return pd.DataFrame(values, columns=[*self.model_input.features, "bias"], index=frame.index)
+
+    def agrees_with_pred_contrib(self, matrix: pd.DataFrame, values: np.ndarray) -> bool:
+        """Whether the tables' SHAP values of the first rows are LightGBM's own: a model the tables read wrongly (a
+        tree kind or split rule they do not know) is then explained by pred_contrib, with a warning, never wrongly."""
+        expected = np.asarray(self.booster.predict(matrix, pred_contrib=True))
+        if np.allclose(values, expected, rtol=0.0, atol=SHAP_TOLERANCE):
+            return True
+        log.warning("SHAP values by pred_contrib: the per-leaf tables disagree with it on this model")
+        return False
 
     @cached_property
     def shap_tables(self) -> TreeTables | None:

@@ -121,6 +121,19 @@ def test_the_model_explains_by_tables_or_by_pred_contrib_when_a_path_is_too_deep
     assert np.array_equal(untabled.contributions(frame).to_numpy(), expected)
 
 
+def test_the_model_falls_back_to_pred_contrib_when_the_tables_disagree_with_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    booster, frame = fitted({})
+    model = churn_model(booster, frame)
+    assert model.shap_tables is not None
+    monkeypatch.setattr(
+        treeshap.TreeTables, "contributions", lambda self, matrix: np.zeros((len(matrix), matrix.shape[1] + 1))
+    )
+    assert np.array_equal(model.contributions(frame).to_numpy(), booster.predict(frame, pred_contrib=True))
+    assert "disagree" in caplog.text
+
+
 def test_model_array_codes_categoricals_as_lightgbm_does() -> None:
     booster, frame = fitted({})
     array = model_array(churn_model(booster, frame).matrix(frame))
