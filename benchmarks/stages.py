@@ -77,9 +77,22 @@ def outcome(stage: str, folder: Path) -> dict[str, Any]:
             "bootstrap": metrics.get("bootstrap"),
         }
     if stage in ("score", "score_daily"):
-        report = json.loads((folder / f"{'risk' if stage == 'score' else 'daily'}.json").read_text())
-        return {"customers_scored": report["customers_scored"]}
+        name = "risk" if stage == "score" else "daily"
+        report = json.loads((folder / f"{name}.json").read_text())
+        written = pd.read_parquet(folder / f"{name}.parquet")
+        reasons = [column for column in written.columns if column.startswith("reason_")]
+        # The list row for row, and its reasons alone: old and new code must write the same.
+        return {
+            "customers_scored": report["customers_scored"],
+            "customers_written": len(written),
+            "list_digest": digest(written),
+            "reasons_digest": digest(written[["customer_id", *reasons]]),
+        }
     return {}
+
+
+def digest(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
 def main() -> None:

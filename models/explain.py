@@ -196,19 +196,38 @@ def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, n: int = N_
 
 
 def reason_texts(reasons: pd.DataFrame, features: pd.DataFrame, last_bad_kind: pd.Series | None = None) -> pd.DataFrame:
-    """The reason features written in words with each customer's values: columns reason_1, reason_2, ..."""
+    """The reason features written in words with each customer's values: columns reason_1, reason_2, ...
+
+    `describe` is called once per distinct value (and kind of the last bad experience) of each reason feature, not
+    once per customer: counts and flags repeat across many customers."""
+    kinds = None
+    if last_bad_kind is not None:
+        aligned = last_bad_kind.reindex(reasons.index)
+        kinds = aligned.astype(object).where(aligned.notna(), None).to_numpy()
     texts = {}
     for column in reasons.columns:
-        feature_of = reasons[column]
-        text = pd.Series([None] * len(reasons), index=reasons.index, dtype=object)
-        for name in feature_of.dropna().unique():
-            rows = feature_of == name
-            text[rows] = [
-                describe(name, value, None if last_bad_kind is None else last_bad_kind.get(customer))
-                for customer, value in features.loc[rows, name].items()
-            ]
-        texts[column.removesuffix("_feature")] = text
+        feature_of = reasons[column].to_numpy()
+        text = np.full(len(reasons), None, dtype=object)
+        for name in pd.unique(feature_of[pd.notna(feature_of)]):
+            rows = np.flatnonzero(feature_of == name)
+            values = features[name].to_numpy(dtype=object)[rows]
+            kind_of = kinds[rows] if kinds is not None and name == "days_since_last_bad_experience" else None
+            text[rows] = _described(name, values, kind_of)
+        texts[column.removesuffix("_feature")] = pd.Series(text, index=reasons.index, dtype=object)
     return pd.DataFrame(texts, index=reasons.index)
+
+
+def _described(name: str, values: np.ndarray, kinds: np.ndarray | None) -> list[str]:
+    """`describe` of each value (with its kind), computed once per distinct pair."""
+    pairs = zip(values, kinds if kinds is not None else [None] * len(values), strict=True)
+    cache: dict[tuple[str, object], str] = {}
+    written = []
+    for value, kind in pairs:
+        key = (repr(value), kind)  # repr: 0.0 and -0.0 (or 1 and True) are equal keys but may read differently
+        if key not in cache:
+            cache[key] = describe(name, value, kind)
+        written.append(cache[key])
+    return written
 
 
 def describe(feature: str, value: object, last_bad_kind: str | None = None) -> str:

@@ -1,8 +1,8 @@
 """Scoring on Spark (`engine: spark`): the saved model and its calibration applied per partition with `mapInPandas`,
 the model shipped to the executors once (a broadcast), the risk columns computed there by the same pandas functions
-as on one machine, the rank over the whole population by Spark, the reasons (LightGBM's pred_contrib) for the
-customers of the written list only, and the list written as Parquet atomically (a temporary folder renamed into
-place when complete).
+as on one machine, the rank over the whole population by Spark, the reasons (exact SHAP values, models/treeshap.py)
+for the customers of the written list only, and the list written as Parquet atomically (a temporary folder renamed
+into place when complete).
 
 Orchestration only: features come from `features`, prediction, reasons and risk columns from `models`.
 """
@@ -87,7 +87,7 @@ def risk_rows(
 
 def reasons_of(features: DataFrame, customers: DataFrame, model: Broadcast[ChurnModel]) -> DataFrame:
     """customer_id and reason_1..3 for the customers in `customers` only (a semi-join on `features`, as above):
-    exact SHAP values cost about as much as fifty predictions, so only the written list is explained, as on one
+    exact SHAP values cost about as much as twenty predictions, so only the written list is explained, as on one
     machine (`pipelines.stages.score.explain`)."""
     chosen = features.join(customers.select("customer_id"), on="customer_id", how="left_semi")
     schema = ", ".join(f"{name} string" for name in ("customer_id", *REASONS))

@@ -143,6 +143,26 @@ def test_reasons_are_the_largest_shap_contributions(
         assert [row[f"reason_{i + 1}"] for i in range(len(top))] == expected, customer
 
 
+def test_table_shap_gives_pred_contrib_s_values_and_reasons_on_the_default_shop(
+    pipeline: dict[str, Path], scored: tuple[pd.DataFrame, Path]
+) -> None:
+    """The reasons come from SHAP values of per-leaf tables (models/treeshap.py): on everyone scored they are
+    pred_contrib's to 1e-12, and every customer's reasons are the ones pred_contrib's values give."""
+    risk, out = scored
+    model = load_model(pipeline["current"])
+    assert model.shap_tables is not None
+    as_of = pd.Timestamp(json.loads((out / "scoring.json").read_text())["as_of"])
+    exported = pd.Timestamp(json.loads(pipeline["report"].read_text())["as_of"])
+    inputs = inputs_like_training(read_validated(ibis.duckdb.connect(), pipeline["validated"], exported), model)
+    features = scoring_features(inputs, as_of, FeatureParams.from_dict(FEATURES)).loc[risk["customer_id"]]
+    tabled = model.contributions(features)
+    exact = pd.DataFrame(
+        model.booster.predict(model.matrix(features), pred_contrib=True), columns=tabled.columns, index=tabled.index
+    )
+    assert np.abs(tabled.to_numpy() - exact.to_numpy()).max() < 1e-12
+    pd.testing.assert_frame_equal(top_reasons(tabled, features), top_reasons(exact, features))
+
+
 def test_reasons_read_well_on_real_data_values() -> None:
     assert describe("orders_365d", 1.0) == "1 order in the last year"
     assert describe("orders_365d", 3.0) == "3 orders in the last year"

@@ -210,7 +210,7 @@ def spark_risk_list(
 
 def explain(model: ChurnModel, features: pd.DataFrame, last_bad_kind: pd.Series) -> pd.DataFrame:
     """reason_1..3 in words for the customers of the written list only: exact SHAP values cost about as much as
-    fifty predictions, so they are computed where someone will read them, in chunks with progress."""
+    twenty predictions, so they are computed where someone will read them, in chunks with progress."""
     chunks = [features.iloc[start : start + EXPLAIN_CHUNK] for start in range(0, len(features), EXPLAIN_CHUNK)]
     reasons = [
         reason_texts(top_reasons(model.contributions(chunk), chunk), chunk, last_bad_kind)
