@@ -1,6 +1,7 @@
 """Prepare a folder of stage inputs for `benchmarks/stages.py`: run `generate`, `validate`, `features` and `train`
-once, each as its own `churn` subprocess, into `--out` with the file names `pipeline.py`'s stages use (raw, truth,
-validated, quarantine, validation.json, features.parquet, dictionary.csv, backtest, current).
+(or the ones `--stages` names, e.g. `--stages generate validate` for the features stage's inputs) once, each as its
+own `churn` subprocess, into `--out` with the file names `pipeline.py`'s stages use (raw, truth, validated,
+quarantine, validation.json, features.parquet, dictionary.csv, backtest, current).
 
 `--code` picks the checkout whose `.venv/bin/churn` and params.yaml run the stages (default: this one), so the
 inputs can be made by the older code a comparison starts from. Each stage's log, time and peak RSS go to the folder.
@@ -26,11 +27,14 @@ def main() -> None:
     parser.add_argument("--customers", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the inputs")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout (with its own .venv) that runs them")
+    parser.add_argument(
+        "--stages", nargs="+", choices=STAGES, default=list(STAGES), help="the stages to run, in this order"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True)
     params = write_params(args.customers, args.out, args.code)
     runs = {}
-    for stage in STAGES:
+    for stage in args.stages:
         load = os.getloadavg()[0]
         command = stage_command(stage, params, args.out, args.code / ".venv/bin/churn")
         runs[stage] = {**measure(command, args.out / f"{stage}.log", cwd=args.code), "load_1min_before": load}
