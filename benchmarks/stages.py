@@ -26,7 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from generate_validate import CHURN, REPO, machine_info, measure, summary, write_params
 from pipeline import PACKAGES, stage_command
 
@@ -39,6 +43,8 @@ WRITES = {
     "score": tuple(f"risk.{ext}" for ext in ("parquet", "csv", "json", "md")),
     "score_daily": tuple(f"daily.{ext}" for ext in ("parquet", "csv", "json", "md")),
 }
+# features' `rounded` digest: 12 of a double's 52 mantissa bits, about 1e-12 relative.
+FLOAT_BITS_DROPPED = 12
 INPUTS = ("raw", "truth", "validated", "validation.json", "features.parquet", "dictionary.csv", "backtest", "current")
 
 
@@ -53,7 +59,8 @@ def scratch(prepared: Path, stage: str, folder: Path, customers: int, repo: Path
 
 
 def outcome(stage: str, folder: Path) -> dict[str, Any]:
-    """What the run produced that must not change (validate, score) or may move within a band (evaluate)."""
+    """What the run produced that must not change (validate, features, score) or may move within a band
+    (evaluate)."""
     if stage == "validate":
         tables = json.loads((folder / "validation.json").read_text())["tables"]
         counts = {
@@ -76,10 +83,45 @@ def outcome(stage: str, folder: Path) -> dict[str, Any]:
             "roc_auc": {name: round(values["roc_auc"], 6) for name, values in metrics["overall"].items()},
             "bootstrap": metrics.get("bootstrap"),
         }
+    if stage == "features":
+        return features_outcome(folder / "features.parquet")
     if stage in ("score", "score_daily"):
         report = json.loads((folder / f"{'risk' if stage == 'score' else 'daily'}.json").read_text())
         return {"customers_scored": report["customers_scored"]}
     return {}
+
+
+def features_outcome(path: Path) -> dict[str, Any]:
+    """The feature table's rows and columns, with two digests of its rows sorted by customer and cutoff, column by
+    column (a 1M table is never held whole): `exact` over every value as written, and `rounded` with the floats'
+    lowest FLOAT_BITS_DROPPED mantissa bits cleared (about 1e-12 relative). DuckDB sums floats in whatever order its
+    threads finish, so two runs of one code may differ in a last bit: then only `rounded` agrees (and, rarely, not
+    even it, where a value sits at a rounding boundary; `benchmarks/features.py`'s full comparison bounds every
+    difference)."""
+    parquet = pq.ParquetFile(path)
+    keys = parquet.read(columns=["customer_id", "cutoff"])
+    order = pc.sort_indices(keys, sort_keys=[("customer_id", "ascending"), ("cutoff", "ascending")])
+    exact, rounded = hashlib.sha256(), hashlib.sha256()
+    for name in parquet.schema_arrow.names:
+        column = parquet.read(columns=[name]).column(0).take(order)
+        exact.update(_column_hashes(column, drop_bits=0))
+        rounded.update(_column_hashes(column, drop_bits=FLOAT_BITS_DROPPED))
+    return {
+        "rows": parquet.metadata.num_rows,
+        "columns": parquet.schema_arrow.names,
+        "exact": exact.hexdigest()[:16],
+        "rounded": rounded.hexdigest()[:16],
+    }
+
+
+def _column_hashes(column: pa.ChunkedArray, drop_bits: int) -> bytes:
+    """Per-row hashes of a column (nulls hash apart from every value); floats with their lowest `drop_bits` bits
+    cleared."""
+    values = column.to_pandas()
+    if pa.types.is_floating(column.type):
+        bits = values.to_numpy(dtype=np.float64, na_value=np.nan).view(np.int64) & ~((1 << drop_bits) - 1)
+        values = pd.Series(bits, dtype="Int64").mask(column.is_null().to_numpy(zero_copy_only=False))
+    return pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes()
 
 
 def main() -> None:
