@@ -124,6 +124,14 @@ def _column_hashes(column: pa.ChunkedArray, drop_bits: int) -> bytes:
     return pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes()
 
 
+def keep_outputs(stage: str, folder: Path, kept: Path) -> None:
+    """Move what the stage wrote in `folder` to `kept` (before the scratch folder goes)."""
+    kept.mkdir(parents=True)
+    for name in WRITES[stage]:
+        if (folder / name).exists():
+            shutil.move(folder / name, kept / name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prepared", type=Path, required=True)
@@ -134,6 +142,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--logs", type=Path, help="a folder to keep every run's log in (the scratch folders go)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/stages.json")
+    parser.add_argument(
+        "--keep", type=Path, help="a folder to keep every run's outputs in (<code>-<stage>-<repeat>/), to compare them"
+    )
     args = parser.parse_args()
     codes = {"new": (REPO, CHURN)}
     if args.baseline is not None:
@@ -171,6 +182,8 @@ def main() -> None:
                         args.logs.mkdir(parents=True, exist_ok=True)
                         shutil.copy(folder / f"{stage}.log", args.logs / f"{code}-{stage}-{repeat}.log")
                     results["outcomes"][code].setdefault(stage, []).append(outcome(stage, folder))
+                    if args.keep is not None:
+                        keep_outputs(stage, folder, args.keep / folder.name)
                     print(f"{code:<8} {stage:<11} {repeat}/{args.repeats}: {run['seconds']:8.1f} s  "
                           f"cpu {run['cpu_seconds']:8.1f} s  {run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})",
                           flush=True)  # fmt: skip
