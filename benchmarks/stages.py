@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import yaml
 from generate_validate import CHURN, REPO, machine_info, measure, summary, write_params
 from pipeline import PACKAGES, stage_command
 
@@ -124,6 +125,17 @@ def _column_hashes(column: pa.ChunkedArray, drop_bits: int) -> bytes:
     return pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes()
 
 
+def set_params(path: Path, settings: list[list[str]]) -> None:
+    """Each (block.key, value) of `settings` into the params file; the value is read as YAML, a date kept as
+    written."""
+    params = yaml.safe_load(path.read_text())
+    for name, text in settings:
+        block, key = name.split(".", 1)
+        value = yaml.safe_load(text)
+        params[block][key] = text if isinstance(value, date) else value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def keep_outputs(stage: str, folder: Path, kept: Path) -> None:
     """Move what the stage wrote in `folder` to `kept` (before the scratch folder goes)."""
     kept.mkdir(parents=True)
@@ -140,6 +152,14 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=list(WRITES), required=True)
     parser.add_argument("--baseline-skip", nargs="*", default=[], choices=list(WRITES))
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("BLOCK.KEY", "VALUE"),
+        help="a param for every run, old and new (e.g. --set features.first_cutoff 2025-02-05); repeatable",
+    )
     parser.add_argument("--logs", type=Path, help="a folder to keep every run's log in (the scratch folders go)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/stages.json")
     parser.add_argument(
@@ -172,6 +192,7 @@ def main() -> None:
                         continue
                     folder = Path(tmp) / f"{code}-{stage}-{repeat}"
                     params = scratch(args.prepared, stage, folder, args.customers, root)
+                    set_params(params, args.set)
                     load = os.getloadavg()[0]
                     run = {
                         **measure(stage_command(stage, params, folder, churn), folder / f"{stage}.log", cwd=root),
