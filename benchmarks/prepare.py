@@ -1,13 +1,12 @@
 """Prepare a folder of stage inputs for `benchmarks/stages.py`: run `generate`, `validate`, `features` and `train`
-once, each as its own `churn` subprocess, into `--out` with the file names `pipeline.py`'s stages use (raw, truth,
-validated, quarantine, validation.json, features.parquet, dictionary.csv, backtest, current).
+(or the first ones, `--stages generate validate` for the inputs of `validate` and `features` benchmarks) once, each as its
+own `churn` subprocess, into `--out` with the file names `pipeline.py`'s stages use (raw, truth, validated,
+quarantine, validation.json, features.parquet, dictionary.csv, backtest, current).
 
 `--code` picks the checkout whose `.venv/bin/churn` and params.yaml run the stages (default: this one), so the
 inputs can be made by the older code a comparison starts from. Each stage's log, time and peak RSS go to the folder.
 
     nice -n 5 .venv/bin/python benchmarks/prepare.py --customers 1000000 --out /tmp/churn-1m
-
-`--stages generate validate` stops after those (enough to benchmark `validate`); later stages need the earlier ones.
 """
 
 from __future__ import annotations

@@ -22,11 +22,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
 from generate_validate import CHURN, REPO, machine_info, measure, summary, write_params
 from pipeline import PACKAGES, stage_command
 
@@ -39,6 +44,8 @@ WRITES = {
     "score": tuple(f"risk.{ext}" for ext in ("parquet", "csv", "json", "md")),
     "score_daily": tuple(f"daily.{ext}" for ext in ("parquet", "csv", "json", "md")),
 }
+# features' `rounded` digest: 12 of a double's 52 mantissa bits, about 1e-12 relative.
+FLOAT_BITS_DROPPED = 12
 INPUTS = ("raw", "truth", "validated", "validation.json", "features.parquet", "dictionary.csv", "backtest", "current")
 
 
@@ -53,7 +60,8 @@ def scratch(prepared: Path, stage: str, folder: Path, customers: int, repo: Path
 
 
 def outcome(stage: str, folder: Path) -> dict[str, Any]:
-    """What the run produced that must not change (validate, score) or may move within a band (evaluate)."""
+    """What the run produced that must not change (validate, features, score) or may move within a band
+    (evaluate)."""
     if stage == "validate":
         tables = json.loads((folder / "validation.json").read_text())["tables"]
         counts = {
@@ -76,6 +84,8 @@ def outcome(stage: str, folder: Path) -> dict[str, Any]:
             "roc_auc": {name: round(values["roc_auc"], 6) for name, values in metrics["overall"].items()},
             "bootstrap": metrics.get("bootstrap"),
         }
+    if stage == "features":
+        return features_outcome(folder / "features.parquet")
     if stage in ("score", "score_daily"):
         name = "risk" if stage == "score" else "daily"
         report = json.loads((folder / f"{name}.json").read_text())
@@ -95,6 +105,58 @@ def digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
+def features_outcome(path: Path) -> dict[str, Any]:
+    """The feature table's rows and columns, with two digests of its rows sorted by customer and cutoff, column by
+    column (a 1M table is never held whole): `exact` over every value as written, and `rounded` with the floats'
+    lowest FLOAT_BITS_DROPPED mantissa bits cleared (about 1e-12 relative). DuckDB sums floats in whatever order its
+    threads finish, so two runs of one code may differ in a last bit: then only `rounded` agrees (and, rarely, not
+    even it, where a value sits at a rounding boundary; `benchmarks/features.py`'s full comparison bounds every
+    difference)."""
+    parquet = pq.ParquetFile(path)
+    keys = parquet.read(columns=["customer_id", "cutoff"])
+    order = pc.sort_indices(keys, sort_keys=[("customer_id", "ascending"), ("cutoff", "ascending")])
+    exact, rounded = hashlib.sha256(), hashlib.sha256()
+    for name in parquet.schema_arrow.names:
+        column = parquet.read(columns=[name]).column(0).take(order)
+        exact.update(_column_hashes(column, drop_bits=0))
+        rounded.update(_column_hashes(column, drop_bits=FLOAT_BITS_DROPPED))
+    return {
+        "rows": parquet.metadata.num_rows,
+        "columns": parquet.schema_arrow.names,
+        "exact": exact.hexdigest()[:16],
+        "rounded": rounded.hexdigest()[:16],
+    }
+
+
+def _column_hashes(column: pa.ChunkedArray, drop_bits: int) -> bytes:
+    """Per-row hashes of a column (nulls hash apart from every value); floats with their lowest `drop_bits` bits
+    cleared."""
+    values = column.to_pandas()
+    if pa.types.is_floating(column.type):
+        bits = values.to_numpy(dtype=np.float64, na_value=np.nan).view(np.int64) & ~((1 << drop_bits) - 1)
+        values = pd.Series(bits, dtype="Int64").mask(column.is_null().to_numpy(zero_copy_only=False))
+    return pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes()
+
+
+def set_params(path: Path, settings: list[list[str]]) -> None:
+    """Each (block.key, value) of `settings` into the params file; the value is read as YAML, a date kept as
+    written."""
+    params = yaml.safe_load(path.read_text())
+    for name, text in settings:
+        block, key = name.split(".", 1)
+        value = yaml.safe_load(text)
+        params[block][key] = text if isinstance(value, date) else value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def keep_outputs(stage: str, folder: Path, kept: Path) -> None:
+    """Move what the stage wrote in `folder` to `kept` (before the scratch folder goes)."""
+    kept.mkdir(parents=True)
+    for name in WRITES[stage]:
+        if (folder / name).exists():
+            shutil.move(folder / name, kept / name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prepared", type=Path, required=True)
@@ -103,8 +165,19 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=list(WRITES), required=True)
     parser.add_argument("--baseline-skip", nargs="*", default=[], choices=list(WRITES))
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("BLOCK.KEY", "VALUE"),
+        help="a param for every run, old and new (e.g. --set features.first_cutoff 2025-02-05); repeatable",
+    )
     parser.add_argument("--logs", type=Path, help="a folder to keep every run's log in (the scratch folders go)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/stages.json")
+    parser.add_argument(
+        "--keep", type=Path, help="a folder to keep every run's outputs in (<code>-<stage>-<repeat>/), to compare them"
+    )
     args = parser.parse_args()
     codes = {"new": (REPO, CHURN)}
     if args.baseline is not None:
@@ -132,6 +205,7 @@ def main() -> None:
                         continue
                     folder = Path(tmp) / f"{code}-{stage}-{repeat}"
                     params = scratch(args.prepared, stage, folder, args.customers, root)
+                    set_params(params, args.set)
                     load = os.getloadavg()[0]
                     run = {
                         **measure(stage_command(stage, params, folder, churn), folder / f"{stage}.log", cwd=root),
@@ -142,6 +216,8 @@ def main() -> None:
                         args.logs.mkdir(parents=True, exist_ok=True)
                         shutil.copy(folder / f"{stage}.log", args.logs / f"{code}-{stage}-{repeat}.log")
                     results["outcomes"][code].setdefault(stage, []).append(outcome(stage, folder))
+                    if args.keep is not None:
+                        keep_outputs(stage, folder, args.keep / folder.name)
                     print(f"{code:<8} {stage:<11} {repeat}/{args.repeats}: {run['seconds']:8.1f} s  "
                           f"cpu {run['cpu_seconds']:8.1f} s  {run['peak_rss_gib']:6.2f} GiB  (load {load:.1f})",
                           flush=True)  # fmt: skip

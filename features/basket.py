@@ -41,18 +41,35 @@ BASKET_COLUMNS = tuple(spec.name for spec in BASKET_SPECS)
 
 def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
     """Every line with its order's customer and time, whether the customer had bought its product in an earlier
-    order, and when it was first returned (null: never); None when the source has no order lines.
+    order, when it was first returned (null: never), and whether it is the first line (`first_of_order`) of its
+    order, of the customer's lines of its product (`first_of_product`) or of its category (`first_of_category`,
+    false without one); None when the source has no order lines.
 
     Cutoff-independent: a line's earliest purchase of the same product is no later than the line itself, so for a
-    line before any cutoff it is found among the lines before that cutoff."""
+    line before any cutoff it is found among the lines before that cutoff. Likewise the first line of an order, a
+    product or a category is placed no later than the others, so the lines before a cutoff hold one first line per
+    order, product and category they hold: counting the first lines counts the distinct values, without a distinct
+    count per cutoff."""
     if inputs.order_lines is None:
         return None
     orders = inputs.orders.select("order_id", "customer_id", "ordered_at")
     lines = inputs.order_lines.select("line_id", "order_id", "product_id", "category", "quantity", "unit_price")
     lines = lines.join(orders, "order_id")
     first_bought = ibis.window(group_by=[lines.customer_id, lines.product_id])
-    lines = lines.mutate(repeat=lines.ordered_at > lines.ordered_at.min().over(first_bought))
+    lines = lines.mutate(
+        repeat=lines.ordered_at > lines.ordered_at.min().over(first_bought),
+        first_of_order=_first_line(lines, [lines.order_id]),
+        first_of_product=_first_line(lines, [lines.customer_id, lines.product_id]),
+        first_of_category=lines.category.notnull() & _first_line(lines, [lines.customer_id, lines.category]),
+    )
     return _with_returned_at(lines, inputs.returns)
+
+
+def _first_line(lines: ibis.Table, group_by: list[ibis.Value]) -> ibis.Value:
+    """Whether the line is the earliest placed of its group (of lines placed at the same time, the lowest line_id:
+    exactly one per group either way)."""
+    window = ibis.window(group_by=group_by, order_by=[lines.ordered_at, lines.line_id])
+    return ibis.row_number().over(window) == 0
 
 
 def _with_returned_at(lines: ibis.Table, returns: ibis.Table | None) -> ibis.Table:
@@ -82,10 +99,10 @@ def basket_part(lines: ibis.Table | None, cutoff: pd.Timestamp) -> ibis.Table | 
     per_customer = known.aggregate(
         by="customer_id",
         basket_lines=known.count(),
-        basket_orders=known.order_id.nunique(),
+        basket_orders=count_if(known.first_of_order),
         basket_units=known.quantity.sum(),
-        basket_products=known.product_id.nunique(),
-        basket_categories=known.category.nunique(),
+        basket_products=count_if(known.first_of_product),
+        basket_categories=count_if(known.first_of_category),
         basket_median_price=known.unit_price.median(),
         basket_repeat_lines=count_if(known.repeat),
         basket_returned_lines=count_if((known.returned_at < at(cutoff)).fill_null(False)),

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from features.common import at, cancelled_before, count_if, days_between, orders_before
+from features.common import at, days_between
 from features.labels import is_active
 from features.spec import FeatureSpec, reading_order_status
 
@@ -230,34 +230,26 @@ def btyd_quantities(history: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
     )
 
 
-def btyd_history(facts: ibis.Table, cutoff: pd.Timestamp, active_window_days: int) -> ibis.Table:
+def btyd_history(summary: ibis.Table, cutoff: pd.Timestamp, active_window_days: int) -> ibis.Table:
     """Per customer with an order placed before the cutoff: HISTORY_COLUMNS as the RFM features define them
     (non-cancelled orders, days since the first order placed and the last non-cancelled one) and `active`, whether
-    the customer is in the cutoff's population. From `order_facts`."""
-    placed = orders_before(facts, cutoff)
-    qualifying = ~cancelled_before(placed.cancel_known_at, at(cutoff))
-    per_customer = placed.aggregate(
-        by="customer_id",
-        orders_total=count_if(qualifying),
-        first_order_at=placed.ordered_at.min(),
-        last_order_at=ibis.ifelse(qualifying, placed.ordered_at, ibis.null()).max(),
-        last_placed_at=placed.ordered_at.max(),
-    )
-    return per_customer.select(
+    the customer is in the cutoff's population. From `order_summary` at the cutoff, which the features read too."""
+    return summary.select(
         "customer_id",
         "orders_total",
-        days_since_first_order=days_between(at(cutoff), per_customer.first_order_at),
-        days_since_last_order=days_between(at(cutoff), per_customer.last_order_at),
-        active=is_active(per_customer.last_placed_at, cutoff, active_window_days),
+        days_since_first_order=days_between(at(cutoff), summary.first_order_at),
+        days_since_last_order=days_between(at(cutoff), summary.last_order_at),
+        active=is_active(summary.last_placed_at, cutoff, active_window_days),
     )
 
 
-def btyd_part(facts: ibis.Table, cutoff: pd.Timestamp, horizon_days: int, active_window_days: int) -> ibis.Table:
-    """customer_id and BTYD_COLUMNS for the cutoff's population, as an in-memory table to join to the features.
+def btyd_part(summary: ibis.Table, cutoff: pd.Timestamp, horizon_days: int, active_window_days: int) -> ibis.Table:
+    """customer_id and BTYD_COLUMNS for the cutoff's population (from `order_summary` at the cutoff), as an
+    in-memory table to join to the features.
 
     The history is computed by the engine and the fit runs here, so DuckDB and Spark give the same values: the
     fit sees the same summaries (whole seconds between timestamps) in an order of its own."""
-    history = btyd_history(facts, cutoff, active_window_days).to_pyarrow().to_pandas()
+    history = btyd_history(summary, cutoff, active_window_days).to_pyarrow().to_pandas()
     active = history["active"].to_numpy(dtype=bool)
     if not active.any() or not (history["orders_total"].to_numpy() > 0).any():
         quantities = pd.DataFrame({name: pd.Series([], dtype="float64") for name in BTYD_COLUMNS})

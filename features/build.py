@@ -60,6 +60,9 @@ class SharedTables:
     # The values of the order columns whose most common value is a feature, where they are few (`column_levels`):
     # `order_summary` counts orders per value, so no cutoff groups orders by customer and value.
     levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Whether the tables above are kept by the backend: then each cutoff's order summary is kept too, while its
+    # features are computed, so that BG/NBD's history and the features read it without aggregating the orders twice.
+    cached: bool = False
 
 
 def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = False) -> SharedTables:
@@ -81,6 +84,7 @@ def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = Fa
         returns=None if returns is None else kept(returns),
         lines=None if lines is None else kept(lines),
         levels=column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")]),
+        cached=cache,
     )
 
 
@@ -94,6 +98,8 @@ def features_at(
     which also gives the population; the other pieces are joined to it."""
     shared = shared_tables(inputs, params) if shared is None else shared
     summary = order_summary(shared.orders, cutoff, shared.levels)
+    if shared.cached:
+        summary = summary.cache()
     table = summary.filter(is_active(summary.last_placed_at, cutoff, params.active_window_days))
     table = table.mutate(**most_common_columns(table, shared.levels))
     parts = [
@@ -103,7 +109,7 @@ def features_at(
         seasonal_part(shared.orders, cutoff, params.horizon_days),
         basket_part(shared.lines, cutoff),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
-        btyd_part(shared.orders, cutoff, params.horizon_days, params.active_window_days),
+        btyd_part(summary, cutoff, params.horizon_days, params.active_window_days),
     ]
     labels = churn_labels(inputs.orders, cutoff, params.horizon_days, inputs.as_of)
     for part in parts if labels is None else [*parts, labels]:

@@ -29,6 +29,7 @@ from features.build import feature_dictionary, features_at, shared_tables
 from features.cutoffs import FeatureParams
 from features.inputs import inputs_from_frames
 from features.leakage import feature_differences, known_before
+from features.orders import order_summary
 
 CUTOFF = pd.Timestamp("2024-06-01")
 AS_OF = pd.Timestamp("2024-12-01")
@@ -183,7 +184,8 @@ def shop() -> dict[str, pd.DataFrame]:
 def test_inputs_are_the_rfm_features() -> None:
     inputs = inputs_from_frames(shop(), AS_OF)
     table = features_at(inputs, CUTOFF, PARAMS).execute().set_index("customer_id").sort_index()
-    history = btyd_history(shared_tables(inputs, PARAMS).orders, CUTOFF, PARAMS.active_window_days).execute()
+    summary = order_summary(shared_tables(inputs, PARAMS).orders, CUTOFF)
+    history = btyd_history(summary, CUTOFF, PARAMS.active_window_days).execute()
     history = history.set_index("customer_id").sort_index()
     assert history.index.tolist() == ["c1", "c2", "c3", "c4", "c5"]
     assert history["active"].tolist() == [True, True, False, True, True]
