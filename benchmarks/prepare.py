@@ -1,6 +1,6 @@
 """Prepare a folder of stage inputs for `benchmarks/stages.py`: run `generate`, `validate`, `features` and `train`
-(or the first ones, `--stages generate validate` for the inputs of `validate` and `features` benchmarks) once, each as its
-own `churn` subprocess, into `--out` with the file names `pipeline.py`'s stages use (raw, truth, validated,
+(or the first ones: `--stages generate validate` for the inputs of `validate` and `features` benchmarks) once, each
+as its own `churn` subprocess, into `--out` with the file names `pipeline.py`'s stages use (raw, truth, validated,
 quarantine, validation.json, features.parquet, dictionary.csv, backtest, current).
 
 `--code` picks the checkout whose `.venv/bin/churn` and params.yaml run the stages (default: this one), so the
