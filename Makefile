@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
+# Test processes of `make test`; each runs a test file at a time (its fixtures and Spark session stay its own).
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -27,7 +29,7 @@ run: install ## Run the pipeline on the default (synthetic) data: dvc repro
 	PATH=$(CURDIR)/$(BIN):$$PATH dvc repro
 
 test: install lint ## Lint, type-check and run the test suite
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest --numprocesses $(TEST_WORKERS) --dist loadfile --durations 15
 
 lock-check: install ## Fail when dvc.lock is out of step with the code, params or tracked reports
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python .ci/lock_in_step.py
