@@ -74,3 +74,16 @@ def test_changed_code_params_or_reports_are_drift(
     (project / change[0]).write_text(change[1])
     assert checker().main(project) == 1
     assert f"dvc.lock is out of step: {expected}" in capsys.readouterr().err
+
+
+def test_the_repository_leaves_python_and_numba_caches_out_of_the_code_it_hashes() -> None:
+    # numba caches the compiled SHAP functions beside models/treeshap.py, stamped with the source's time: were they
+    # hashed with the `models` folder, every fresh clone that ran the tests would be out of step with dvc.lock.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["dvc", "check-ignore", path], cwd=REPO, env=env, capture_output=True).returncode == 0
+
+    assert ignored("models/__pycache__/treeshap._contributions-304.py311.nbi")
+    assert ignored("features/__pycache__/build.cpython-311.pyc")
+    assert not ignored("models/treeshap.py")
