@@ -200,6 +200,8 @@ def reason_texts(reasons: pd.DataFrame, features: pd.DataFrame, last_bad_kind: p
 
     `describe` is called once per distinct value (and kind of the last bad experience) of each reason feature, not
     once per customer: counts and flags repeat across many customers."""
+    if not features.index.equals(reasons.index):  # the loop below reads values by position
+        features = features.loc[reasons.index]
     kinds = None
     if last_bad_kind is not None:
         aligned = last_bad_kind.reindex(reasons.index)

@@ -19,7 +19,7 @@ from features.build import FEATURE_SPECS
 from features.cutoffs import FeatureParams
 from features.inputs import read_validated
 from models.artifact import load_model
-from models.explain import REASON_WHEN, describe, reason_contributions, top_reasons
+from models.explain import REASON_WHEN, describe, reason_contributions, reason_texts, top_reasons
 from models.risk import ActionRule, RiskParams, for_people, suggested_actions
 from pipelines.cli import app
 from pipelines.params import load_params
@@ -233,6 +233,14 @@ def test_recency_is_one_reason_against_the_usual_gap_or_after_a_single_order() -
     assert reasons.loc["single"].tolist() == ["days_since_last_order", "tickets_open", None]
     assert reasons.loc["early"].tolist() == ["tickets_open", None, None]
 
+
+
+def test_reason_texts_read_each_customer_s_own_values_whatever_the_row_order() -> None:
+    features = pd.DataFrame({"late_delivery_90d": [1, 3], "tickets_open": [2, 0]}, index=["a", "b"])
+    reasons = pd.DataFrame({"reason_1_feature": ["late_delivery_90d", "late_delivery_90d"]}, index=["a", "b"])
+    aligned = reason_texts(reasons, features)
+    assert aligned.equals(reason_texts(reasons, features.loc[["b", "a"]]))
+    assert aligned.loc["a", "reason_1"] != aligned.loc["b", "reason_1"]
 
 def default_actions() -> tuple[ActionRule, ...]:
     return RiskParams.from_dict(load_params(REPO / "params.yaml")["score"]).actions
