@@ -234,13 +234,13 @@ def test_recency_is_one_reason_against_the_usual_gap_or_after_a_single_order() -
     assert reasons.loc["early"].tolist() == ["tickets_open", None, None]
 
 
-
 def test_reason_texts_read_each_customer_s_own_values_whatever_the_row_order() -> None:
     features = pd.DataFrame({"late_delivery_90d": [1, 3], "tickets_open": [2, 0]}, index=["a", "b"])
     reasons = pd.DataFrame({"reason_1_feature": ["late_delivery_90d", "late_delivery_90d"]}, index=["a", "b"])
     aligned = reason_texts(reasons, features)
     assert aligned.equals(reason_texts(reasons, features.loc[["b", "a"]]))
     assert aligned.loc["a", "reason_1"] != aligned.loc["b", "reason_1"]
+
 
 def default_actions() -> tuple[ActionRule, ...]:
     return RiskParams.from_dict(load_params(REPO / "params.yaml")["score"]).actions
