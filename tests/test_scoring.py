@@ -90,7 +90,8 @@ def test_scoring_builds_the_same_features_as_training(pipeline: dict[str, Path])
     at_scoring = scoring_features(inputs, cutoff, FeatureParams.from_dict(FEATURES))
     at_training = table[table["cutoff"] == cutoff].set_index("customer_id").loc[at_scoring.index]
     names = [spec.name for spec in FEATURE_SPECS]
-    pd.testing.assert_frame_equal(at_scoring[names], at_training[names], check_dtype=False)
+    # The same dtypes too: scoring reads its rows through Arrow, as the features stage writes them.
+    pd.testing.assert_frame_equal(at_scoring[names], at_training[names])
     assert np.array_equal(model.predict(at_scoring), model.predict(at_training))
 
 

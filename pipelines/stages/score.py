@@ -164,7 +164,7 @@ def risk_list(
     shared = shared_tables(inputs, params, cache=True)
     features = scoring_features(inputs, as_of, params, shared)
     refuse_empty(len(features), as_of, params)
-    events = last_bad_experience(shared.events, as_of).execute().set_index("customer_id")
+    events = as_frame(last_bad_experience(shared.events, as_of)).set_index("customer_id")
     # One model input for the prediction and the drift check.
     matrix = model.matrix(features)
     risk = assemble_risk_list(features, model.predict_matrix(matrix), events, as_of, params.horizon_days, risk_params)
@@ -223,7 +223,14 @@ def scoring_features(
     inputs: FeatureInputs, as_of: pd.Timestamp, params: FeatureParams, shared: SharedTables | None = None
 ) -> pd.DataFrame:
     """The population's features at as_of, by the same code that built the training rows; indexed by customer."""
-    return features_at(inputs, as_of, params, shared).execute().set_index("customer_id")
+    return as_frame(features_at(inputs, as_of, params, shared)).set_index("customer_id")
+
+
+def as_frame(table: ibis.Table) -> pd.DataFrame:
+    """The rows of `table` in pandas by way of Arrow, as the features stage writes the training rows. Not Ibis's
+    `execute`, which makes Python objects of every value in a column holding a null: at 1M customers several GiB
+    and most of the time spent on the features at as-of."""
+    return table.to_pyarrow().to_pandas()
 
 
 def with_overrides(params: RiskParams, as_of: str | None, filters: Filters) -> RiskParams:
