@@ -21,7 +21,6 @@ from models.artifact import ChurnModel
 from models.calibration import choose_calibration
 from models.dataset import ModelInput, model_input_from, to_matrix
 from models.drift import feature_profile
-from models.history_weights import short_history_weights
 from models.season_anchor import logit_shift, outside_season, season_to_learn
 from models.split import Split, held_out_customers, label_known_by, split_for_deployment
 
@@ -97,11 +96,6 @@ class TrainParams:
     # Trials of a hyperparameter search (Optuna TPE, seeded; models/search.py) scored on the validation customers of
     # the fitting cutoffs, never the test cutoff; the chosen params replace those above. 0 = off.
     search_trials: int = 0
-    # A left-truncated export (models/history_weights.py): a fitting row at a cutoff with h days of history in the
-    # data before it weighs min(1, h / this) in the booster's fit, because tenure and the all-history counts there
-    # are cut short by the export's start. null = every row weighs 1 (the default: the synthetic shop's history
-    # starts with its first customer).
-    short_history_weight_days: int | None = None
     # Too little data: below these the out-of-time numbers mean nothing. `stop` refuses to train; `warn` trains and
     # every report and risk list from the model says so.
     min_fit_rows: int = 1000
@@ -122,11 +116,6 @@ class TrainParams:
             raise ValueError(f"train.season_anchor must be last_year, auto or never, not {params.season_anchor!r}")
         if params.search_trials < 0:
             raise ValueError(f"train.search_trials must be 0 (no search) or more, not {params.search_trials}")
-        if params.short_history_weight_days is not None and params.short_history_weight_days <= 0:
-            raise ValueError(
-                "train.short_history_weight_days must be a positive number of days or null (every row weighs 1), "
-                f"not {params.short_history_weight_days}"
-            )
         return params
 
 
@@ -200,15 +189,13 @@ def fit_recipe(
         len(model_input.features),
     )
     train_matrix = to_matrix(train_rows, model_input)
-    weights = row_weights(train_rows, frame, params)
-    params, search = searched_params(params, train_matrix, train_rows, validation_rows, model_input, weights)
+    params, search = searched_params(params, train_matrix, train_rows, validation_rows, model_input)
     booster, curve = fit_booster(
         train_matrix,
         train_rows[LABEL].to_numpy(),
         to_matrix(validation_rows, model_input),
         validation_rows[LABEL].to_numpy(),
         params,
-        weights,
     )
     raw = np.asarray(booster.predict(to_matrix(validation_rows, model_input)), dtype=np.float64)
     halves = held_out_customers(validation_rows["customer_id"], 0.5, params.seed + 1)
@@ -228,7 +215,6 @@ def fit_recipe(
         "train_rows": len(train_rows),
         "validation_rows": len(validation_rows),
         "train_churn_rate": float(train_rows[LABEL].mean()),
-        **({"row_weights": weight_summary(weights)} if weights is not None else {}),
         "best_iteration": booster.best_iteration,
         "validation_curve": curve,
         "calibration_log_loss": calibration_losses,
@@ -277,33 +263,15 @@ def last_year_level(
     }
 
 
-def row_weights(train_rows: pd.DataFrame, frame: pd.DataFrame, params: TrainParams) -> np.ndarray | None:
-    """The training rows' weights in the booster's fit (train.short_history_weight_days), or None: all weigh 1.
-    Early stopping and calibration see the validation customers unweighted."""
-    if params.short_history_weight_days is None:
-        return None
-    return short_history_weights(train_rows, frame, params.short_history_weight_days)
-
-
-def weight_summary(weights: np.ndarray) -> dict[str, float | int]:
-    """What the row weights did, for the model's metadata."""
-    return {
-        "rows_below_one": int((weights < 1.0).sum()),
-        "min": float(weights.min()),
-        "mean": float(weights.mean()),
-    }
-
-
 def searched_params(
     params: TrainParams,
     train_matrix: pd.DataFrame,
     train_rows: pd.DataFrame,
     validation_rows: pd.DataFrame,
     model_input: ModelInput,
-    weights: np.ndarray | None = None,
 ) -> tuple[TrainParams, dict[str, Any] | None]:
     """`params` as given, or with train.search_trials > 0 the params the search chose on the validation customers
-    (models/search.py) and the record of its trials; every trial fits with the training rows' `weights`."""
+    (models/search.py) and the record of its trials."""
     if params.search_trials == 0:
         return params, None
     from models.search import search_params
@@ -312,24 +280,19 @@ def searched_params(
     train_y, valid_y = train_rows[LABEL].to_numpy(), validation_rows[LABEL].to_numpy()
 
     def validation_loss(candidate: TrainParams) -> tuple[float, int]:
-        booster, curve = fit_booster(train_matrix, train_y, valid_matrix, valid_y, candidate, weights)
+        booster, curve = fit_booster(train_matrix, train_y, valid_matrix, valid_y, candidate)
         return float(curve["binary_logloss"][booster.best_iteration - 1]), int(booster.best_iteration)
 
     return search_params(params, validation_loss)
 
 
 def fit_booster(
-    train_x: pd.DataFrame,
-    train_y: np.ndarray,
-    valid_x: pd.DataFrame,
-    valid_y: np.ndarray,
-    params: TrainParams,
-    weights: np.ndarray | None = None,
+    train_x: pd.DataFrame, train_y: np.ndarray, valid_x: pd.DataFrame, valid_y: np.ndarray, params: TrainParams
 ) -> tuple[lgb.Booster, dict[str, list[float]]]:
     """Boost until the validation log loss stops improving; returns the booster (trimmed to its best round) and
-    the validation curve per round. `weights`: the training rows' weights (None: all 1)."""
+    the validation curve per round."""
     booster_params = lightgbm_params(params, tuple(train_x.columns))
-    train_set = lgb.Dataset(train_x, train_y, weight=weights, free_raw_data=True)
+    train_set = lgb.Dataset(train_x, train_y, free_raw_data=True)
     valid_set = lgb.Dataset(valid_x, valid_y, reference=train_set, free_raw_data=True)
     history: dict[str, Any] = {}
     booster = lgb.train(
