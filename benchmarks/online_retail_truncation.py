@@ -18,7 +18,12 @@ model in process (models.train.fit_recipe, every default of params.yaml) on the 
 - weight_recent: fitting rows weighted 0.5 ** (age / 180 days), age = deployment minus cutoff;
 - weight_history_censored: weight_history and censored_flag together;
 - drop_short_history: fitting rows at cutoffs with less than a year of export history weigh 0 (left out of the
-  booster's fit; early stopping and calibration still see them).
+  booster's fit; early stopping and calibration still see them);
+- weight_history_table: weight_history with the history read from the feature table alone, as a train param
+  would have to (at each cutoff, the cutoff minus the largest days_since_first_order of its rows, the earliest of
+  those at it and before it: first orders to the minute, 0.32 days less history than from midnight). It was built as
+  `train.short_history_weight_days` (branch issue-15-spring, commit cecdc09) and reverted: its gain is the
+  booster's seed noise (--seeds).
 
 The decision rule, fixed before any test number was read: a variant is kept only if the validation customers' log
 loss (held-out customers of the fitting cutoffs, calibrated probabilities) is lower than `full`'s at both the spring
@@ -47,13 +52,13 @@ from generate_validate import REPO, machine_info
 from sklearn.metrics import log_loss, roc_auc_score
 
 sys.path.insert(0, str(REPO))
-import models.train as training  # noqa: E402
-from features.build import LABEL  # noqa: E402
-from models.baselines import buy_till_you_die, recency_rule, rfm_logistic  # noqa: E402
-from models.bootstrap import bootstrap_roc_auc  # noqa: E402
-from models.dataset import ModelInput, labelled, read_cutoff_rows, read_labelled_rows  # noqa: E402
-from models.metrics import score_metrics  # noqa: E402
-from models.split import split_for_deployment  # noqa: E402
+import models.train as training
+from features.build import LABEL
+from models.baselines import buy_till_you_die, recency_rule, rfm_logistic
+from models.bootstrap import bootstrap_roc_auc
+from models.dataset import ModelInput, labelled, read_cutoff_rows, read_labelled_rows
+from models.metrics import score_metrics
+from models.split import split_for_deployment
 
 # test cutoff -> the weekly grid folder of the online_retail.py run that holds it
 CUTOFFS = {"2011-05-27": "grid_7_2010-03-05", "2011-08-25": "grid_7_2010-03-04", "2011-02-24": "grid_7_2010-03-04"}
@@ -72,6 +77,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "weight_recent": ((), "recent"),
     "weight_history_censored": (("tenure_censored",), "history"),
     "drop_short_history": ((), "drop"),
+    "weight_history_table": ((), "table"),
 }
 
 
@@ -92,6 +98,9 @@ def row_weights(kind: str | None, cutoffs: np.ndarray, export_start: pd.Timestam
     cutoffs = pd.DatetimeIndex(cutoffs)
     if kind == "history":
         return np.minimum(1.0, (cutoffs - export_start).days.to_numpy() / YEAR_DAYS)
+    if kind == "table":
+        history = pd.Series(cutoffs).map(TABLE_HISTORY_DAYS).to_numpy(dtype=np.float64)
+        return np.minimum(1.0, history / YEAR_DAYS)
     if kind == "drop":
         return ((cutoffs - export_start).days.to_numpy() >= YEAR_DAYS).astype("float64")
     return 0.5 ** ((deploy_at - cutoffs).days.to_numpy() / HALF_LIFE_DAYS)
@@ -120,7 +129,7 @@ def patched(extra: tuple[str, ...], weight: str | None, export_start: pd.Timesta
         original_dataset = lgb.Dataset
 
         def dataset(data: Any, label: Any = None, **kwargs: Any) -> lgb.Dataset:
-            if data is train_x:
+            if data is train_x:  # the training rows get their weights; the validation set stays unweighted
                 kwargs["weight"] = weights
             return original_dataset(data, label, **kwargs)
 
@@ -141,6 +150,15 @@ def patched(extra: tuple[str, ...], weight: str | None, export_start: pd.Timesta
 
 
 DEPLOY_AT: list[pd.Timestamp] = [pd.Timestamp("1970-01-01")]
+# cutoff -> days of history before it, read from the feature table (weight_history_table)
+TABLE_HISTORY_DAYS: dict[pd.Timestamp, float] = {}
+
+
+def table_history_days(frame: pd.DataFrame) -> dict[pd.Timestamp, float]:
+    """Per cutoff, the cutoff minus the earliest first order seen at it or any earlier cutoff (point in time)."""
+    tenure = pd.to_timedelta(frame["days_since_first_order"].astype("float64"), unit="D")
+    earliest = (frame["cutoff"] - tenure).groupby(frame["cutoff"]).min().sort_index().cummin()
+    return {cutoff: (cutoff - start).total_seconds() / 86_400.0 for cutoff, start in earliest.items()}
 
 
 def baseline_scores(frame: pd.DataFrame, test_rows: pd.DataFrame, deploy_at: pd.Timestamp, horizon: int,
@@ -168,13 +186,64 @@ def validation_losses(model: Any, frame: pd.DataFrame, split: Any) -> dict[str, 
     }
 
 
-def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int, variants: list[str]) -> dict:
+def booster_seed(offset: int) -> Callable[[], None]:
+    """LightGBM's own seed (bagging, feature fraction) moved by `offset`; the validation customers, drawn with
+    train.seed, stay the same. Returns the undo."""
+    original = training.lightgbm_params
+
+    def seeded(params: training.TrainParams, features: tuple[str, ...]) -> dict[str, Any]:
+        return {**original(params, features), "seed": params.seed + offset}
+
+    training.lightgbm_params = seeded  # type: ignore[assignment]
+
+    def undo() -> None:
+        training.lightgbm_params = original  # type: ignore[assignment]
+
+    return undo
+
+
+def seed_spread(frame: pd.DataFrame, test_rows: pd.DataFrame, deploy_at: pd.Timestamp, horizon: int,
+                params: training.TrainParams, variants: list[str], seeds: int,
+                export_start: pd.Timestamp) -> dict[str, Any]:  # fmt: skip
+    """Each variant's test ROC-AUC, and its difference from `full` fitted with the same booster seed, for booster
+    seeds 1..seeds: how far the fitting noise alone moves them."""
+    labels = test_rows[LABEL].to_numpy()
+    aucs: dict[str, list[float]] = {name: [] for name in variants}
+    for offset in range(1, seeds + 1):
+        for name in variants:
+            undo_seed = booster_seed(offset)
+            extra, weight = VARIANTS[name]
+            try:
+                undo = patched(extra, weight, export_start)
+                try:
+                    model, _ = training.fit_recipe(frame, deploy_at, horizon, params, "explore", ())
+                finally:
+                    undo()
+            finally:
+                undo_seed()
+            aucs[name].append(float(roc_auc_score(labels, model.predict_raw(test_rows))))
+            print(deploy_at.date(), "seed offset", offset, name, round(aucs[name][-1], 4), flush=True)
+    result: dict[str, Any] = {"booster_seed_offsets": list(range(1, seeds + 1))}
+    for name, values in aucs.items():
+        entry: dict[str, Any] = {"roc_auc": [round(v, 4) for v in values], "mean": round(float(np.mean(values)), 4),
+                                 "sd": round(float(np.std(values, ddof=1)), 4)}  # fmt: skip
+        if name != "full":
+            gaps = np.subtract(values, aucs["full"])
+            entry.update(minus_full=[round(float(g), 4) for g in gaps], minus_full_mean=round(float(gaps.mean()), 4))
+        result[name] = entry
+    return result
+
+
+def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int, variants: list[str],
+               seeds: int = 0) -> dict:  # fmt: skip
     path = work / CUTOFFS[test] / "features.parquet"
     export_start = pd.Timestamp(pd.read_parquet(work / "validated" / "orders.parquet", columns=["ordered_at"])
                                 ["ordered_at"].min()).normalize()  # fmt: skip
     deploy_at = pd.Timestamp(test)
     DEPLOY_AT[0] = deploy_at
     frame = with_truncation_features(read_labelled_rows(path, params.max_training_rows, params.seed), export_start)
+    TABLE_HISTORY_DAYS.clear()
+    TABLE_HISTORY_DAYS.update(table_history_days(frame))
     test_rows = with_truncation_features(labelled(read_cutoff_rows(path, deploy_at)), export_start)
     labels = test_rows[LABEL].to_numpy()
     cache = work / f"truncation_baselines_{test}.parquet"
@@ -192,8 +261,8 @@ def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int
     full_raw = None
     for name in variants:
         extra, weight = VARIANTS[name]
-        undo = patched(extra, weight, export_start)
         started = time.perf_counter()
+        undo = patched(extra, weight, export_start)
         try:
             model, split = training.fit_recipe(frame, deploy_at, horizon, params, "explore", ())
         finally:
@@ -220,6 +289,9 @@ def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int
             entry["minus_full_95"] = intervals["gain_over"]["full"]
         result["variants"][name] = entry
         print(test, name, json.dumps(entry), flush=True)
+    if seeds:
+        result["seed_spread"] = seed_spread(frame, test_rows, deploy_at, horizon, params, variants, seeds,
+                                            export_start)  # fmt: skip
     return result
 
 
@@ -229,6 +301,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/online_retail_truncation.json")
     parser.add_argument("--cutoffs", nargs="+", choices=list(CUTOFFS), default=list(CUTOFFS))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        help="also refit every variant with this many other booster seeds (the fitting noise)",
+    )
     args = parser.parse_args()
     if "full" not in args.variants:
         args.variants.insert(0, "full")
@@ -243,17 +321,30 @@ def main() -> None:
     recorded = json.loads(args.out.read_text()) if args.out.is_file() else {}
     per_cutoff = recorded.get("test_cutoffs", {})
     for test in args.cutoffs:
-        result = run_cutoff(args.work, test, params, horizon, args.variants)
+        result = run_cutoff(args.work, test, params, horizon, args.variants, args.seeds)
         # Variants run earlier into the same --out are kept (minus_full compares with this run's full, the same fit).
-        result["variants"] = {**per_cutoff.get(test, {}).get("variants", {}), **result["variants"]}
+        earlier = per_cutoff.get(test, {})
+        result["variants"] = {**earlier.get("variants", {}), **result["variants"]}
+        if "seed_spread" in earlier and "seed_spread" not in result:
+            result["seed_spread"] = earlier["seed_spread"]
         per_cutoff[test] = result
         args.out.write_text(json.dumps({**recorded, "test_cutoffs": per_cutoff}, indent=2) + "\n")
     result = {
         "benchmark": "online_retail_truncation",
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python benchmarks/online_retail_truncation.py --work", str(args.work),
-                             "--cutoffs", *args.cutoffs, "--variants", *args.variants]),  # fmt: skip
+        "command": " ".join(
+            [
+                "python benchmarks/online_retail_truncation.py --work",
+                str(args.work),
+                "--cutoffs",
+                *args.cutoffs,
+                "--variants",
+                *args.variants,
+                "--seeds",
+                str(args.seeds),
+            ]
+        ),
         "machine": machine_info(PACKAGES),
         "censor_days": CENSOR_DAYS,
         "half_life_days": HALF_LIFE_DAYS,
