@@ -133,7 +133,7 @@ def patched(extra: tuple[str, ...], weight: str | None, export_start: pd.Timesta
                 kwargs["weight"] = weights
             return original_dataset(data, label, **kwargs)
 
-        lgb.Dataset = dataset  # type: ignore[misc]
+        lgb.Dataset = dataset  # type: ignore[misc,assignment]
         try:
             return fit_booster(train_x, train_y, valid_x, valid_y, params)
         finally:
@@ -141,10 +141,10 @@ def patched(extra: tuple[str, ...], weight: str | None, export_start: pd.Timesta
 
     training.model_input_from = input_with_extra  # type: ignore[assignment]
     training.to_matrix = matrix_with_cutoffs  # type: ignore[assignment]
-    training.fit_booster = weighted_booster  # type: ignore[assignment]
+    training.fit_booster = weighted_booster
 
     def undo() -> None:
-        training.model_input_from, training.to_matrix, training.fit_booster = originals  # type: ignore[assignment]
+        training.model_input_from, training.to_matrix, training.fit_booster = originals
 
     return undo
 
@@ -194,10 +194,10 @@ def booster_seed(offset: int) -> Callable[[], None]:
     def seeded(params: training.TrainParams, features: tuple[str, ...]) -> dict[str, Any]:
         return {**original(params, features), "seed": params.seed + offset}
 
-    training.lightgbm_params = seeded  # type: ignore[assignment]
+    training.lightgbm_params = seeded
 
     def undo() -> None:
-        training.lightgbm_params = original  # type: ignore[assignment]
+        training.lightgbm_params = original
 
     return undo
 
@@ -225,8 +225,9 @@ def seed_spread(frame: pd.DataFrame, test_rows: pd.DataFrame, deploy_at: pd.Time
             print(deploy_at.date(), "seed offset", offset, name, round(aucs[name][-1], 4), flush=True)
     result: dict[str, Any] = {"booster_seed_offsets": list(range(1, seeds + 1))}
     for name, values in aucs.items():
+        spread = round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None
         entry: dict[str, Any] = {"roc_auc": [round(v, 4) for v in values], "mean": round(float(np.mean(values)), 4),
-                                 "sd": round(float(np.std(values, ddof=1)), 4)}  # fmt: skip
+                                 "sd": spread}  # fmt: skip
         if name != "full":
             gaps = np.subtract(values, aucs["full"])
             entry.update(minus_full=[round(float(g), 4) for g in gaps], minus_full_mean=round(float(gaps.mean()), 4))
