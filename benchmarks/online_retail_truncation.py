@@ -203,12 +203,14 @@ def booster_seed(offset: int) -> Callable[[], None]:
 
 
 def seed_spread(frame: pd.DataFrame, test_rows: pd.DataFrame, deploy_at: pd.Timestamp, horizon: int,
-                params: training.TrainParams, variants: list[str], seeds: int,
-                export_start: pd.Timestamp) -> dict[str, Any]:  # fmt: skip
+                params: training.TrainParams, variants: list[str], seeds: int, export_start: pd.Timestamp,
+                first_raw: dict[str, np.ndarray], best: tuple[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
     """Each variant's test ROC-AUC, and its difference from `full` fitted with the same booster seed, for booster
-    seeds 1..seeds: how far the fitting noise alone moves them."""
+    seeds 1..seeds: how far the fitting noise alone moves them. And the seed average: the mean raw score over the
+    train.seed fit (`first_raw`) and these, against the best baseline (`best`: name, ranking)."""
     labels = test_rows[LABEL].to_numpy()
     aucs: dict[str, list[float]] = {name: [] for name in variants}
+    raws: dict[str, list[np.ndarray]] = {name: [first_raw[name]] for name in variants}
     for offset in range(1, seeds + 1):
         for name in variants:
             undo_seed = booster_seed(offset)
@@ -221,7 +223,8 @@ def seed_spread(frame: pd.DataFrame, test_rows: pd.DataFrame, deploy_at: pd.Time
                     undo()
             finally:
                 undo_seed()
-            aucs[name].append(float(roc_auc_score(labels, model.predict_raw(test_rows))))
+            raws[name].append(model.predict_raw(test_rows))
+            aucs[name].append(float(roc_auc_score(labels, raws[name][-1])))
             print(deploy_at.date(), "seed offset", offset, name, round(aucs[name][-1], 4), flush=True)
     result: dict[str, Any] = {"booster_seed_offsets": list(range(1, seeds + 1))}
     for name, values in aucs.items():
@@ -231,6 +234,14 @@ def seed_spread(frame: pd.DataFrame, test_rows: pd.DataFrame, deploy_at: pd.Time
         if name != "full":
             gaps = np.subtract(values, aucs["full"])
             entry.update(minus_full=[round(float(g), 4) for g in gaps], minus_full_mean=round(float(gaps.mean()), 4))
+        average = np.mean(raws[name], axis=0)
+        intervals = bootstrap_roc_auc(labels, {"average": average, best[0]: best[1]}, "average", RESAMPLES, params.seed)
+        entry["seed_average"] = {
+            "fits": len(raws[name]),
+            "roc_auc": round(float(roc_auc_score(labels, average)), 4),
+            "gain_over_best": round(float(roc_auc_score(labels, average) - roc_auc_score(labels, best[1])), 4),
+            "gain_over_best_95": intervals["gain_over"][best[0]],
+        }
         result[name] = entry
     return result
 
@@ -260,6 +271,7 @@ def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int
                               "baselines": {k: round(v, 4) for k, v in base_auc.items()}, "best_baseline": best,
                               "variants": {}}  # fmt: skip
     full_raw = None
+    first_raw: dict[str, np.ndarray] = {}
     for name in variants:
         extra, weight = VARIANTS[name]
         started = time.perf_counter()
@@ -269,6 +281,7 @@ def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int
         finally:
             undo()
         raw, probability = model.predict_raw(test_rows), model.predict(test_rows)
+        first_raw[name] = raw
         if name == "full":
             full_raw = raw
         scores = {"model": raw, best: baselines[best], **({"full": full_raw} if full_raw is not None else {})}
@@ -292,7 +305,7 @@ def run_cutoff(work: Path, test: str, params: training.TrainParams, horizon: int
         print(test, name, json.dumps(entry), flush=True)
     if seeds:
         result["seed_spread"] = seed_spread(frame, test_rows, deploy_at, horizon, params, variants, seeds,
-                                            export_start)  # fmt: skip
+                                            export_start, first_raw, (best, baselines[best]))  # fmt: skip
     return result
 
 
