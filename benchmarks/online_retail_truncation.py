@@ -30,7 +30,12 @@ loss (held-out customers of the fitting cutoffs, calibrated probabilities) is lo
 and the autumn backtest, over all fitting cutoffs and over the last 26 weeks of them. The test cutoffs' numbers are
 reported for every variant, never used to choose.
 
-    .venv/bin/python benchmarks/online_retail_truncation.py --work /tmp/or-work
+`--seeds N` refits every variant with N other LightGBM seeds (bagging and feature fraction; the validation customers
+stay those of train.seed): each fit's test ROC-AUC and its difference from `full` with the same seed (how far the
+fitting noise alone moves them), and the seed average (the mean raw score of all the fits) against the best
+baseline. Variants run into an existing `--out` are added to it.
+
+    .venv/bin/python benchmarks/online_retail_truncation.py --work FOLDER --variants full weight_history --seeds 4
 """
 
 from __future__ import annotations
