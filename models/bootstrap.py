@@ -66,9 +66,7 @@ class _CountedRanking:
         index_type = np.int32 if len(ranked.order) < np.iinfo(np.int32).max else np.int64
         group_start = np.ones(len(ranked.order), dtype=np.bool_)
         group_start[1:] = ranked.tie_group[1:] != ranked.tie_group[:-1]
-        return cls(
-            order=ranked.order.astype(index_type), positive=is_positive[ranked.order], group_start=group_start
-        )
+        return cls(order=ranked.order.astype(index_type), positive=is_positive[ranked.order], group_start=group_start)
 
     def auc(self, counts: np.ndarray) -> float:
         """`weighted_auc` with the rows weighted by the whole-number `counts`: the same float, computed exactly
