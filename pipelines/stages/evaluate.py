@@ -107,11 +107,8 @@ def evaluate_backtest(
     intervals), the test rows, each method's scores and the model."""
     backtest = load_model(backtest_folder)
     training = backtest.training
-    # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines fit
-    # on) and all of the test cutoff's.
-    frame = read_labelled_rows(
-        features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
-    )
+    # All of the test cutoff's rows first: the observable oracle needs only their customers, so it starts before
+    # the (larger) fitting rows are read.
     test_cutoff = pd.Timestamp(training["deploy_at"])
     test_rows = labelled(read_cutoff_rows(features_path, test_cutoff))
     if test_rows.empty:
@@ -131,6 +128,11 @@ def evaluate_backtest(
             )
             if settings.oracle and validated_dir is not None
             else None
+        )
+        # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines
+        # fit on).
+        frame = read_labelled_rows(
+            features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
         )
         methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
         if oracle is not None:
