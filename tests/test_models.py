@@ -15,8 +15,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from features.build import FEATURE_SPECS
 from models.artifact import ChurnModel, ModelFileError, load_model, save_model
-from models.calibration import Calibration, choose_calibration, fit_calibration
 from models.baselines import Scores
+from models.calibration import Calibration, choose_calibration, fit_calibration
 from models.dataset import ModelInput, model_input_from, plain_input, to_matrix
 from models.evaluate import evaluate_methods, joined_evaluations
 from models.metrics import (
