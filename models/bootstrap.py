@@ -100,7 +100,7 @@ def _twice_auc_numerator(
             positives_total += group_positives
             group_positives = 0
             group_negatives = 0
-        count = np.int64(counts[order[i]])
+        count = int(counts[order[i]])
         if positive[i]:
             group_positives += count
         else:
