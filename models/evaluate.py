@@ -59,6 +59,15 @@ def evaluate_methods(test_rows: pd.DataFrame, methods: dict[str, Scores], contac
     return result
 
 
+def joined_evaluations(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """Two `evaluate_methods` results on the same rows for different methods as one, `then`'s methods after
+    `first`'s: the same as evaluating them all at once."""
+    return {
+        "overall": {**first["overall"], **then["overall"]},
+        "cohorts": {name: {**first["cohorts"][name], **then["cohorts"][name]} for name in first["cohorts"]},
+    }
+
+
 def _metrics_by_method(
     labels: np.ndarray, methods: dict[str, Scores], rows: np.ndarray, contact_k: int
 ) -> dict[str, dict[str, float]]:

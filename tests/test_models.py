@@ -15,8 +15,10 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from features.build import FEATURE_SPECS
 from models.artifact import ChurnModel, ModelFileError, load_model, save_model
+from models.baselines import Scores
 from models.calibration import Calibration, choose_calibration, fit_calibration
 from models.dataset import ModelInput, model_input_from, plain_input, to_matrix
+from models.evaluate import evaluate_methods, joined_evaluations
 from models.metrics import (
     calibration_table,
     cumulative_gains,
@@ -53,6 +55,27 @@ def test_score_metrics_sorted_once_are_the_per_metric_sorts() -> None:
             capture,
         )
     assert (metrics["precision_at_k"], metrics["recall_at_k"]) == precision_recall_at_k(labels, scores, 137)
+
+
+def test_methods_evaluated_in_two_parts_and_joined_are_all_evaluated_at_once() -> None:
+    rng = np.random.default_rng(9)
+    rows = pd.DataFrame(
+        {
+            "churned": rng.integers(0, 2, 300),
+            "orders_total": rng.integers(0, 4, 300),
+            "bad_experiences_90d": np.where(rng.random(300) < 0.3, 1.0, np.nan),
+        }
+    )
+    methods = {
+        name: Scores(ranking=values, probability=None if name == "ranked" else 1 / (1 + np.exp(-values)))
+        for name, values in (("a", rng.normal(size=300)), ("ranked", rng.normal(size=300)), ("c", rng.normal(size=300)))
+    }
+    at_once = evaluate_methods(rows, methods, 20)
+    first = evaluate_methods(rows, {"a": methods["a"], "ranked": methods["ranked"]}, 20)
+    joined = joined_evaluations(first, evaluate_methods(rows, {"c": methods["c"]}, 20))
+    # The same values in the same order (the JSON written from it is the same text).
+    assert json.dumps(joined) == json.dumps(at_once)
+    assert list(joined["cohorts"]["repeat_buyer"]) == ["a", "ranked", "c"]
 
 
 def test_lift_capture_and_precision_at_k_by_hand() -> None:

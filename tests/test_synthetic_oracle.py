@@ -319,3 +319,43 @@ def test_the_oracle_does_not_depend_on_the_number_of_threads(
     )
     # The block size moves nothing beyond the last bits of a product of four terms.
     np.testing.assert_allclose(with_blocks.to_numpy(), alone.to_numpy(), rtol=1e-13, atol=0)
+
+
+def expression_block(block: synthetic_oracle._DropoutBlock, rows: slice) -> np.ndarray:
+    """`_DropoutBlock.churn_probability` as plain expressions, a fresh array per step (the first implementation):
+    the reference the buffered version must equal bit for bit."""
+    history, prior = block.history, block.prior
+    earlier = history.earlier_multipliers[rows] @ block.log_stay_by_class
+    last_class = history.last_multiplier_class[rows]
+    stay = block.stay_base_by_class[last_class] * history.stay_factor[rows, None]
+    silence = prior.silence[rows]
+    with np.errstate(divide="ignore"):
+        dead = block.log_dead_evidence[rows, None] + np.log(1 - stay) + prior.log_integral(rows, 0.0)[:, None]
+    alive_base = earlier + block.log_alive_evidence[rows, None] + block.log_stay_base_by_class[last_class]
+    dead = earlier + dead
+    log_weights = np.logaddexp(dead, alive_base + prior.log_integral(rows, silence)[:, None])
+    evidence = log_sum_exp_rows(log_weights)
+    posterior = np.exp(log_weights - evidence[:, None])
+    rho = synthetic_oracle._window_dropout_ratio(
+        block.window, posterior @ block.d, block.multipliers[last_class], block.params
+    )
+    with np.errstate(divide="ignore"):
+        log_rho = np.log(rho)
+    never_back = np.logaddexp(
+        log_rho + prior.log_integral(rows, silence),
+        prior.log_integral(rows, silence + (1 + rho) * block.window.exposure),
+    ) - np.log1p(rho)
+    churned = log_sum_exp_rows(np.logaddexp(dead, alive_base + never_back[:, None]))
+    return np.asarray(np.exp(churned - evidence))
+
+
+def test_the_buffered_block_is_the_plain_expressions_bit_for_bit(
+    clean: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customers = population_and_labels(clean["orders"], SHOP_CUTOFF).index
+    monkeypatch.setattr(synthetic_oracle, "CUSTOMERS_PER_BLOCK", len(customers) // 3)
+    buffered = observable_churn_probability(clean, customers, SHOP_CUTOFF, HORIZON_DAYS, SHOP_PARAMS)
+    monkeypatch.setattr(synthetic_oracle._DropoutBlock, "churn_probability", expression_block)
+    plain = observable_churn_probability(clean, customers, SHOP_CUTOFF, HORIZON_DAYS, SHOP_PARAMS)
+    np.testing.assert_array_equal(buffered.to_numpy(), plain.to_numpy())
+    assert plain.between(0, 1).all() and plain.nunique() > 1000

@@ -31,6 +31,7 @@ from models.evaluate import (
     comparison,
     evaluate_methods,
     headline,
+    joined_evaluations,
 )
 from models.plots import (
     calibration_plot_table,
@@ -83,12 +84,11 @@ def run(
         # pymc-marketing takes tens of seconds to import (PyMC, PyTensor, ArviZ): begun now, it overlaps reading
         # the features, whose Parquet decoding releases the GIL. The baselines wait for it if it is not done.
         background.submit(warm_up_btyd)
-        metrics, test_rows, methods, backtest = evaluate_backtest(
-            settings, features_path, models[0], truth_dir, validated_dir
+        metrics, test_rows, backtest, figures = evaluate_backtest(
+            settings, features_path, models[0], truth_dir, validated_dir, outputs
         )
     write_json(outputs.evaluation, metrics)
     write_json(outputs.metrics, headline(metrics))
-    figures = write_plots(backtest, test_rows, methods, outputs)
     if track:
         from models.tracking import Evidence
 
@@ -101,17 +101,20 @@ def run(
 
 
 def evaluate_backtest(
-    settings: EvaluateParams, features_path: Path, backtest_folder: Path, truth_dir: Path, validated_dir: Path | None
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Scores], ChurnModel]:
+    settings: EvaluateParams,
+    features_path: Path,
+    backtest_folder: Path,
+    truth_dir: Path,
+    validated_dir: Path | None,
+    outputs: EvaluateOutputs,
+) -> tuple[dict[str, Any], pd.DataFrame, ChurnModel, list[Path]]:
     """The backtest model and every other method on the test cutoff: the evaluation (metrics, comparison, bootstrap
-    intervals), the test rows, each method's scores and the model."""
+    intervals), the test rows and the model; the plots (`write_plots`) are written on the way, and their figures'
+    paths returned."""
     backtest = load_model(backtest_folder)
     training = backtest.training
-    # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines fit
-    # on) and all of the test cutoff's.
-    frame = read_labelled_rows(
-        features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
-    )
+    # All of the test cutoff's rows first: the observable oracle needs only their customers, so it starts before
+    # the (larger) fitting rows are read.
     test_cutoff = pd.Timestamp(training["deploy_at"])
     test_rows = labelled(read_cutoff_rows(features_path, test_cutoff))
     if test_rows.empty:
@@ -132,12 +135,24 @@ def evaluate_backtest(
             if settings.oracle and validated_dir is not None
             else None
         )
+        # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines
+        # fit on).
+        frame = read_labelled_rows(
+            features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
+        )
         methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
+        # While the observable oracle computes: the plots (they show METHODS, which it is not one of) and every
+        # other method's metrics; its own join them after, in the same place.
+        figures = write_plots(backtest, test_rows, methods, outputs)
+        evaluation = evaluate_methods(test_rows, methods, settings.contact_k)
         if oracle is not None:
             methods[OBSERVABLE_ORACLE] = oracle.result()
+            evaluation = joined_evaluations(
+                evaluation,
+                evaluate_methods(test_rows, {OBSERVABLE_ORACLE: methods[OBSERVABLE_ORACLE]}, settings.contact_k),
+            )
         elif settings.oracle:
             skipped[OBSERVABLE_ORACLE] = "no validated tables given (churn evaluate --validated)"
-    evaluation = evaluate_methods(test_rows, methods, settings.contact_k)
     metrics = {
         "test_cutoff": test_cutoff.date().isoformat(),
         "horizon_days": backtest.training["horizon_days"],
@@ -169,7 +184,7 @@ def evaluate_backtest(
             gap_from=metrics["comparison"].get("best_baseline"),
             ceilings=(OBSERVABLE_ORACLE, ORACLE),
         )
-    return metrics, test_rows, methods, backtest
+    return metrics, test_rows, backtest, figures
 
 
 def method_scores(
