@@ -212,7 +212,7 @@ def reason_texts(reasons: pd.DataFrame, features: pd.DataFrame, last_bad_kind: p
         text = np.full(len(reasons), None, dtype=object)
         for name in pd.unique(feature_of[pd.notna(feature_of)]):
             rows = np.flatnonzero(feature_of == name)
-            values = features[name].to_numpy(dtype=object)[rows]
+            values = features[name].iloc[rows].to_numpy(dtype=object)
             kind_of = kinds[rows] if kinds is not None and name == "days_since_last_bad_experience" else None
             text[rows] = _described(name, values, kind_of)
         texts[column.removesuffix("_feature")] = pd.Series(text, index=reasons.index, dtype=object)

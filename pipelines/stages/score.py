@@ -228,8 +228,8 @@ def scoring_features(
 
 def as_frame(table: ibis.Table) -> pd.DataFrame:
     """The rows of `table` in pandas by way of Arrow, as the features stage writes the training rows. Not Ibis's
-    `execute`, which makes Python objects of every value in a column holding a null: at 1M customers several GiB
-    and most of the time spent on the features at as-of."""
+    `execute`, which makes a Python object of every value in a column holding a null: at 1M customers about 3 GiB
+    more at the peak of scoring."""
     return table.to_pyarrow().to_pandas()
 
 
