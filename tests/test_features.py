@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import ibis
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import AS_OF, clean_tables
 
@@ -312,15 +314,25 @@ def test_every_expression_compiles_for_spark() -> None:
 
 def test_invariants_hold_on_real_features_and_catch_breakage(shop_features: pd.DataFrame) -> None:
     table = shop_features.reset_index()
-    check_feature_invariants(table)
-    with pytest.raises(ValueError, match="repeated"):
-        check_feature_invariants(pd.concat([table, table.iloc[[0]]]))
+
+    def check(frame: pd.DataFrame) -> None:
+        check_feature_invariants(pa.Table.from_pandas(frame, preserve_index=False))
+
+    check(table)
+    with pytest.raises(ValueError, match=r"^1 repeated \(customer_id, cutoff\) rows"):
+        check(pd.concat([table, table.iloc[[0]]]))
     with pytest.raises(ValueError, match="exceeds tenure_days"):
-        check_feature_invariants(table.assign(tenure_days=0.5))
+        check(table.assign(tenure_days=0.5))
+    with pytest.raises(ValueError, match="exceeds days_since_first_order on 1 rows"):
+        first_order = table["days_since_first_order"].copy()
+        first_order.iloc[0] = table["days_since_last_order"].iloc[0] - 1
+        check(table.assign(days_since_first_order=first_order))
     with pytest.raises(ValueError, match="orders_total is negative"):
-        check_feature_invariants(table.assign(orders_total=-1))
+        check(table.assign(orders_total=-1))
     with pytest.raises(ValueError, match="churned holds"):
-        check_feature_invariants(table.assign(churned=2))
+        check(table.assign(churned=2))
+    # a missing value breaks nothing
+    check(table.assign(days_since_last_order=np.nan, orders_total=pd.array([None] * len(table), dtype="Int64")))
 
 
 def test_the_stage_checks_each_cutoff_before_writing_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

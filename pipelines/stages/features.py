@@ -91,7 +91,7 @@ def write_features(
     try:
         for cutoff in tqdm(cutoffs, desc="cutoffs", unit="cutoff"):
             batch: pa.Table = features_at(inputs, cutoff, params, shared).to_pyarrow()
-            check_feature_invariants(batch.to_pandas())
+            check_feature_invariants(batch)
             if writer is None:
                 writer = pq.ParquetWriter(path, batch.schema)
             writer.write_table(batch)
@@ -104,7 +104,7 @@ def check_written_features(path: Path, cutoffs: list[pd.Timestamp]) -> None:
     """The invariants, one cutoff at a time: each holds within a cutoff (the cutoff is part of the key), and a
     large table is never read whole."""
     for cutoff in cutoffs:
-        check_feature_invariants(pd.read_parquet(path, filters=[("cutoff", "=", cutoff.to_pydatetime())]))
+        check_feature_invariants(pq.read_table(path, filters=[("cutoff", "=", cutoff.to_pydatetime())]))
 
 
 def summarise(path: Path, params: FeatureParams, as_of: pd.Timestamp) -> pd.DataFrame:
