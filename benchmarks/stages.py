@@ -37,6 +37,7 @@ from pipeline import PACKAGES, stage_command
 
 # What each stage writes (relative to its folder): these are never linked from the prepared folder.
 WRITES = {
+    "generate": ("raw", "truth"),
     "validate": ("validated", "quarantine", "validation.json", "validation.md"),
     "features": ("features.parquet", "dictionary.csv", "dictionary.md", "features.json"),
     "train": ("backtest", "current"),
@@ -60,8 +61,15 @@ def scratch(prepared: Path, stage: str, folder: Path, customers: int, repo: Path
 
 
 def outcome(stage: str, folder: Path) -> dict[str, Any]:
-    """What the run produced that must not change (validate, features, score) or may move within a band
+    """What the run produced that must not change (generate, validate, features, score) or may move within a band
     (evaluate)."""
+    if stage == "generate":  # byte for byte: every file the shop and its truth are written to
+        return {
+            str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            for kind in ("raw", "truth")
+            for path in sorted((folder / kind).rglob("*"))
+            if path.is_file()
+        }
     if stage == "validate":
         tables = json.loads((folder / "validation.json").read_text())["tables"]
         counts = {

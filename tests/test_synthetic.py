@@ -15,6 +15,7 @@ from pipelines.sources.dirt import DIRT_KINDS
 from pipelines.sources.synthetic import (
     SyntheticShop,
     SyntheticShopParams,
+    _orders_by_time,
     epoch_days,
     generate_shop,
     seasonal_exposure,
@@ -506,3 +507,23 @@ def test_from_dict_rejects_unknown_keys() -> None:
 def test_from_dict_accepts_known_keys() -> None:
     params = SyntheticShopParams.from_dict({"n_customers": 10, "seed": 3})
     assert (params.n_customers, params.seed) == (10, 3)
+
+
+def test_orders_are_sorted_by_day_then_customer_as_a_stable_pandas_sort() -> None:
+    rng = np.random.default_rng(7)
+    rounds = [
+        {
+            "customer_index": rng.integers(0, 5, size),
+            "day": rng.integers(0, 4, size).astype(float),  # many ties on both keys
+            "value": rng.random(size),
+            "channel": rng.choice(np.array(["web", "app"], dtype=object), size),
+            "cancelled": rng.random(size) < 0.3,
+        }
+        for size in (40, 25, 0, 10)
+    ]
+    expected = (
+        pd.concat([pd.DataFrame(orders) for orders in rounds], ignore_index=True)
+        .sort_values(["day", "customer_index"], kind="stable")
+        .reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(_orders_by_time(rounds), expected)

@@ -168,7 +168,10 @@ def inject_dirt(
             # Right after the row it was copied from, so "keep first" keeps an exact duplicate's original.
             sort_keys.append(positions + rng.uniform(0.01, 0.99, per_kind))
         order = np.argsort(np.concatenate(sort_keys), kind="stable")
-        result[name] = pd.concat([table, *dirty_parts], ignore_index=True).iloc[order].reset_index(drop=True)
+        shuffled = pd.concat([table, *dirty_parts], ignore_index=True).take(order)
+        # Renumbered in place: reset_index would copy the whole table once more at generate's peak of memory.
+        shuffled.index = pd.RangeIndex(order.size)
+        result[name] = shuffled
         new_position = np.empty(order.size, dtype=np.int64)
         new_position[order] = np.arange(order.size)
         rules = {kind.name: kind.rule for kind in kinds}

@@ -393,7 +393,7 @@ def _simulate_orders(
     day = customers["signed_up_day"].to_numpy() + sampler.rng.exponential(0.01, len(customers))
     keep = day < p.horizon_days
     who, day = who[keep], day[keep]
-    rounds: list[pd.DataFrame] = []
+    rounds: list[dict[str, np.ndarray]] = []
     progress = tqdm(desc="simulating orders", unit=" orders", unit_scale=True, mininterval=1.0)
     while who.size:
         progress.update(who.size)
@@ -408,23 +408,33 @@ def _simulate_orders(
         joins = ~drops & (orders_placed[who] == joins_after[who])
         joined_loyalty[who[joins]] = day[joins] + sampler.rng.exponential(p.loyalty_join_delay_mean_days, joins.sum())
         rounds.append(
-            pd.DataFrame(
-                {
-                    "customer_index": who,
-                    "day": day,
-                    "value": value_scale[who] * sampler.rng.lognormal(0.0, 0.4, who.size),
-                    **{k: v for k, v in exp.items()},
-                    **{k: v for k, v in timeline.items() if k != "resolution_days"},
-                }
-            )
+            {
+                "customer_index": who,
+                "day": day,
+                "value": value_scale[who] * sampler.rng.lognormal(0.0, 0.4, who.size),
+                **exp,
+                **{k: v for k, v in timeline.items() if k != "resolution_days"},
+            }
         )
         next_day = _next_order_day(sampler, day[~drops], rate[who[~drops]], start_epoch)
         active = next_day < p.horizon_days
         who, day = who[~drops][active], next_day[active]
         log.debug("round %d: %d customers still ordering", len(rounds), who.size)
     progress.close()
-    orders = pd.concat(rounds, ignore_index=True).sort_values(["day", "customer_index"], kind="stable")
-    return orders.reset_index(drop=True), dropped_out, joined_loyalty
+    return _orders_by_time(rounds), dropped_out, joined_loyalty
+
+
+def _orders_by_time(rounds: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The rounds' orders in one frame sorted by day, then customer (stably). Sorted as numpy columns: pandas'
+    two-key sort factorises the float days first (a fifth of generate's time at 1M customers, under cProfile)."""
+    # Column by column, each round's arrays dropped once joined and each unsorted column once sorted. The frame is
+    # built consolidated (one block per dtype, as a sort gives), so no later step copies the orders to consolidate
+    # them when more is held (generate's peak memory is the pipeline's at 1M customers).
+    columns = {name: np.concatenate([orders.pop(name) for orders in rounds]) for name in list(rounds[0])}
+    by_time = np.lexsort((columns["customer_index"], columns["day"]))
+    for name, values in columns.items():
+        columns[name] = values[by_time]
+    return pd.DataFrame(columns)
 
 
 def _to_timestamp(start: pd.Timestamp, days: np.ndarray | pd.Series) -> pd.Series:
@@ -652,6 +662,7 @@ def generate_shop(params: SyntheticShopParams) -> SyntheticShop:
     orders, dropped_out, joined_loyalty = _simulate_orders(sampler, customers, start)
     customers = customers.assign(loyalty_joined_day=joined_loyalty)
     tables = _build_tables(orders, customers, start, params)
+    del orders  # the simulation's columns: not needed from here on, and the dirt below is generate's peak
     dirty_tables, dirt = inject_dirt(tables, params.dirty_share, pd.Timestamp(params.end_date), params.seed)
     for name, table in dirty_tables.items():
         missing = set(TABLES_BY_NAME[name].column_names) ^ set(table.columns)
