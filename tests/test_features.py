@@ -351,6 +351,32 @@ def test_the_stage_checks_each_cutoff_before_writing_it(tmp_path: Path, monkeypa
     assert not (tmp_path / "broken.parquet").exists()
 
 
+def test_the_stage_writes_every_cutoff_in_order_and_stops_at_a_failed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    import pipelines.stages.features as stage
+
+    inputs = inputs_from_frames(clean_tables(), AS_OF)
+    cutoffs = [pd.Timestamp("2024-02-20"), CUTOFF, pd.Timestamp("2024-06-25")]
+    path = tmp_path / "features.parquet"
+    stage.write_features(inputs, cutoffs, PARAMS, path, "per_cutoff")
+    assert list(pd.read_parquet(path, columns=["cutoff"])["cutoff"].drop_duplicates()) == cutoffs
+    for cutoff in cutoffs:
+        expected = features_at(inputs, cutoff, PARAMS).to_pyarrow().sort_by("customer_id")
+        at_cutoff = pq.read_table(path, filters=[("cutoff", "=", cutoff.to_pydatetime())]).sort_by("customer_id")
+        assert at_cutoff.equals(expected.cast(at_cutoff.schema))
+
+    class FullDisk(pq.ParquetWriter):
+        def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
+            raise OSError("No space left on device")
+
+    monkeypatch.setattr(stage.pq, "ParquetWriter", FullDisk)
+    with pytest.raises(OSError, match="No space left"):
+        stage.write_features(inputs, cutoffs, PARAMS, tmp_path / "full.parquet", "per_cutoff")
+
+
 def test_last_bad_experience_is_the_latest_known_before_the_cutoff() -> None:
     inputs = inputs_from_frames(clean_tables(), AS_OF)
     events = bad_events(inputs, PARAMS)
