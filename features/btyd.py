@@ -99,9 +99,10 @@ def check_history(history: pd.DataFrame) -> None:
 
 def history_arrays(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """orders_total, days_since_first_order and days_since_last_order as float64 arrays, missing values as NaN."""
-    return tuple(  # type: ignore[return-value]
+    orders, first, last = (
         history[column].to_numpy(dtype=np.float64, na_value=np.nan) for column in HISTORY_COLUMNS[1:]
     )
+    return orders, first, last
 
 
 def check_history_values(orders: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
