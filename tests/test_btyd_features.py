@@ -29,6 +29,7 @@ from features.btyd import (
     probability_alive,
     probability_no_purchase,
     rfm_summary,
+    sorted_by_value,
 )
 from features.build import feature_dictionary, features_at, shared_tables
 from features.cutoffs import FeatureParams
@@ -278,6 +279,18 @@ def test_the_direct_form_where_the_transformed_overflows_is_the_bytes_of_both_ev
     x, t_x, age = (summary[name].to_numpy() for name in ("frequency", "recency", "T"))
     assert same_bits(expected_purchases(params, x, t_x, age, 90 / 7), expected["btyd_expected_purchases"])
     assert same_bits(probability_no_purchase(params, x, t_x, age, 90 / 7), expected["btyd_p_no_purchase"])
+
+
+def test_summaries_sorted_by_value_are_lexsorts_values() -> None:
+    summary = rfm_summary(edge_history(300, seed=13))
+    x, t_x, age = (summary[name].to_numpy() for name in ("frequency", "recency", "T"))
+    order = np.lexsort((age, t_x, x))
+    # repeat purchases as counts (grouped, complex sort) and, in the fallback, not counts
+    for frequency in (x, x + 0.5):
+        for left, right in zip(
+            sorted_by_value(frequency, t_x, age), (frequency[order], t_x[order], age[order]), strict=True
+        ):
+            assert same_bits(left, right)
 
 
 def test_the_likelihood_and_gradient_are_the_bytes_of_the_formulation_before() -> None:
