@@ -10,20 +10,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import hyp2f1
+from scipy.optimize import minimize
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 from test_btyd import simulate_bg_nbd
 
 from features.btyd import (
     BTYD_COLUMNS,
+    LOG_BOUND,
     BGNBDParams,
     btyd_history,
+    btyd_part,
     btyd_quantities,
+    btyd_values,
     expected_purchases,
     fit_bg_nbd,
     log_likelihood,
+    log_likelihood_gradient,
     probability_alive,
     probability_no_purchase,
     rfm_summary,
+    sorted_by_value,
 )
 from features.build import feature_dictionary, features_at, shared_tables
 from features.cutoffs import FeatureParams
@@ -145,6 +151,158 @@ def test_a_large_shop_is_fitted_on_a_sample_that_depends_on_no_order(monkeypatch
     assert fit_bg_nbd(summary.iloc[::-1]) == sampled
 
 
+# The formulation before session 10, verbatim: per customer throughout, the fit on a sorted copy of the summaries,
+# both 2F1 forms everywhere. The shared terms, the terms computed once per run of x, the direct form only where the
+# transformed one overflows and the quantities of the population only must give the same bytes.
+def reference_log_likelihood(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    alive = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + age)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dropped = betaln(a + 1.0, b + x - 1.0) - betaln(a, b) - (r + x) * np.log(alpha + t_x)
+    return common + np.where(x > 0, np.logaddexp(alive, np.where(x > 0, dropped, -np.inf)), alive)
+
+
+def reference_gradient(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    repeat = x > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alive = betaln(a, b + x) - (r + x) * np.log(alpha + age)
+        dropped = betaln(a + 1.0, b + x - 1.0) - (r + x) * np.log(alpha + t_x)
+        w = np.where(repeat, expit(alive - dropped), 1.0)
+        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w * np.log(alpha + age) - (1 - w) * np.log(alpha + t_x)
+        d_alpha = r / alpha - (r + x) * (w / (alpha + age) + (1 - w) / (alpha + t_x))
+        d_norm_a, d_norm_b = digamma(a) - digamma(a + b), digamma(b) - digamma(a + b)
+        d_a = w * (digamma(a) - digamma(a + b + x)) + (1 - w) * np.where(
+            repeat, digamma(a + 1.0) - digamma(a + b + x), 0.0
+        )
+        d_b = w * (digamma(b + x) - digamma(a + b + x)) + (1 - w) * np.where(
+            repeat, digamma(b + x - 1.0) - digamma(a + b + x), 0.0
+        )
+    per_param = np.array([d_r.sum(), d_alpha.sum(), d_a.sum() - len(x) * d_norm_a, d_b.sum() - len(x) * d_norm_b])
+    return per_param * np.array([r, alpha, a, b])
+
+
+def reference_fit(summary: pd.DataFrame, max_customers: int) -> BGNBDParams:
+    values = summary[["frequency", "recency", "T"]].to_numpy(dtype=np.float64)
+    values = values[np.lexsort((values[:, 2], values[:, 1], values[:, 0]))]
+    if len(values) > max_customers:
+        values = values[np.linspace(0, len(values) - 1, max_customers).round().astype(np.int64)]
+    x, t_x, age = values[:, 0], values[:, 1], values[:, 2]
+
+    def negative_mean(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = BGNBDParams(*np.exp(log_params))
+        value = -float(np.mean(reference_log_likelihood(params, x, t_x, age)))
+        return value, -reference_gradient(params, x, t_x, age) / len(x)
+
+    result = minimize(
+        negative_mean, np.zeros(4), jac=True, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
+        options={"maxiter": 500},
+    )  # fmt: skip
+    return BGNBDParams(*(float(value) for value in np.exp(result.x)))
+
+
+def reference_quantities(params: BGNBDParams, summary: pd.DataFrame, future: float) -> dict[str, np.ndarray]:
+    x, t_x, age = (summary[name].to_numpy() for name in ("frequency", "recency", "T"))
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_odds_dead = np.log(a) - np.log(b + x - 1.0) + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
+    alive = np.where(x > 0, expit(-log_odds_dead), 1.0)
+    a = a if abs(a - 1.0) > 1e-6 else 1.0 + 1e-6
+    z = future / (alpha + age + future)
+    with np.errstate(all="ignore"):
+        transformed = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+        direct = ((alpha + age) / (alpha + age + future)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+    silent_part = np.where(np.isfinite(transformed), transformed, direct)
+    silent = ((params.alpha + age) / (params.alpha + age + future)) ** (params.r + x)
+    return {
+        "btyd_p_alive": alive,
+        "btyd_expected_purchases": (a + b + x - 1.0) / (a - 1.0) * (1.0 - silent_part) * alive,
+        "btyd_p_no_purchase": 1.0 - alive + alive * silent,
+    }
+
+
+def same_bits(left: np.ndarray, right: np.ndarray) -> bool:
+    return left.dtype == right.dtype == np.float64 and np.array_equal(left.view(np.uint64), right.view(np.uint64))
+
+
+def edge_history(n: int, seed: int) -> pd.DataFrame:
+    """Simulated customers with ties (repeated summaries), single purchases (zero recency), repeat purchases on the
+    day of the first (zero recency with a repeat), customers whose every order was cancelled, and one whose only
+    order was placed at the cutoff's second (age 0)."""
+    shop = simulate_bg_nbd(n, r=0.8, alpha=4.0, a=0.8, b=3.0, seed=seed).drop(columns="purchases_after")
+    edges = pd.DataFrame(
+        {"customer_id": [f"e{i}" for i in range(6)], "orders_total": [1, 1, 3, 0, 0, 1],
+         "days_since_first_order": [30.0, 30.0, 12.5, 40.0, 3.0, 0.0],
+         "days_since_last_order": [30.0, 30.0, 12.5, np.nan, np.nan, 0.0]}
+    )  # fmt: skip
+    return pd.concat([shop, shop.iloc[:40].assign(customer_id=lambda rows: rows["customer_id"] + "-tie"), edges],
+                     ignore_index=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("max_customers", [20_000, 150])
+def test_quantities_are_the_bytes_of_the_formulation_before(
+    max_customers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.btyd
+
+    monkeypatch.setattr(features.btyd, "MAX_FIT_CUSTOMERS", max_customers)
+    history = edge_history(400, seed=11)
+    summary = rfm_summary(history)
+    params = reference_fit(summary[history["orders_total"].to_numpy() > 0], max_customers)
+    assert fit_bg_nbd(summary[history["orders_total"].to_numpy() > 0]) == params
+    expected = reference_quantities(params, summary, 91.0 / 7)
+    quantities = btyd_quantities(history, 91.0)
+    for name in BTYD_COLUMNS:
+        assert same_bits(quantities[name].to_numpy(), expected[name]), name
+    # The quantities of a subset (the population) are the same bytes as those rows of everyone's.
+    rows = np.flatnonzero(np.arange(len(summary)) % 3 != 1)
+    x, t_x, age = (summary[name].to_numpy()[rows] for name in ("frequency", "recency", "T"))
+    for name, values in btyd_values(params, x, t_x, age, 91.0 / 7).items():
+        assert same_bits(values, expected[name][rows]), name
+
+
+def test_the_direct_form_where_the_transformed_overflows_is_the_bytes_of_both_everywhere() -> None:
+    # The parameters of test_expected_purchases_stay_finite_where_one_form_overflows: day-old customers overflow the
+    # transformed series, the others do not.
+    params = BGNBDParams(r=1.095, alpha=4.81, a=586.0, b=9961.0)
+    summary = pd.DataFrame(
+        {"frequency": [0.0, 3.0, 50.0, 3.0, 0.0, 1.0], "recency": [0.0, 0.1, 0.15, 4.0, 0.0, 2.0],
+         "T": [0.12, 0.166, 0.166, 5.0, 30.0, 60.0]}
+    )  # fmt: skip
+    z = (90 / 7) / (params.alpha + summary["T"].to_numpy() + 90 / 7)
+    transformed = (1.0 - z) ** (params.a - 1.0) * hyp2f1(
+        params.a + params.b - 1.0 - params.r, params.a - 1.0, params.a + params.b + summary["frequency"] - 1.0, z
+    )
+    assert not np.isfinite(transformed).all() and np.isfinite(transformed).any()
+    expected = reference_quantities(params, summary, 90 / 7)
+    x, t_x, age = (summary[name].to_numpy() for name in ("frequency", "recency", "T"))
+    assert same_bits(expected_purchases(params, x, t_x, age, 90 / 7), expected["btyd_expected_purchases"])
+    assert same_bits(probability_no_purchase(params, x, t_x, age, 90 / 7), expected["btyd_p_no_purchase"])
+
+
+def test_summaries_sorted_by_value_are_lexsorts_values() -> None:
+    summary = rfm_summary(edge_history(300, seed=13))
+    x, t_x, age = (summary[name].to_numpy() for name in ("frequency", "recency", "T"))
+    order = np.lexsort((age, t_x, x))
+    # repeat purchases as counts (grouped, complex sort) and, in the fallback, not counts
+    for frequency in (x, x + 0.5):
+        for left, right in zip(
+            sorted_by_value(frequency, t_x, age), (frequency[order], t_x[order], age[order]), strict=True
+        ):
+            assert same_bits(left, right)
+
+
+def test_the_likelihood_and_gradient_are_the_bytes_of_the_formulation_before() -> None:
+    summary = rfm_summary(edge_history(300, seed=12))
+    values = summary.sort_values(["frequency", "recency", "T"])  # runs of x, as the fit's sample has them
+    for frame in (summary, values):
+        x, t_x, age = (frame[name].to_numpy() for name in ("frequency", "recency", "T"))
+        for params in (HAND, BGNBDParams(r=0.3, alpha=0.5, a=1.0, b=0.4)):
+            assert same_bits(log_likelihood(params, x, t_x, age), reference_log_likelihood(params, x, t_x, age))
+            assert same_bits(log_likelihood_gradient(params, x, t_x, age), reference_gradient(params, x, t_x, age))
+
+
 def orders(rows: list[tuple[str, str, str, str | None]]) -> pd.DataFrame:
     """(order_id, customer_id, ordered_at, cancelled_at)"""
     frame = pd.DataFrame(rows, columns=["order_id", "customer_id", "ordered_at", "cancelled_at"])
@@ -230,3 +388,20 @@ def test_the_dictionary_lists_the_group() -> None:
     group = dictionary[dictionary["group"] == "btyd"]
     assert group["name"].tolist() == list(BTYD_COLUMNS)
     assert group["definition"].str.len().gt(40).all()
+
+
+def test_the_part_from_arrow_is_the_bytes_of_the_quantities_of_every_customer() -> None:
+    # btyd_part reads the history's columns through Arrow and computes the population's quantities only; the
+    # pandas path computes everyone's. c3 is in the fit but not the population.
+    inputs = inputs_from_frames(shop(), AS_OF)
+    summary = order_summary(shared_tables(inputs, PARAMS).orders, CUTOFF)
+    part = btyd_part(summary, CUTOFF, PARAMS.horizon_days, PARAMS.active_window_days).to_pyarrow()
+    history = btyd_history(summary, CUTOFF, PARAMS.active_window_days).execute()
+    everyone = btyd_quantities(history.drop(columns="active"), PARAMS.horizon_days)
+    expected = everyone.assign(customer_id=history["customer_id"])[history["active"].to_numpy()]
+    expected = expected.set_index("customer_id").sort_index()
+    rows = part.to_pandas().set_index("customer_id").sort_index()
+    assert rows.index.tolist() == ["c1", "c2", "c4", "c5"]
+    assert list(rows.columns) == list(BTYD_COLUMNS)
+    for name in BTYD_COLUMNS:
+        assert same_bits(rows[name].to_numpy(), expected[name].to_numpy()), name
