@@ -309,6 +309,29 @@ def test_the_lean_logsumexp_is_scipys_bit_for_bit() -> None:
     np.testing.assert_array_equal(log_sum_exp_rows(values), special.logsumexp(values, axis=1))
 
 
+def test_the_orders_before_the_cutoff_are_those_of_filtering_then_factorising(clean: dict[str, pd.DataFrame]) -> None:
+    """`orders_before` factorises every order's id once and filters per customer: the same rows, days, codes and
+    ids as the first implementation (filter by day, then by `isin` per order, then factorise the rest), for every
+    customer, for a sample of them, and with customers who ordered only after the cutoff or never."""
+    orders = clean["orders"]
+    everyone = pd.Index(orders["customer_id"].unique()).sort_values()
+    only_later = orders.loc[orders["ordered_at"] >= SHOP_CUTOFF, "customer_id"].drop_duplicates()
+    only_later = pd.Index(only_later[~only_later.isin(orders.loc[orders["ordered_at"] < SHOP_CUTOFF, "customer_id"])])
+    assert len(only_later) > 0
+    cutoff_day = synthetic_oracle.epoch_days(SHOP_CUTOFF)
+    for customers in (everyone, everyone[::7], everyone[::3].append(only_later).append(pd.Index(["no-such-id"]))):
+        ordered = synthetic_oracle._epoch_days(orders["ordered_at"])
+        expected = orders.assign(day=ordered)[ordered < cutoff_day]
+        expected = expected[expected["customer_id"].isin(customers)]
+        expected_codes, expected_ids = pd.factorize(expected["customer_id"], sort=True)
+        kept, codes, ids = synthetic_oracle.orders_before(orders, customers, cutoff_day)
+        pd.testing.assert_frame_equal(kept, expected)
+        np.testing.assert_array_equal(codes, expected_codes)
+        assert codes.dtype == expected_codes.dtype
+        pd.testing.assert_index_equal(pd.Index(ids), pd.Index(expected_ids))
+        assert len(ids) > 100
+
+
 def test_orders_per_multiplier_class_are_the_crosstab() -> None:
     rng = np.random.default_rng(4)
     customer = rng.integers(0, 50, 400)

@@ -230,13 +230,7 @@ def observed_history(
 ) -> History:
     """Everything the oracle reads from the tables, each event only if it happened before `cutoff`."""
     cutoff_day = epoch_days(cutoff)
-    orders = tables["orders"]
-    ordered = _epoch_days(orders["ordered_at"])
-    orders = orders.assign(day=ordered)[ordered < cutoff_day]
-    orders = orders[orders["customer_id"].isin(customer_ids)]
-    # Each customer as an integer code in id order, and every grouping below by the code: the same groups in the
-    # same order as by the ids, without hashing millions of strings at every step.
-    codes, ids = pd.factorize(orders["customer_id"], sort=True)
+    orders, codes, ids = orders_before(tables["orders"], customer_ids, cutoff_day)
     # By customer, then day, ties in table order: np.lexsort is stable, so this is the order a stable sort_values by
     # the two columns gives, without pandas factorising the days first. The ids and order times are not read again.
     by_customer_and_day = np.lexsort((orders["day"].to_numpy(), codes))
@@ -272,6 +266,28 @@ def observed_history(
         loyalty_alive=alive[order],
         loyalty_dead=dead[order],
     )
+
+
+def orders_before(
+    orders: pd.DataFrame, customer_ids: pd.Index, cutoff_day: float
+) -> tuple[pd.DataFrame, np.ndarray, pd.Index | np.ndarray]:
+    """The orders of `customer_ids` placed before the cutoff (epoch days), with their day as `day`, in table order;
+    each one's customer as an integer code in id order, and the ids of the codes (`pd.factorize(..., sort=True)` of
+    the kept orders' ids). Grouping by the code gives the same groups in the same order as by the ids, without
+    hashing millions of strings at every step.
+
+    The ids are factorised once over every order and whether a customer is wanted is decided once per customer
+    (not once per order, a string hash each); the codes are then those of the kept customers alone."""
+    ordered = _epoch_days(orders["ordered_at"])
+    every_code, every_id = pd.factorize(orders["customer_id"], sort=True)
+    wanted = pd.Index(every_id).isin(customer_ids)
+    keep = (ordered < cutoff_day) & (every_code >= 0) & wanted[every_code]  # code -1: a missing id
+    kept_code = every_code[keep]
+    present = np.zeros(len(every_id), dtype=bool)
+    present[kept_code] = True
+    # Sorted ids stay sorted in any subset: a kept id's rank among the kept ones is its code.
+    codes = (np.cumsum(present) - 1)[kept_code]
+    return orders[keep].assign(day=ordered[keep]), codes, every_id[present]
 
 
 def orders_per_class(customer: np.ndarray, multiplier_class: pd.Series, customers: int) -> np.ndarray:
