@@ -5,23 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
-from functools import partial
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import invoke, write_params
 from typer.testing import CliRunner
 
 from features.contract import TABLES
-from models.artifact import load_model
-from models.dataset import labelled, read_cutoff_rows
 from pipelines.cli import app
-from pipelines.stages import evaluate as evaluate_stage
 from pipelines.stages.generate import TRUTH_DIRT
 from pipelines.validation.run import RULES_COLUMN, SOURCE_ROW_COLUMN
 
@@ -196,7 +188,6 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     for figure in ("shap_summary", "roc", "pr", "gains", "calibration"):
         assert (figures / f"{figure}.png").stat().st_size > 10_000, figure
     assert "lightgbm" in output
-    assert_method_scores_are_those_of_one_thread(features, models["backtest"], shop["truth"], monkeypatch)
     from mlflow.tracking import MlflowClient
 
     # registered under the shop's own name: data.source files, data.path data/raw/synthetic
@@ -211,40 +202,6 @@ def test_train_and_evaluate_stages_write_models_metrics_plots_and_an_mlflow_run(
     assert run.data.tags["test_cutoff"] == "2025-08-25"
     assert run.info.run_name == run.data.tags["dvc_experiment"] == "tidy-tern"
     assert champion.tags["promotion"] == "champion"
-
-
-class OnTheCallingThread(Executor):
-    """An executor that runs each task when it is submitted, on the caller's thread: the order of the code before
-    the fitting-row baselines moved to a thread of their own."""
-
-    def __init__(self, max_workers: int = 1) -> None:
-        pass
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        done: Future[Any] = Future()
-        done.set_result(fn(*args, **kwargs))
-        return done
-
-
-def assert_method_scores_are_those_of_one_thread(
-    features: Path, backtest_folder: Path, truth: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`method_scores` reads and fits the recency rule and the RFM regression on a thread of their own while the
-    BTYD models fit: every method's scores and fits are those of running everything on one thread, in the order."""
-    backtest = load_model(backtest_folder)
-    test_rows = labelled(read_cutoff_rows(features, pd.Timestamp(backtest.training["deploy_at"])))
-    read = partial(evaluate_stage.fitting_rows, features, backtest.training)
-    threaded, threaded_skipped = evaluate_stage.method_scores(backtest, read, test_rows, truth)
-    monkeypatch.setattr(evaluate_stage, "ThreadPoolExecutor", OnTheCallingThread)
-    alone, alone_skipped = evaluate_stage.method_scores(backtest, read, test_rows, truth)
-    assert (
-        list(threaded) == list(alone) == ["lightgbm", "recency_rule", "rfm_logistic", "bg_nbd", "pareto_nbd", "oracle"]
-    )
-    assert threaded_skipped == alone_skipped
-    for name, scores in alone.items():
-        np.testing.assert_array_equal(threaded[name].ranking, scores.ranking, err_msg=name)
-        np.testing.assert_array_equal(threaded[name].probability, scores.probability, err_msg=name)
-        assert json.dumps(threaded[name].fitted, sort_keys=False) == json.dumps(scores.fitted, sort_keys=False), name
 
 
 def test_params_read_as_dvc_writes_them(tmp_path: Path) -> None:

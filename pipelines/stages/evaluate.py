@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,9 +135,12 @@ def evaluate_backtest(
             if settings.oracle and validated_dir is not None
             else None
         )
-        methods, skipped = method_scores(
-            backtest, partial(fitting_rows, features_path, training), test_rows, truth_dir if settings.oracle else None
+        # The rows the backtest model was fitted on (the same sample of customers, if any; only what the baselines
+        # fit on).
+        frame = read_labelled_rows(
+            features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
         )
+        methods, skipped = method_scores(backtest, frame, test_rows, truth_dir if settings.oracle else None)
         # While the observable oracle computes: the plots (they show METHODS, which it is not one of) and every
         # other method's metrics; its own join them after, in the same place.
         figures = write_plots(backtest, test_rows, methods, outputs)
@@ -186,51 +187,11 @@ def evaluate_backtest(
     return metrics, test_rows, backtest, figures
 
 
-def fitting_rows(features_path: Path, training: dict[str, Any]) -> pd.DataFrame:
-    """The rows the backtest model was fitted on (the same sample of customers, if any; only the columns the
-    recency rule and the RFM regression read)."""
-    return read_labelled_rows(
-        features_path, training["params"]["max_training_rows"], training["params"]["seed"], FITTING_FEATURES
-    )
-
-
 def method_scores(
-    model: ChurnModel,
-    read_fitting_rows: Callable[[], pd.DataFrame],
-    test_rows: pd.DataFrame,
-    truth_dir: Path | None,
+    model: ChurnModel, frame: pd.DataFrame, test_rows: pd.DataFrame, truth_dir: Path | None
 ) -> tuple[dict[str, Scores], dict[str, str]]:
-    """Every method's scores on the test rows; the recency rule and the RFM regression are fitted on the model's
-    own fitting rows (`read_fitting_rows`), the buy-till-you-die models on the test rows' history.
-
-    Reading the fitting rows and fitting those two (Arrow and numpy, which release the GIL) run on a thread of
-    their own while the model predicts and the buy-till-you-die models fit here (PyTensor's graph rewrites, which
-    hold it): each method computes what it computes alone, and `methods` keeps its order."""
+    """Every method's scores on the test rows; baselines are fitted on the model's own fitting rows."""
     training = model.training
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # Their own copy of the columns they read: no pandas frame is shared between threads.
-        columns = test_rows[list(FITTING_FEATURES)].copy()
-        fitted = background.submit(fitting_row_baselines, read_fitting_rows, training, columns)
-        raw = model.predict_raw(test_rows)
-        # The calibrated probability of the same raw scores (`predict`, without predicting twice).
-        model_scores = Scores(ranking=raw, probability=model.calibration.apply(raw))
-        btyd, skipped = buy_till_you_die_scores(test_rows, training)
-        methods = {MODEL: model_scores, **fitted.result(), **btyd}
-    methods[MODEL] = with_season_anchor(model, methods)
-    if truth_dir is None:
-        skipped[ORACLE] = "evaluate.oracle is false"
-    else:
-        probability = oracle_probability(truth_dir, test_rows, training["horizon_days"])
-        methods[ORACLE] = Scores(ranking=probability, probability=probability)
-    return methods, skipped
-
-
-def fitting_row_baselines(
-    read_fitting_rows: Callable[[], pd.DataFrame], training: dict[str, Any], test_rows: pd.DataFrame
-) -> dict[str, Scores]:
-    """The recency rule and the RFM regression, fitted on the backtest model's fitting rows (its training and
-    validation customers, as `split_for_deployment` divides them)."""
-    frame = read_fitting_rows()
     split = split_for_deployment(
         frame,
         pd.Timestamp(training["deploy_at"]),
@@ -238,17 +199,14 @@ def fitting_row_baselines(
         training["params"]["validation_share"],
         training["params"]["seed"],
     )
-    return {
-        "recency_rule": recency_rule(frame.iloc[split.fitting], test_rows),
+    fitting_rows = frame.iloc[split.fitting]
+    raw = model.predict_raw(test_rows)
+    methods = {
+        # The calibrated probability of the same raw scores (`predict`, without predicting twice).
+        MODEL: Scores(ranking=raw, probability=model.calibration.apply(raw)),
+        "recency_rule": recency_rule(fitting_rows, test_rows),
         "rfm_logistic": rfm_logistic(frame.iloc[split.train], frame.iloc[split.validation], test_rows),
     }
-
-
-def buy_till_you_die_scores(
-    test_rows: pd.DataFrame, training: dict[str, Any]
-) -> tuple[dict[str, Scores], dict[str, str]]:
-    """BG/NBD's and Pareto/NBD's scores, each skipped (with the reason) when pymc-marketing is missing."""
-    methods: dict[str, Scores] = {}
     skipped: dict[str, str] = {}
     for kind in ("bg_nbd", "pareto_nbd"):
         try:
@@ -256,6 +214,12 @@ def buy_till_you_die_scores(
         except ImportError as error:  # BTYDUnavailable, or pymc-marketing missing altogether
             log.warning("skipping the buy-till-you-die baseline %s: %s", kind, error)
             skipped[kind] = str(error)
+    methods[MODEL] = with_season_anchor(model, methods)
+    if truth_dir is None:
+        skipped[ORACLE] = "evaluate.oracle is false"
+    else:
+        probability = oracle_probability(truth_dir, test_rows, training["horizon_days"])
+        methods[ORACLE] = Scores(ranking=probability, probability=probability)
     return methods, skipped
 
 
