@@ -3,7 +3,8 @@
 Every expectation carries its rule id in `meta["rule"]` (`<table>.<column>.<check>`), which is how a failing row is
 attributed to the rule it broke. Cross-table rules (references, "not before the order") run on lookup columns that
 `add_lookup_columns` computes from the already accepted referenced table, so the suite stays row-wise and the
-referenced keys never have to be copied into an expectation.
+referenced keys never have to be copied into an expectation; "unique" runs on a lookup column of integers that are
+equal exactly where the key's values are (`keys.equality_classes`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.contract import PANDAS_DTYPES, TABLES_BY_NAME, Column, Table
+from pipelines.validation.keys import equality_classes
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -29,6 +31,12 @@ END_OF_DAY = pd.Timedelta(days=1) - pd.Timedelta(1, unit="us")
 def known_column(column: str) -> str:
     """Lookup column: True where `column` is empty or points to an accepted row of the referenced table."""
     return f"{LOOKUP_PREFIX}{column}_known"
+
+
+def equality_column(column: str) -> str:
+    """Lookup column: an integer per row, equal exactly where `column` holds equal values (missing where it is
+    missing). "unique" runs on it: Great Expectations then hashes integers, not every key's text."""
+    return f"{LOOKUP_PREFIX}{column}_equality"
 
 
 def referenced_column(reference: str) -> str:
@@ -85,7 +93,7 @@ def _column_expectations(
         )
     if column.unique:
         expectations.append(
-            gxe.ExpectColumnValuesToBeUnique(column=name, meta={"rule": rule_id(table, column, "unique")})
+            gxe.ExpectColumnValuesToBeUnique(column=equality_column(name), meta={"rule": rule_id(table, column, "unique")})
         )
     if column.allowed:
         expectations.append(
@@ -183,7 +191,9 @@ def add_lookup_columns(
     typed: pd.DataFrame, table: Table, accepted: dict[str, pd.DataFrame], references: ReferenceKeys
 ) -> tuple[pd.DataFrame, set[str]]:
     """Add the lookup columns cross-table rules need; returns the frame and the columns whose reference is checked."""
-    lookups: dict[str, Any] = {}
+    lookups: dict[str, Any] = {
+        equality_column(column.name): equality_classes(typed[column.name]) for column in table.columns if column.unique
+    }
     checked = set()
     for column in table.columns:
         if not column.references:
