@@ -1,6 +1,7 @@
 """The shortcuts that make validation fast at 1M customers decide exactly what the plain paths decided: Arrow-backed
 text (a Parquet export) against Python-backed text, the zero-padded twins among a few candidates against all ids,
-the suite run per group of columns, without GX's batch fingerprints, and the raw rows released table by table."""
+the suite run per group of columns, without GX's batch fingerprints, the raw rows released table by table, and
+equal keys found by hashes first (also when every hash collides)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines
 
 from features.contract import TABLES_BY_NAME
 from pipelines.sources.files import SourceTable
+from pipelines.validation import keys
+from pipelines.validation.keys import equality_classes, rows_sharing_a_hash, value_hashes
 from pipelines.validation.parse import SPACES, trim_missing, zero_padded_twins
-from pipelines.validation.run import ValidationResult, expectations_by_columns, gx_context, validate_tables
+from pipelines.validation.run import (
+    ValidationResult,
+    exact_duplicates,
+    expectations_by_columns,
+    gx_context,
+    validate_tables,
+)
 from pipelines.validation.suite import build_suite
 
 MESSY_CELLS = [" a ", "\u00a0b\u202f", "\tc\t", "", "NA", None, "x y", " é ", "0042 ", "\u00a0", "n/a"]
@@ -129,3 +139,92 @@ def test_released_sources_give_the_same_outcome() -> None:
     released: dict[str, SourceTable] = as_sources(dirty_shop())
     assert outcome(validate_tables(released, AS_OF, release=True)) == outcome(validate_tables(kept, AS_OF))
     assert released == {} and set(kept) == set(dirty_shop())
+
+
+# Keys that look alike but are not equal, repeated keys, missing ones (None and pd.NA), text that is not ASCII.
+TRICKY_KEYS = ["1", "01", "1 ", "1", None, "", "é", "e\u0301", "01", pd.NA, "001", "1", "", "é", "X0", "x0"]
+
+
+def colliding_hashes(values: pd.Series) -> np.ndarray:
+    """Hashes that collide for most distinct values: only the value's length (missing: 0) tells them apart."""
+    return np.array([0 if pd.isna(v) else len(str(v)) + 1 for v in values], dtype=np.uint64)
+
+
+@pytest.fixture(params=["duckdb", "colliding"])
+def hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each hash test runs with DuckDB's hashes and again with hashes that collide on purpose."""
+    if request.param == "colliding":
+        monkeypatch.setattr(keys, "value_hashes", colliding_hashes)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_equality_classes_are_equal_exactly_where_the_values_are(hashes: str, dtype: str) -> None:
+    values = pd.Series(TRICKY_KEYS, dtype=dtype, index=range(100, 100 + len(TRICKY_KEYS)))
+    classes = equality_classes(values)
+    assert classes.index.equals(values.index) and str(classes.dtype) == "Int64"
+    assert (classes.isna() == values.isna()).all()
+    present = values.notna().to_numpy()
+    plain = values.astype(object).tolist()
+    for i in np.flatnonzero(present):
+        for j in np.flatnonzero(present):
+            assert (classes.iloc[i] == classes.iloc[j]) == (plain[i] == plain[j]), (plain[i], plain[j])
+    # Great Expectations' "unique" compares the present values only
+    assert classes[present].duplicated(keep=False).tolist() == values[present].duplicated(keep=False).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_rows_sharing_a_hash_hold_every_repeated_value(hashes: str, dtype: str) -> None:
+    values = pd.Series(TRICKY_KEYS, dtype=dtype)
+    shared = rows_sharing_a_hash(values)
+    repeated = values.duplicated(keep=False).to_numpy()
+    assert not (repeated & ~shared).any()
+    # Every kind of missing value (None, pd.NA) hashes alike: one missing value repeats another.
+    repeated = values.astype(object).where(values.notna(), None).duplicated(keep=False).to_numpy()
+    assert not (repeated & ~shared).any()
+    if hashes == "duckdb":
+        assert shared.tolist() == repeated.tolist()
+    else:
+        assert (shared & ~repeated).any()  # the collisions are there, and confirmed by value elsewhere
+
+
+def test_duckdb_hashes_keep_row_order_on_large_chunked_columns() -> None:
+    """DuckDB scans a large Arrow column in parallel; the hashes must still come back in row order."""
+    chunks = [pa.array([f"k{i}" for i in range(start, start + 25_000)]) for start in range(0, 400_000, 25_000)]
+    values = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks)))
+    whole = value_hashes(values)
+    piecewise = np.concatenate([value_hashes(values.iloc[i : i + 2048]) for i in range(0, len(values), 2048)])
+    assert whole.tolist() == piecewise.tolist()
+    assert len(np.unique(whole)) == len(values)
+
+
+def test_equality_classes_and_hashes_of_no_rows() -> None:
+    for dtype in ("object", "string[pyarrow]"):
+        empty = pd.Series([], dtype=dtype)
+        assert len(value_hashes(empty)) == 0 and len(rows_sharing_a_hash(empty)) == 0
+        assert equality_classes(empty).empty
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_exact_duplicates_are_the_rows_pandas_marks(hashes: str, dtype: str) -> None:
+    table = TABLES_BY_NAME["order_lines"]
+    line_ids = ["l1", "l1", "01", "1", "1", None, None, "l1", "1", "01", "l2", None]
+    frame = pd.DataFrame(
+        {
+            "line_id": pd.Series(line_ids, dtype=dtype),
+            "order_id": pd.Series(["o1", "o1", "o1", "o1", "o1", "o2", "o2", "o1", "o2", "o1", "o3", "o2"], dtype=dtype),
+            "quantity": pd.array([1, 1, 2, 2, 2, 3, 3, 1, 2, None, 1, 3], dtype="Int64"),
+        }
+    )
+    expected = frame.duplicated(keep="first").to_numpy()
+    assert exact_duplicates(frame, table).tolist() == expected.tolist()
+    assert expected.tolist() == [False, True, False, False, True, False, True, True] + [False] * 3 + [True]
+    assert exact_duplicates(frame.iloc[:0], table).tolist() == []
+
+
+def test_validation_outcome_is_the_same_when_every_key_hash_collides(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = outcome(validate_tables(as_sources(dirty_shop()), AS_OF))
+    monkeypatch.setattr(keys, "value_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    arrow = {n: f.astype("string[pyarrow]") for n, f in dirty_shop().items()}
+    assert outcome(validate_tables(as_sources(arrow), AS_OF)) == expected
+    assert expected["reports"][2]["rule_counts"].get("order_lines.line_id.unique") == 2
