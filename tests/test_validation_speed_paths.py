@@ -17,12 +17,20 @@ from features.contract import TABLES_BY_NAME
 from pipelines.sources.files import SourceTable
 from pipelines.validation import keys
 from pipelines.validation.keys import equality_classes, rows_sharing_a_hash, value_hashes
-from pipelines.validation.parse import SPACES, trim_missing, zero_padded_twins
+from pipelines.validation.parse import (
+    EXCEL_FLOAT_ID,
+    EXCEL_SCIENTIFIC_ID,
+    SPACES,
+    parse_ids,
+    trim_missing,
+    zero_padded_twins,
+)
 from pipelines.validation.run import (
     ValidationResult,
     exact_duplicates,
     expectations_by_columns,
     gx_context,
+    select_rows,
     validate_tables,
 )
 from pipelines.validation.suite import build_suite
@@ -228,3 +236,61 @@ def test_validation_outcome_is_the_same_when_every_key_hash_collides(monkeypatch
     arrow = {n: f.astype("string[pyarrow]") for n, f in dirty_shop().items()}
     assert outcome(validate_tables(as_sources(arrow), AS_OF)) == expected
     assert expected["reports"][2]["rule_counts"].get("order_lines.line_id.unique") == 2
+
+
+def mixed_frame(rows: int) -> pd.DataFrame:
+    """A frame with every kind of column validation selects rows of: Arrow-backed and Python text, nullable and numpy
+    numbers, times, flags; missing cells in each; an index that is not 0..n-1."""
+    rng = np.random.default_rng(3)
+    text = [None if i % 7 == 0 else f"v{i % 5}" for i in range(rows)]
+    return pd.DataFrame(
+        {
+            "arrow_text": pd.Series(text, dtype="string[pyarrow]"),
+            "large_text": pd.Series(text, dtype=pd.ArrowDtype(pa.large_string())),
+            "python_text": pd.Series(text, dtype=object),
+            "count": pd.array([None if i % 4 == 0 else i for i in range(rows)], dtype="Int64"),
+            "amount": np.where(np.arange(rows) % 6 == 0, np.nan, rng.random(rows)),
+            "at": pd.to_datetime(["2024-01-02" if i % 3 else None for i in range(rows)]),
+            "flag": pd.array([None if i % 5 == 0 else i % 2 == 0 for i in range(rows)], dtype="boolean"),
+            "kind": pd.Categorical([["a", "b"][i % 2] for i in range(rows)]),
+        }
+    ).set_axis(np.arange(rows) * 3 + 100)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 40])
+@pytest.mark.parametrize("kept", ["some", "all", "none"])
+def test_selected_rows_are_the_frames_boolean_indexing(rows: int, kept: str) -> None:
+    frame = mixed_frame(rows)
+    keep = {"some": np.arange(rows) % 3 != 1, "all": np.ones(rows, bool), "none": np.zeros(rows, bool)}[kept]
+    selected = select_rows(frame, keep)
+    pd.testing.assert_frame_equal(selected, frame[keep], check_exact=True)
+    assert list(selected.dtypes) == list(frame.dtypes)
+    twice = frame.set_axis(["a", "b", "a", "c", "d", "e", "f", "g"], axis=1)  # names repeated: the frame's own way
+    pd.testing.assert_frame_equal(select_rows(twice, keep), twice[keep], check_exact=True)
+
+
+EXCEL_LOOKALIKES = ["42.0", "4.2E+05", "4.2e+05", "42.", ".0", "0.0", "01.0", "1.5", "4E+5", "4.2E+", "E+", "42.0.0"]
+OTHER_IDS = ["42", "0042", "\u0664\u0662.0", "\u0664.2E+05", "a.b", "", None, "x", "E", "c1", "4.2E-05", "42.0 "]
+
+
+def ids_parsed_by_matching_every_id(text: pd.Series) -> tuple[list[Any], int, list[bool]]:
+    """The plain path: both regular expressions on every id, float-looking ids split where they match."""
+    values = text.astype("string[pyarrow]")
+    floats = values.str.fullmatch(EXCEL_FLOAT_ID).fillna(False).astype(bool)
+    scientific = values.str.fullmatch(EXCEL_SCIENTIFIC_ID).fillna(False).astype(bool).to_numpy()
+    undone = values.where(~floats, values.str.split(".", n=1).str[0]).mask(scientific).astype("string[pyarrow]")
+    return undone.astype(object).where(undone.notna(), None).tolist(), int(floats.sum()), scientific.tolist()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+@pytest.mark.parametrize("cells", [EXCEL_LOOKALIKES + OTHER_IDS, OTHER_IDS, ["c1", "c2"], []])
+def test_excel_ids_found_among_candidates_as_among_all_ids(dtype: str, cells: list[str | None]) -> None:
+    text = pd.Series(cells, dtype=dtype, index=range(7, 7 + len(cells)))
+    parsed = parse_ids(text, excel_ids=True)
+    values = parsed.values.astype(object).where(parsed.values.notna(), None).tolist()
+    assert (values, parsed.excel_floats_undone, parsed.excel_scientific.tolist()) == ids_parsed_by_matching_every_id(
+        text
+    )
+    assert str(parsed.values.dtype) == "string" and parsed.values.index.equals(text.index)
+    if cells and cells[0] == "42.0":
+        assert values[:3] == ["42", None, "4.2e+05"] and parsed.excel_floats_undone == 2  # "42.0", "0.0"

@@ -138,7 +138,8 @@ def validate_table(
     for mask in coerced.cast_failures.values():
         unreadable |= mask
     # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
-    broken = suite_failures(typed[~duplicates & ~unreadable], table, accepted, references, as_of, run_suite, date_only)
+    checked = select_rows(typed, ~duplicates & ~unreadable)
+    broken = suite_failures(checked, table, accepted, references, as_of, run_suite, date_only)
     for rule, positions in broken.items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
@@ -146,7 +147,8 @@ def validate_table(
     rejected = np.zeros(len(typed), dtype=bool)
     for mask in failures.values():
         rejected |= mask
-    accepted_rows = cap_days_at_as_of(typed[~rejected].reset_index(drop=True), table, coerced.date_only_columns, as_of)
+    kept = select_rows(typed, ~rejected).reset_index(drop=True)
+    accepted_rows = cap_days_at_as_of(kept, table, coerced.date_only_columns, as_of)
     quarantined_rows = _quarantine_rows(source.raw, failures, rejected)
     report = TableReport(
         table=table.name,
@@ -169,6 +171,17 @@ def validate_table(
             "quarantined; validation lost rows"
         )
     return accepted_rows, quarantined_rows, report
+
+
+def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """`frame[keep]` for a boolean mask, column by column: an Arrow-backed column is filtered by Arrow in one pass
+    over the kept text, where the frame's boolean indexing takes each column's rows by number (on 15M ids, six
+    times the CPU)."""
+    if not frame.columns.is_unique:
+        return frame[keep]
+    index = frame.index[keep]
+    columns = {name: frame[name].array[keep] for name in frame.columns}
+    return pd.DataFrame(columns, index=index, columns=frame.columns, copy=False)
 
 
 def suite_failures(
