@@ -1,7 +1,7 @@
 """The shortcuts that make validation fast at 1M customers decide exactly what the plain paths decided: Arrow-backed
 text (a Parquet export) against Python-backed text, the zero-padded twins among a few candidates against all ids,
-the suite run per group of columns, without GX's batch fingerprints, the raw rows released table by table, and
-equal keys found by hashes first (also when every hash collides)."""
+the suite run per group of columns, without GX's batch fingerprints, the raw rows released table by table, the keys
+hashed once for "unique" and the duplicate rows, the rows kept by Arrow's filter, and the Excel ids among candidates."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines
 
 from features.contract import TABLES_BY_NAME
 from pipelines.sources.files import SourceTable
-from pipelines.validation import keys
-from pipelines.validation.keys import equality_classes, rows_sharing_a_hash, value_hashes
+from pipelines.validation.keys import equality_classes, repeated, unique_column_classes
 from pipelines.validation.parse import (
     EXCEL_FLOAT_ID,
     EXCEL_SCIENTIFIC_ID,
@@ -33,7 +33,7 @@ from pipelines.validation.run import (
     select_rows,
     validate_tables,
 )
-from pipelines.validation.suite import build_suite
+from pipelines.validation.suite import ReferenceKeys, build_suite, positions_among_many
 
 MESSY_CELLS = [" a ", "\u00a0b\u202f", "\tc\t", "", "NA", None, "x y", " é ", "0042 ", "\u00a0", "n/a"]
 
@@ -153,21 +153,8 @@ def test_released_sources_give_the_same_outcome() -> None:
 TRICKY_KEYS = ["1", "01", "1 ", "1", None, "", "é", "e\u0301", "01", pd.NA, "001", "1", "", "é", "X0", "x0"]
 
 
-def colliding_hashes(values: pd.Series) -> np.ndarray:
-    """Hashes that collide for most distinct values: only the value's length (missing: 0) tells them apart."""
-    return np.array([0 if pd.isna(v) else len(str(v)) + 1 for v in values], dtype=np.uint64)
-
-
-@pytest.fixture(params=["duckdb", "colliding"])
-def hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each hash test runs with DuckDB's hashes and again with hashes that collide on purpose."""
-    if request.param == "colliding":
-        monkeypatch.setattr(keys, "value_hashes", colliding_hashes)
-    return str(request.param)
-
-
 @pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
-def test_equality_classes_are_equal_exactly_where_the_values_are(hashes: str, dtype: str) -> None:
+def test_equality_classes_are_equal_exactly_where_the_values_are(dtype: str) -> None:
     values = pd.Series(TRICKY_KEYS, dtype=dtype, index=range(100, 100 + len(TRICKY_KEYS)))
     classes = equality_classes(values)
     assert classes.index.equals(values.index) and str(classes.dtype) == "Int64"
@@ -182,60 +169,50 @@ def test_equality_classes_are_equal_exactly_where_the_values_are(hashes: str, dt
 
 
 @pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
-def test_rows_sharing_a_hash_hold_every_repeated_value(hashes: str, dtype: str) -> None:
+def test_repeated_rows_are_the_rows_pandas_finds_duplicated(dtype: str) -> None:
     values = pd.Series(TRICKY_KEYS, dtype=dtype)
-    shared = rows_sharing_a_hash(values)
-    repeated = values.duplicated(keep=False).to_numpy()
-    assert not (repeated & ~shared).any()
-    # Every kind of missing value (None, pd.NA) hashes alike: one missing value repeats another.
-    repeated = values.astype(object).where(values.notna(), None).duplicated(keep=False).to_numpy()
-    assert not (repeated & ~shared).any()
-    if hashes == "duckdb":
-        assert shared.tolist() == repeated.tolist()
-    else:
-        assert (shared & ~repeated).any()  # the collisions are there, and confirmed by value elsewhere
-
-
-def test_duckdb_hashes_keep_row_order_on_large_chunked_columns() -> None:
-    """DuckDB scans a large Arrow column in parallel; the hashes must still come back in row order."""
-    chunks = [pa.array([f"k{i}" for i in range(start, start + 25_000)]) for start in range(0, 400_000, 25_000)]
-    values = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks)))
-    whole = value_hashes(values)
-    piecewise = np.concatenate([value_hashes(values.iloc[i : i + 2048]) for i in range(0, len(values), 2048)])
-    assert whole.tolist() == piecewise.tolist()
-    assert len(np.unique(whole)) == len(values)
-
-
-def test_equality_classes_and_hashes_of_no_rows() -> None:
-    for dtype in ("object", "string[pyarrow]"):
-        empty = pd.Series([], dtype=dtype)
-        assert len(value_hashes(empty)) == 0 and len(rows_sharing_a_hash(empty)) == 0
-        assert equality_classes(empty).empty
+    # Every kind of missing value (None, pd.NA) is one missing value, repeated here.
+    expected = values.astype(object).where(values.notna(), None).duplicated(keep=False).to_numpy()
+    assert repeated(equality_classes(values)).tolist() == expected.tolist()
+    once = pd.Series(["1", "01", None, "001"], dtype=dtype)
+    assert not repeated(equality_classes(once)).any()
+    assert repeated(equality_classes(pd.Series([], dtype=dtype))).tolist() == []
+    assert equality_classes(pd.Series([None, None], dtype=dtype)).isna().all()
 
 
 @pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
-def test_exact_duplicates_are_the_rows_pandas_marks(hashes: str, dtype: str) -> None:
+def test_exact_duplicates_are_the_rows_pandas_marks(dtype: str) -> None:
     table = TABLES_BY_NAME["order_lines"]
     line_ids = ["l1", "l1", "01", "1", "1", None, None, "l1", "1", "01", "l2", None]
     frame = pd.DataFrame(
         {
             "line_id": pd.Series(line_ids, dtype=dtype),
-            "order_id": pd.Series(["o1", "o1", "o1", "o1", "o1", "o2", "o2", "o1", "o2", "o1", "o3", "o2"], dtype=dtype),
+            "order_id": pd.Series(
+                ["o1", "o1", "o1", "o1", "o1", "o2", "o2", "o1", "o2", "o1", "o3", "o2"], dtype=dtype
+            ),
             "quantity": pd.array([1, 1, 2, 2, 2, 3, 3, 1, 2, None, 1, 3], dtype="Int64"),
         }
     )
     expected = frame.duplicated(keep="first").to_numpy()
-    assert exact_duplicates(frame, table).tolist() == expected.tolist()
+    found = exact_duplicates(frame, table, unique_column_classes(frame, table))
+    assert found.tolist() == expected.tolist()
     assert expected.tolist() == [False, True, False, False, True, False, True, True] + [False] * 3 + [True]
-    assert exact_duplicates(frame.iloc[:0], table).tolist() == []
+    empty = frame.iloc[:0]
+    assert exact_duplicates(empty, table, unique_column_classes(empty, table)).tolist() == []
 
 
-def test_validation_outcome_is_the_same_when_every_key_hash_collides(monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = outcome(validate_tables(as_sources(dirty_shop()), AS_OF))
-    monkeypatch.setattr(keys, "value_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
-    arrow = {n: f.astype("string[pyarrow]") for n, f in dirty_shop().items()}
-    assert outcome(validate_tables(as_sources(arrow), AS_OF)) == expected
-    assert expected["reports"][2]["rule_counts"].get("order_lines.line_id.unique") == 2
+def test_unique_rule_runs_on_equality_classes_with_the_same_outcome() -> None:
+    """Two shops whose keys differ only in text ("01"/"1" swapped for "a"/"b" ...) break "unique" on the same rows."""
+    shop = dirty_shop()
+    lines = shop["order_lines"]
+    lines.loc[4, "line_id"] = "01"
+    lines.loc[5, "line_id"] = "1"
+    arrow = validate_tables(as_sources({n: f.astype("string[pyarrow]") for n, f in shop.items()}), AS_OF)
+    python = validate_tables(as_sources(shop), AS_OF)
+    assert outcome(arrow) == outcome(python)
+    assert python.reports[2].rule_counts.get("order_lines.line_id.unique") == 2  # "l4" twice; "01" and "1" differ
+    quarantined = python.quarantined["order_lines"]
+    assert set(quarantined.loc[quarantined["_rules"].str.contains("unique"), "line_id"]) == {"l4"}
 
 
 def mixed_frame(rows: int) -> pd.DataFrame:
@@ -294,3 +271,46 @@ def test_excel_ids_found_among_candidates_as_among_all_ids(dtype: str, cells: li
     assert str(parsed.values.dtype) == "string" and parsed.values.index.equals(text.index)
     if cells and cells[0] == "42.0":
         assert values[:3] == ["42", None, "4.2e+05"] and parsed.excel_floats_undone == 2  # "42.0", "0.0"
+
+
+def positions_by_hashing_the_keys(values: pd.Series, keys: pa.Array) -> list[int]:
+    """The plain path: Arrow's `index_in` with a hash table of every key."""
+    return np.asarray(pc.index_in(pa.array(values), value_set=keys).fill_null(-1), dtype=np.int64).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["1", "01", None, "1", "x", "", "001", pd.NA, "é", "01"],  # repeats, look-alikes, missing, unknown
+        [None, None],
+        ["zz", "yy"],
+        [],
+    ],
+)
+def test_positions_among_many_keys_are_arrows_index_in(dtype: str, cells: list[Any]) -> None:
+    keys = pa.chunked_array(
+        [pa.array(["k0", "01", "1", "", "é", "k5"], pa.large_string()), pa.array(["e\u0301", "0"], pa.large_string())]
+    )
+    values = pd.Series(cells, dtype=dtype)
+    # Python text of nothing but missing values is Arrow's null type, which index_in refuses; none is found.
+    plain = [-1] * len(cells) if values.isna().all() else positions_by_hashing_the_keys(values, keys)
+    assert positions_among_many(pa.array(values), keys).tolist() == plain
+    if cells and cells[0] == "1":
+        assert positions_among_many(pa.array(values), keys).tolist() == [2, 1, -1, 2, -1, 3, -1, -1, 4, 1]
+
+
+def test_reference_positions_are_the_same_for_few_and_many_values() -> None:
+    """`ReferenceKeys.positions` takes the path among many keys for few values, Arrow's `index_in` for many."""
+    lines = pd.DataFrame({"line_id": pd.Series([f"l{i}" for i in range(50)] + ["01", "1"], dtype="string[pyarrow]")})
+    references = ReferenceKeys({"order_lines": lines})
+    keys = references.keys("order_lines.line_id")
+    assert keys is not None
+    rng = np.random.default_rng(5)
+    for size in (3, 20, 26, 27, 60, 200):  # 26 or fewer: among many keys
+        cells = [None if i % 9 == 0 else f"l{rng.integers(0, 70)}" for i in range(size)] + ["1", "001"]
+        for dtype in ("object", "string[pyarrow]"):
+            values = pd.Series(cells, dtype=dtype)
+            assert references.positions("order_lines.line_id", values).tolist() == positions_by_hashing_the_keys(
+                values, keys
+            )

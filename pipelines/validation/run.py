@@ -18,13 +18,14 @@ import pandas as pd
 from features.contract import TABLES, Table
 from pipelines.sources.files import SourceTable
 from pipelines.validation.coerce import coerce_table
-from pipelines.validation.keys import rows_sharing_a_hash
+from pipelines.validation.keys import repeated, unique_column_classes
 from pipelines.validation.suite import (
     ReferenceKeys,
     add_day_columns,
     add_lookup_columns,
     build_suite,
     duplicate_row_rule,
+    equality_column,
 )
 
 log = logging.getLogger(__name__)
@@ -131,15 +132,18 @@ def validate_table(
     date_only |= {f"{table.name}.{column}" for column in coerced.date_only_columns}
     typed = coerced.typed
     failures = dict(coerced.cast_failures)
-    duplicates = exact_duplicates(typed, table)
+    equalities = unique_column_classes(typed, table)
+    duplicates = exact_duplicates(typed, table, equalities)
     if duplicates.any():
         failures[duplicate_row_rule(table)] = duplicates
     unreadable = np.zeros(len(typed), dtype=bool)
     for mask in coerced.cast_failures.values():
         unreadable |= mask
     # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
-    checked = select_rows(typed, ~duplicates & ~unreadable)
-    broken = suite_failures(checked, table, accepted, references, as_of, run_suite, date_only)
+    keep = ~duplicates & ~unreadable
+    checked = select_rows(typed, keep)
+    checked_equalities = {name: classes[keep] for name, classes in equalities.items()}
+    broken = suite_failures(checked, checked_equalities, table, accepted, references, as_of, run_suite, date_only)
     for rule, positions in broken.items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
@@ -186,6 +190,7 @@ def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 
 def suite_failures(
     checked: pd.DataFrame,
+    equalities: dict[str, pd.Series],
     table: Table,
     accepted: dict[str, pd.DataFrame],
     references: ReferenceKeys,
@@ -195,7 +200,7 @@ def suite_failures(
 ) -> dict[str, np.ndarray]:
     """Rule id -> the rows (index labels of `checked`) that broke it, by the table's suite. The frame GX sees, with
     its lookup columns, lives only here: it is gone before the accepted rows are copied out (peak memory)."""
-    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
+    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references, equalities)
     with_lookups = add_day_columns(with_lookups, table, date_only)
     suite = build_suite(table, as_of, checked_references, date_only)
     return run_suite(with_lookups, table.name, suite)
@@ -211,13 +216,14 @@ def cap_days_at_as_of(
     return accepted.assign(**capped)
 
 
-def exact_duplicates(typed: pd.DataFrame, table: Table) -> np.ndarray:
-    """Rows equal in every column to an earlier row. With a key, only rows sharing the key's hash can be equal (every
-    row sharing a key does), so the full-row comparison runs on those alone (on 8M orders: seconds instead of half a
-    minute); keep="first" still marks the same rows, since each group of equal rows is among them whole and in order."""
+def exact_duplicates(typed: pd.DataFrame, table: Table, equalities: dict[str, pd.Series]) -> np.ndarray:
+    """Rows equal in every column to an earlier row. With a key, only rows sharing a key can be equal, so the
+    full-row comparison runs on those alone (on 8M orders: seconds instead of half a minute); keep="first" marks the
+    same rows, since each group of equal rows is among them whole and in order. `equalities`: from
+    `keys.unique_column_classes` (the key is unique), so the key's text is not hashed again."""
     if table.key is None:
         return typed.duplicated(keep="first").to_numpy()
-    candidates = rows_sharing_a_hash(typed[table.key])
+    candidates = repeated(equalities[equality_column(table.key)])
     duplicates = np.zeros(len(typed), dtype=bool)
     if candidates.any():
         duplicates[candidates] = typed[candidates].duplicated(keep="first").to_numpy()
