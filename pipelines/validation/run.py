@@ -141,9 +141,13 @@ def validate_table(
         unreadable |= mask
     # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
     keep = ~duplicates & ~unreadable
-    checked = select_rows(typed, keep)
     checked_equalities = {name: classes[keep] for name, classes in equalities.items()}
-    broken = suite_failures(checked, checked_equalities, table, accepted, references, as_of, run_suite, date_only)
+    del equalities
+    # The checked rows are passed, not kept: they are gone before the accepted rows are copied out (peak memory).
+    broken = suite_failures(
+        select_rows(typed, keep), checked_equalities, table, accepted, references, as_of, run_suite, date_only
+    )
+    del checked_equalities
     for rule, positions in broken.items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
