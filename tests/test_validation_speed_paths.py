@@ -1,6 +1,7 @@
 """The shortcuts that make validation fast at 1M customers decide exactly what the plain paths decided: Arrow-backed
 text (a Parquet export) against Python-backed text, the zero-padded twins among a few candidates against all ids,
-the suite run per group of columns, without GX's batch fingerprints, and the raw rows released table by table."""
+the suite run per group of columns, without GX's batch fingerprints, the raw rows released table by table, the keys
+hashed once for "unique" and the duplicate rows, the rows kept by Arrow's filter, and the Excel ids among candidates."""
 
 from __future__ import annotations
 
@@ -8,14 +9,31 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines
 
 from features.contract import TABLES_BY_NAME
 from pipelines.sources.files import SourceTable
-from pipelines.validation.parse import SPACES, trim_missing, zero_padded_twins
-from pipelines.validation.run import ValidationResult, expectations_by_columns, gx_context, validate_tables
-from pipelines.validation.suite import build_suite
+from pipelines.validation.keys import equality_classes, repeated, unique_column_classes
+from pipelines.validation.parse import (
+    EXCEL_FLOAT_ID,
+    EXCEL_SCIENTIFIC_ID,
+    SPACES,
+    parse_ids,
+    trim_missing,
+    zero_padded_twins,
+)
+from pipelines.validation.run import (
+    ValidationResult,
+    exact_duplicates,
+    expectations_by_columns,
+    gx_context,
+    select_rows,
+    validate_tables,
+)
+from pipelines.validation.suite import ReferenceKeys, build_suite, positions_among_many
 
 MESSY_CELLS = [" a ", "\u00a0b\u202f", "\tc\t", "", "NA", None, "x y", " é ", "0042 ", "\u00a0", "n/a"]
 
@@ -129,3 +147,170 @@ def test_released_sources_give_the_same_outcome() -> None:
     released: dict[str, SourceTable] = as_sources(dirty_shop())
     assert outcome(validate_tables(released, AS_OF, release=True)) == outcome(validate_tables(kept, AS_OF))
     assert released == {} and set(kept) == set(dirty_shop())
+
+
+# Keys that look alike but are not equal, repeated keys, missing ones (None and pd.NA), text that is not ASCII.
+TRICKY_KEYS = ["1", "01", "1 ", "1", None, "", "é", "e\u0301", "01", pd.NA, "001", "1", "", "é", "X0", "x0"]
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_equality_classes_are_equal_exactly_where_the_values_are(dtype: str) -> None:
+    values = pd.Series(TRICKY_KEYS, dtype=dtype, index=range(100, 100 + len(TRICKY_KEYS)))
+    classes = equality_classes(values)
+    assert classes.index.equals(values.index) and str(classes.dtype) == "Int64"
+    assert (classes.isna() == values.isna()).all()
+    present = values.notna().to_numpy()
+    plain = values.astype(object).tolist()
+    for i in np.flatnonzero(present):
+        for j in np.flatnonzero(present):
+            assert (classes.iloc[i] == classes.iloc[j]) == (plain[i] == plain[j]), (plain[i], plain[j])
+    # Great Expectations' "unique" compares the present values only
+    assert classes[present].duplicated(keep=False).tolist() == values[present].duplicated(keep=False).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_repeated_rows_are_the_rows_pandas_finds_duplicated(dtype: str) -> None:
+    values = pd.Series(TRICKY_KEYS, dtype=dtype)
+    # Every kind of missing value (None, pd.NA) is one missing value, repeated here.
+    expected = values.astype(object).where(values.notna(), None).duplicated(keep=False).to_numpy()
+    assert repeated(equality_classes(values)).tolist() == expected.tolist()
+    once = pd.Series(["1", "01", None, "001"], dtype=dtype)
+    assert not repeated(equality_classes(once)).any()
+    assert repeated(equality_classes(pd.Series([], dtype=dtype))).tolist() == []
+    assert equality_classes(pd.Series([None, None], dtype=dtype)).isna().all()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_exact_duplicates_are_the_rows_pandas_marks(dtype: str) -> None:
+    table = TABLES_BY_NAME["order_lines"]
+    line_ids = ["l1", "l1", "01", "1", "1", None, None, "l1", "1", "01", "l2", None]
+    frame = pd.DataFrame(
+        {
+            "line_id": pd.Series(line_ids, dtype=dtype),
+            "order_id": pd.Series(
+                ["o1", "o1", "o1", "o1", "o1", "o2", "o2", "o1", "o2", "o1", "o3", "o2"], dtype=dtype
+            ),
+            "quantity": pd.array([1, 1, 2, 2, 2, 3, 3, 1, 2, None, 1, 3], dtype="Int64"),
+        }
+    )
+    expected = frame.duplicated(keep="first").to_numpy()
+    found = exact_duplicates(frame, table, unique_column_classes(frame, table))
+    assert found.tolist() == expected.tolist()
+    assert expected.tolist() == [False, True, False, False, True, False, True, True] + [False] * 3 + [True]
+    empty = frame.iloc[:0]
+    assert exact_duplicates(empty, table, unique_column_classes(empty, table)).tolist() == []
+
+
+def test_unique_rule_runs_on_equality_classes_with_the_same_outcome() -> None:
+    """Two shops whose keys differ only in text ("01"/"1" swapped for "a"/"b" ...) break "unique" on the same rows."""
+    shop = dirty_shop()
+    lines = shop["order_lines"]
+    lines.loc[4, "line_id"] = "01"
+    lines.loc[5, "line_id"] = "1"
+    arrow = validate_tables(as_sources({n: f.astype("string[pyarrow]") for n, f in shop.items()}), AS_OF)
+    python = validate_tables(as_sources(shop), AS_OF)
+    assert outcome(arrow) == outcome(python)
+    assert python.reports[2].rule_counts.get("order_lines.line_id.unique") == 2  # "l4" twice; "01" and "1" differ
+    quarantined = python.quarantined["order_lines"]
+    assert set(quarantined.loc[quarantined["_rules"].str.contains("unique"), "line_id"]) == {"l4"}
+
+
+def mixed_frame(rows: int) -> pd.DataFrame:
+    """A frame with every kind of column validation selects rows of: Arrow-backed and Python text, nullable and numpy
+    numbers, times, flags; missing cells in each; an index that is not 0..n-1."""
+    rng = np.random.default_rng(3)
+    text = [None if i % 7 == 0 else f"v{i % 5}" for i in range(rows)]
+    return pd.DataFrame(
+        {
+            "arrow_text": pd.Series(text, dtype="string[pyarrow]"),
+            "large_text": pd.Series(text, dtype=pd.ArrowDtype(pa.large_string())),
+            "python_text": pd.Series(text, dtype=object),
+            "count": pd.array([None if i % 4 == 0 else i for i in range(rows)], dtype="Int64"),
+            "amount": np.where(np.arange(rows) % 6 == 0, np.nan, rng.random(rows)),
+            "at": pd.to_datetime(["2024-01-02" if i % 3 else None for i in range(rows)]),
+            "flag": pd.array([None if i % 5 == 0 else i % 2 == 0 for i in range(rows)], dtype="boolean"),
+            "kind": pd.Categorical([["a", "b"][i % 2] for i in range(rows)]),
+        }
+    ).set_axis(np.arange(rows) * 3 + 100)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 40])
+@pytest.mark.parametrize("kept", ["some", "all", "none"])
+def test_selected_rows_are_the_frames_boolean_indexing(rows: int, kept: str) -> None:
+    frame = mixed_frame(rows)
+    keep = {"some": np.arange(rows) % 3 != 1, "all": np.ones(rows, bool), "none": np.zeros(rows, bool)}[kept]
+    selected = select_rows(frame, keep)
+    pd.testing.assert_frame_equal(selected, frame[keep], check_exact=True)
+    assert list(selected.dtypes) == list(frame.dtypes)
+    twice = frame.set_axis(["a", "b", "a", "c", "d", "e", "f", "g"], axis=1)  # names repeated: the frame's own way
+    pd.testing.assert_frame_equal(select_rows(twice, keep), twice[keep], check_exact=True)
+
+
+EXCEL_LOOKALIKES = ["42.0", "4.2E+05", "4.2e+05", "42.", ".0", "0.0", "01.0", "1.5", "4E+5", "4.2E+", "E+", "42.0.0"]
+OTHER_IDS = ["42", "0042", "\u0664\u0662.0", "\u0664.2E+05", "a.b", "", None, "x", "E", "c1", "4.2E-05", "42.0 "]
+
+
+def ids_parsed_by_matching_every_id(text: pd.Series) -> tuple[list[Any], int, list[bool]]:
+    """The plain path: both regular expressions on every id, float-looking ids split where they match."""
+    values = text.astype("string[pyarrow]")
+    floats = values.str.fullmatch(EXCEL_FLOAT_ID).fillna(False).astype(bool)
+    scientific = values.str.fullmatch(EXCEL_SCIENTIFIC_ID).fillna(False).astype(bool).to_numpy()
+    undone = values.where(~floats, values.str.split(".", n=1).str[0]).mask(scientific).astype("string[pyarrow]")
+    return undone.astype(object).where(undone.notna(), None).tolist(), int(floats.sum()), scientific.tolist()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+@pytest.mark.parametrize("cells", [EXCEL_LOOKALIKES + OTHER_IDS, OTHER_IDS, ["c1", "c2"], []])
+def test_excel_ids_found_among_candidates_as_among_all_ids(dtype: str, cells: list[str | None]) -> None:
+    text = pd.Series(cells, dtype=dtype, index=range(7, 7 + len(cells)))
+    parsed = parse_ids(text, excel_ids=True)
+    values = parsed.values.astype(object).where(parsed.values.notna(), None).tolist()
+    assert (values, parsed.excel_floats_undone, parsed.excel_scientific.tolist()) == ids_parsed_by_matching_every_id(
+        text
+    )
+    assert str(parsed.values.dtype) == "string" and parsed.values.index.equals(text.index)
+    if cells and cells[0] == "42.0":
+        assert values[:3] == ["42", None, "4.2e+05"] and parsed.excel_floats_undone == 2  # "42.0", "0.0"
+
+
+def positions_by_hashing_the_keys(values: pd.Series, keys: pa.Array) -> list[int]:
+    """The plain path: Arrow's `index_in` with a hash table of every key."""
+    return np.asarray(pc.index_in(pa.array(values), value_set=keys).fill_null(-1), dtype=np.int64).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["1", "01", None, "1", "x", "", "001", pd.NA, "é", "01"],  # repeats, look-alikes, missing, unknown
+        [None, None],
+        ["zz", "yy"],
+        [],
+    ],
+)
+def test_positions_among_many_keys_are_arrows_index_in(dtype: str, cells: list[Any]) -> None:
+    keys = pa.chunked_array(
+        [pa.array(["k0", "01", "1", "", "é", "k5"], pa.large_string()), pa.array(["e\u0301", "0"], pa.large_string())]
+    )
+    values = pd.Series(cells, dtype=dtype)
+    # Python text of nothing but missing values is Arrow's null type, which index_in refuses; none is found.
+    plain = [-1] * len(cells) if values.isna().all() else positions_by_hashing_the_keys(values, keys)
+    assert positions_among_many(pa.array(values), keys).tolist() == plain
+    if cells and cells[0] == "1":
+        assert positions_among_many(pa.array(values), keys).tolist() == [2, 1, -1, 2, -1, 3, -1, -1, 4, 1]
+
+
+def test_reference_positions_are_the_same_for_few_and_many_values() -> None:
+    """`ReferenceKeys.positions` takes the path among many keys for few values, Arrow's `index_in` for many."""
+    lines = pd.DataFrame({"line_id": pd.Series([f"l{i}" for i in range(50)] + ["01", "1"], dtype="string[pyarrow]")})
+    references = ReferenceKeys({"order_lines": lines})
+    keys = references.keys("order_lines.line_id")
+    assert keys is not None
+    rng = np.random.default_rng(5)
+    for size in (3, 20, 26, 27, 60, 200):  # 26 or fewer: among many keys
+        cells = [None if i % 9 == 0 else f"l{rng.integers(0, 70)}" for i in range(size)] + ["1", "001"]
+        for dtype in ("object", "string[pyarrow]"):
+            values = pd.Series(cells, dtype=dtype)
+            assert references.positions("order_lines.line_id", values).tolist() == positions_by_hashing_the_keys(
+                values, keys
+            )

@@ -252,12 +252,26 @@ def parse_ids(text: pd.Series, excel_ids: bool) -> ParsedIds:
     values = text.astype("string[pyarrow]")
     if not excel_ids:
         return ParsedIds(values, 0, _no_rows(text))
-    floats = values.str.fullmatch(EXCEL_FLOAT_ID).fillna(False).astype(bool)
-    scientific = values.str.fullmatch(EXCEL_SCIENTIFIC_ID).fillna(False).astype(bool).to_numpy()
-    undone = values.copy()
-    # Split only the float-looking ids: splitting every id ran in Python, cell by cell (minutes at 1M customers).
-    undone[floats] = values[floats].str.split(".", n=1).str[0]
+    floats = fullmatches(values, EXCEL_FLOAT_ID, holding=".")
+    scientific = fullmatches(values, EXCEL_SCIENTIFIC_ID, holding="E+")
+    undone = values
+    if floats.any():
+        # Assigning through a mask rewrites the whole Arrow column (seconds at 1M), even when the mask is all False.
+        undone = values.copy()
+        # Split only the float-looking ids: splitting every id ran in Python, cell by cell (minutes at 1M customers).
+        undone[floats] = values[floats].str.split(".", n=1).str[0]
     return ParsedIds(undone.mask(scientific).astype("string[pyarrow]"), int(floats.sum()), scientific)
+
+
+def fullmatches(values: pd.Series, pattern: re.Pattern[str], holding: str) -> np.ndarray:
+    """Where `values` (Arrow-backed text) fully match `pattern`, a regular expression every match of which holds the
+    text `holding`: the expression runs only on the values holding it, found by a plain substring search (a fraction
+    of the expression's cost on 15M ids, nearly none of which look like Excel's numbers)."""
+    candidates = values.str.contains(holding, regex=False).fillna(False).astype(bool).to_numpy()
+    matches = np.zeros(len(values), dtype=bool)
+    if candidates.any():
+        matches[candidates] = values[candidates].str.fullmatch(pattern).fillna(False).astype(bool).to_numpy()
+    return matches
 
 
 def zero_padded_twins(ids: pd.Series) -> list[tuple[str, str]]:

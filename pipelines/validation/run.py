@@ -18,12 +18,14 @@ import pandas as pd
 from features.contract import TABLES, Table
 from pipelines.sources.files import SourceTable
 from pipelines.validation.coerce import coerce_table
+from pipelines.validation.keys import repeated, unique_column_classes
 from pipelines.validation.suite import (
     ReferenceKeys,
     add_day_columns,
     add_lookup_columns,
     build_suite,
     duplicate_row_rule,
+    equality_column,
 )
 
 log = logging.getLogger(__name__)
@@ -130,14 +132,22 @@ def validate_table(
     date_only |= {f"{table.name}.{column}" for column in coerced.date_only_columns}
     typed = coerced.typed
     failures = dict(coerced.cast_failures)
-    duplicates = exact_duplicates(typed, table)
+    equalities = unique_column_classes(typed, table)
+    duplicates = exact_duplicates(typed, table, equalities)
     if duplicates.any():
         failures[duplicate_row_rule(table)] = duplicates
     unreadable = np.zeros(len(typed), dtype=bool)
     for mask in coerced.cast_failures.values():
         unreadable |= mask
     # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
-    broken = suite_failures(typed[~duplicates & ~unreadable], table, accepted, references, as_of, run_suite, date_only)
+    keep = ~duplicates & ~unreadable
+    checked_equalities = {name: classes[keep] for name, classes in equalities.items()}
+    del equalities
+    # The checked rows are passed, not kept: they are gone before the accepted rows are copied out (peak memory).
+    broken = suite_failures(
+        select_rows(typed, keep), checked_equalities, table, accepted, references, as_of, run_suite, date_only
+    )
+    del checked_equalities
     for rule, positions in broken.items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
@@ -145,7 +155,8 @@ def validate_table(
     rejected = np.zeros(len(typed), dtype=bool)
     for mask in failures.values():
         rejected |= mask
-    accepted_rows = cap_days_at_as_of(typed[~rejected].reset_index(drop=True), table, coerced.date_only_columns, as_of)
+    kept = select_rows(typed, ~rejected).reset_index(drop=True)
+    accepted_rows = cap_days_at_as_of(kept, table, coerced.date_only_columns, as_of)
     quarantined_rows = _quarantine_rows(source.raw, failures, rejected)
     report = TableReport(
         table=table.name,
@@ -170,8 +181,20 @@ def validate_table(
     return accepted_rows, quarantined_rows, report
 
 
+def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """`frame[keep]` for a boolean mask, column by column: an Arrow-backed column is filtered by Arrow in one pass
+    over the kept text, where the frame's boolean indexing takes each column's rows by number (on 15M ids, six
+    times the CPU)."""
+    if not frame.columns.is_unique:
+        return frame[keep]
+    index = frame.index[keep]
+    columns = {name: frame[name].array[keep] for name in frame.columns}
+    return pd.DataFrame(columns, index=index, columns=frame.columns, copy=False)
+
+
 def suite_failures(
     checked: pd.DataFrame,
+    equalities: dict[str, pd.Series],
     table: Table,
     accepted: dict[str, pd.DataFrame],
     references: ReferenceKeys,
@@ -181,7 +204,7 @@ def suite_failures(
 ) -> dict[str, np.ndarray]:
     """Rule id -> the rows (index labels of `checked`) that broke it, by the table's suite. The frame GX sees, with
     its lookup columns, lives only here: it is gone before the accepted rows are copied out (peak memory)."""
-    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references)
+    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references, equalities)
     with_lookups = add_day_columns(with_lookups, table, date_only)
     suite = build_suite(table, as_of, checked_references, date_only)
     return run_suite(with_lookups, table.name, suite)
@@ -197,12 +220,14 @@ def cap_days_at_as_of(
     return accepted.assign(**capped)
 
 
-def exact_duplicates(typed: pd.DataFrame, table: Table) -> np.ndarray:
+def exact_duplicates(typed: pd.DataFrame, table: Table, equalities: dict[str, pd.Series]) -> np.ndarray:
     """Rows equal in every column to an earlier row. With a key, only rows sharing a key can be equal, so the
-    full-row comparison runs on those alone (on 8M orders: seconds instead of half a minute)."""
+    full-row comparison runs on those alone (on 8M orders: seconds instead of half a minute); keep="first" marks the
+    same rows, since each group of equal rows is among them whole and in order. `equalities`: from
+    `keys.unique_column_classes` (the key is unique), so the key's text is not hashed again."""
     if table.key is None:
         return typed.duplicated(keep="first").to_numpy()
-    candidates = typed[table.key].duplicated(keep=False).to_numpy()
+    candidates = repeated(equalities[equality_column(table.key)])
     duplicates = np.zeros(len(typed), dtype=bool)
     if candidates.any():
         duplicates[candidates] = typed[candidates].duplicated(keep="first").to_numpy()
