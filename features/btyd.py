@@ -369,12 +369,21 @@ def btyd_quantities(history: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
     """The BTYD features (BTYD_COLUMNS) of every row of `history` (one cutoff's HISTORY_COLUMNS, same index), BG/NBD
     fitted on its rows that have a non-cancelled order."""
     check_history(history)
-    future = check_horizon(horizon_days)
     orders, first, last = history_arrays(history)
+    every_row = np.ones(len(orders), dtype=bool)
+    return pd.DataFrame(fitted_values(orders, first, last, horizon_days, every_row), index=history.index)
+
+
+def fitted_values(
+    orders: np.ndarray, first: np.ndarray, last: np.ndarray, horizon_days: float, rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    """`btyd_values` of the `rows` (a mask) of a checked history (`history_arrays`), BG/NBD fitted on every row with
+    a non-cancelled order."""
+    future = check_horizon(horizon_days)
     x, t_x, age = rfm_values(orders, first, last)
     has_order = orders > 0
     params = fit_bg_nbd_values(x[has_order], t_x[has_order], age[has_order])
-    return pd.DataFrame(btyd_values(params, x, t_x, age, future), index=history.index)
+    return btyd_values(params, x[rows], t_x[rows], age[rows], future)
 
 
 def btyd_history(summary: ibis.Table, cutoff: pd.Timestamp, active_window_days: int) -> ibis.Table:
@@ -409,10 +418,7 @@ def btyd_part(summary: ibis.Table, cutoff: pd.Timestamp, horizon_days: int, acti
     # No uniqueness check here, unlike `check_history`: `order_summary` aggregates by customer_id, so the engine
     # gives one row per customer, and the features' invariant checks refuse a repeated customer in the rows.
     check_history_values(orders, first, last)
-    x, t_x, age = rfm_values(orders, first, last)
-    has_order = orders > 0
-    params = fit_bg_nbd_values(x[has_order], t_x[has_order], age[has_order])
-    values = btyd_values(params, x[in_population], t_x[in_population], age[in_population], check_horizon(horizon_days))
+    values = fitted_values(orders, first, last, horizon_days, in_population)
     ids = history.column("customer_id").filter(pa.array(in_population))
     return ibis.memtable(pa.table({"customer_id": ids, **values}))
 

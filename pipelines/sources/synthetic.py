@@ -427,9 +427,8 @@ def _simulate_orders(
 def _orders_by_time(rounds: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     """The rounds' orders in one frame sorted by day, then customer (stably). Sorted as numpy columns: pandas'
     two-key sort factorises the float days first (a fifth of generate's time at 1M customers, under cProfile)."""
-    # Column by column, each round's arrays dropped once joined and each unsorted column once sorted. The frame is
-    # built consolidated (one block per dtype, as a sort gives), so no later step copies the orders to consolidate
-    # them when more is held (generate's peak memory is the pipeline's at 1M customers).
+    # Column by column, each round's arrays dropped once joined and each unsorted column once sorted, so the orders
+    # are not held three times over (rounds, joined, sorted) as a concat and a sort would hold them.
     columns = {name: np.concatenate([orders.pop(name) for orders in rounds]) for name in list(rounds[0])}
     by_time = np.lexsort((columns["customer_index"], columns["day"]))
     for name, values in columns.items():
