@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import ibis
 import pandas as pd
 
-from features.basket import BASKET_SPECS, basket_columns, basket_part, line_facts
+from features.basket import BASKET_SPECS, RunningBasket, basket_columns, basket_part, line_facts
 from features.btyd import BTYD_COLUMNS, BTYD_SPECS, btyd_part
 from features.common import join_customers
 from features.cutoffs import FeatureParams
@@ -63,12 +63,18 @@ class SharedTables:
     # Whether the tables above are kept by the backend: then each cutoff's order summary is kept too, while its
     # features are computed, so that BG/NBD's history and the features read it without aggregating the orders twice.
     cached: bool = False
+    # The basket part at cutoffs taken in time order, in memory (instead of `lines`).
+    basket: RunningBasket | None = None
 
 
-def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = False) -> SharedTables:
+def shared_tables(
+    inputs: FeatureInputs, params: FeatureParams, cache: bool = False, running_basket: bool = False
+) -> SharedTables:
     """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
     cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it.
-    The levels of the most-common columns are read now in either case (one small query per column)."""
+    With `running_basket`, the order lines' facts are read into this process instead (`RunningBasket`), for
+    cutoffs taken in time order on one machine. The levels of the most-common columns are read now in either case
+    (one small query per column)."""
 
     def kept(table: ibis.Table) -> ibis.Table:
         return table.cache() if cache else table
@@ -77,14 +83,16 @@ def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = Fa
     reviews = reviews_with_customers(inputs)
     returns = returns_with_customers(inputs)
     lines = line_facts(inputs)
+    basket = RunningBasket(lines.to_pyarrow()) if running_basket and lines is not None else None
     return SharedTables(
         orders=kept(order_facts(inputs.orders, events)),
         events=events,
         reviews=None if reviews is None else kept(reviews),
         returns=None if returns is None else kept(returns),
-        lines=None if lines is None else kept(lines),
+        lines=None if lines is None or basket is not None else kept(lines),
         levels=column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")]),
         cached=cache,
+        basket=basket,
     )
 
 
@@ -107,7 +115,7 @@ def features_at(
         *relationship_parts(inputs, shared.orders, cutoff, counted=shared.levels),
         returns_part(inputs, cutoff, shared.returns),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
-        basket_part(shared.lines, cutoff),
+        basket_part(shared.lines, cutoff) if shared.basket is None else shared.basket.part_at(cutoff),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
         btyd_part(summary, cutoff, params.horizon_days, params.active_window_days),
     ]
