@@ -83,7 +83,6 @@ def main() -> None:
     cache_time, cached = timed(facts.cache)
     read_time, arrow = timed(cached.to_pyarrow)
     build_time, running = timed(lambda: RunningBasket(arrow))
-    del arrow
     per_cutoff = []
     for cutoff in cutoffs:
         query_time, query = timed(lambda cutoff=cutoff: basket_part(cached, cutoff).to_pyarrow())  # type: ignore[union-attr]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import pytest
-
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pytest
 
 from features.basket import BASKET_COLUMNS, RunningBasket, basket_part, line_facts
 from features.build import feature_dictionary, features_at, shared_tables
@@ -186,8 +185,9 @@ def test_the_running_basket_is_the_query_at_every_cutoff_in_any_order() -> None:
         got = _sorted(running.at(cutoff))
         assert got.num_rows == expected.num_rows, cutoff
         for column in expected.column_names:
-            want, have = expected.column(column).to_numpy(zero_copy_only=False), got.column(column).to_numpy(
-                zero_copy_only=False
+            want, have = (
+                expected.column(column).to_numpy(zero_copy_only=False),
+                got.column(column).to_numpy(zero_copy_only=False),
             )
             if column == "basket_units":
                 np.testing.assert_allclose(have, want, rtol=1e-12, err_msg=f"{column} at {cutoff.date()}")
