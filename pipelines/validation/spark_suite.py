@@ -52,24 +52,25 @@ def with_spark_names(suite: Any) -> Any:
 def spark_suite_runner(session: SparkSession) -> SuiteRunner:
     """A suite runner for `validate_tables` that evaluates each table's suite on `session`."""
     context = gx_context()
-    datasource = context.data_sources.add_spark(DATASOURCE)
 
     def run(frame: pd.DataFrame, table_name: str, suite: Any) -> dict[str, np.ndarray]:
-        asset = datasource.add_dataframe_asset(f"{table_name}_{uuid.uuid4().hex[:8]}")
-        spark_frame = to_spark_frame(session, frame)
+        # A datasource keeps every batch it loaded for as long as it exists (as on pandas): one per table, deleted
+        # after it, so that the JVM does not hold a validated table (at 10M orders, the orders) beside the next.
+        # Not persisted: the frame is the Arrow batches the driver handed over, already in the JVM's memory; GX's
+        # cached copy would hold the table twice.
+        datasource = context.data_sources.add_spark(f"{DATASOURCE}.{table_name}.{uuid.uuid4().hex[:8]}", persist=False)
         try:
-            batch = asset.add_batch_definition_whole_dataframe("all rows").get_batch(
-                batch_parameters={"dataframe": spark_frame}
+            batch = (
+                datasource.add_dataframe_asset(table_name)
+                .add_batch_definition_whole_dataframe("all rows")
+                .get_batch(batch_parameters={"dataframe": to_spark_frame(session, frame)})
             )
             result = batch.validate(
                 with_spark_names(suite),
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [POSITION]},
             )
         finally:
-            # GX persists the batch's frame and its datasource keeps the asset: both would hold the table in the
-            # JVM while the next tables are validated (at 10M orders, the orders beside every later table).
-            spark_frame.unpersist()
-            datasource.delete_asset(asset.name)
+            context.data_sources.delete(datasource.name)
         return broken_rows(result, table_name, index_column=POSITION)
 
     return run
