@@ -6,18 +6,20 @@ forked workers share once per worker, so the sums are upper bounds.
 
 `generate` and `train` run once (DuckDB's features feed training, as on a cluster training stays on one node);
 `validate`, `features` and `score` run once per engine, each as its own `churn` subprocess, the two engines one after
-the other per stage (so that both see about the same load). After the run the script checks that both engines gave
-the same results: the validation reports (accepted and quarantined rows per table, rules), the feature summaries,
-every feature and label column's per-cutoff sum and count, and the written risk lists (customers, ranks,
-probabilities within 1e-9 relative, first reasons). The JSON is rewritten after every stage, so an interrupted run
-keeps what finished; `--work DIR --resume` continues it, and `--stages` runs some stages now and the rest later.
-`--memory-limit-gib` kills a stage whose tree goes over it (recorded under `stopped`; a stopped Spark validation
-leaves Spark's later stages reading DuckDB's validated tables).
+the other per stage (so that both see about the same load). Spark's session is params.yaml's `spark` block (the
+defaults measured) with `--spark-config` on top. Spark's features and score read DuckDB's validated tables (the same
+files); Spark's validation runs last, into its own folder, so that a slow or stopped one holds up nothing. After the
+run the script checks that both engines gave the same results: the validation reports (accepted and quarantined
+rows per table, rules), the feature summaries, every feature and label column's per-cutoff sum and count, and the
+written risk lists (customers, ranks, probabilities within 1e-9 relative, reasons). The JSON is rewritten after
+every stage, so an interrupted run keeps what finished; `--work DIR --resume` continues it, and `--stages` runs some
+stages now and the rest later. `--memory-limit-gib` kills a stage whose tree goes over it (recorded under
+`stopped`).
 
     .venv/bin/python benchmarks/spark_engine.py --customers 20000 --every-days 90
     nice -n 5 .venv/bin/python benchmarks/spark_engine.py --customers 1200000 --first-cutoff 2025-07-01 \
-        --every-days 93 --top-k 20000 --max-training-rows 100000 --memory-limit-gib 10.5 --skip-spark-validate \
-        --work /tmp/wt-spark-10m --out benchmarks/results/spark_engine_10m_stages.json   # ~10M orders, 2 cutoffs
+        --every-days 93 --top-k 20000 --max-training-rows 100000 --memory-limit-gib 10.5 \
+        --work /tmp/s11-spark-10m --out benchmarks/results/spark_engine_10m_s11.json   # ~10M orders, 2 cutoffs
 """
 
 from __future__ import annotations
@@ -50,12 +52,11 @@ def write_params(
     work: Path,
     customers: int,
     cutoffs: tuple[str | None, int],
-    spark_memory: tuple[str, int],
+    spark_config: dict[str, Any],
     top_k: int | None,
     max_training_rows: int | None,
 ) -> Path:
     first_cutoff, every_days = cutoffs
-    driver_memory, shuffle_partitions = spark_memory
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"]["n_customers"] = customers
     params["data"]["path"] = str(work / "raw")
@@ -66,11 +67,7 @@ def write_params(
     params["score"]["top_k"] = top_k
     if max_training_rows is not None:
         params["train"]["max_training_rows"] = max_training_rows
-    params["spark"] = {
-        "master": "local[2]",
-        "app_name": "churn-benchmark",
-        "config": {"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": shuffle_partitions},
-    }
+    params["spark"] = {"master": "local[2]", "app_name": "churn-benchmark", "config": spark_config}
     path = work / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
@@ -222,14 +219,14 @@ def compare_risk_lists(duckdb_path: Path, spark_path: Path) -> dict[str, Any]:
     }
 
 
-def same_outputs(duckdb_out: Path, spark_out: Path, spark_validated: bool) -> dict[str, Any]:
+def same_outputs(duckdb_out: Path, spark_out: Path, spark_validate_out: Path) -> dict[str, Any]:
     """What the two engines wrote, compared where both wrote it."""
     compared: dict[str, Any] = {}
     report = json.loads((duckdb_out / "validation.json").read_text())
-    if not spark_validated:
+    if not (spark_validate_out / "validation.json").exists():
         compared["validation_json"] = "not compared: validate not run on Spark (--skip-spark-validate) or stopped"
     else:
-        theirs = json.loads((spark_out / "validation.json").read_text())
+        theirs = json.loads((spark_validate_out / "validation.json").read_text())
         compared["validation_json"] = report == theirs
         compared["validation_counts"] = {
             table: [counts.get(key) for key in ("rows_in", "accepted", "quarantined")]
@@ -249,8 +246,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--first-cutoff", default=None, help="features.first_cutoff override (YYYY-MM-DD)")
     parser.add_argument("--every-days", type=int, default=90)
-    parser.add_argument("--driver-memory", default="4g")
-    parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument(
+        "--spark-config",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Spark properties over params.yaml's spark.config (the defaults measured), e.g. spark.driver.memory=5g",
+    )
     parser.add_argument("--top-k", type=int, default=None, help="score.top_k on both engines (null: everyone)")
     parser.add_argument("--max-training-rows", type=int, default=None, help="train.max_training_rows override")
     parser.add_argument("--work", type=Path, default=None, help="keep the shop and outputs here (default: a temp dir)")
@@ -268,10 +270,14 @@ def main() -> None:
     parser.add_argument(
         "--skip-spark-validate",
         action="store_true",
-        help="do not validate on Spark: Spark's features and score read DuckDB's validated tables (the same files)",
+        help="do not validate on Spark (by default it runs last, into its own folder, and its report is compared)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "spark_engine.json")
     args = parser.parse_args()
+    spark_config = {
+        **yaml.safe_load((REPO / "params.yaml").read_text())["spark"]["config"],
+        **dict(pair.split("=", 1) for pair in args.spark_config),
+    }
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.resume else {"stages": {}}
     results["settings"] = {
         "customers": args.customers,
@@ -281,11 +287,7 @@ def main() -> None:
         "max_training_rows": args.max_training_rows,
         "spark_validate": not args.skip_spark_validate,
         "memory_limit_gib": args.memory_limit_gib,
-        "spark": {
-            "master": "local[2]",
-            "driver_memory": args.driver_memory,
-            "shuffle_partitions": args.shuffle_partitions,
-        },
+        "spark": {"master": "local[2]", "config": spark_config},
     }
     results["machine"] = machine_info(PACKAGES)
 
@@ -300,13 +302,15 @@ def main() -> None:
             work,
             args.customers,
             (args.first_cutoff, args.every_days),
-            (args.driver_memory, args.shuffle_partitions),
+            spark_config,
             args.top_k,
             args.max_training_rows,
         )
         logs = work / "logs"
         logs.mkdir(exist_ok=True)
-        duckdb_out, spark_out = work / "duckdb", work / "spark"
+        # Spark's features and score read DuckDB's validated tables (the same files), so that they need not wait
+        # for Spark's validation, which writes its own folder: the two reports are compared.
+        duckdb_out, spark_out, spark_validate_out = work / "duckdb", work / "spark", work / "spark-validate"
 
         def spark_of(name: str) -> dict[str, Any]:
             """A Spark stage's session settings (a resumed run may change them)."""
@@ -359,7 +363,6 @@ def main() -> None:
             results["stages"].setdefault("generate", {"reused": str(work / "raw")})
         else:
             run("generate", command("generate", params, work, duckdb_out, None))
-        spark_validated = not args.skip_spark_validate and "validate_spark" in results["stages"]
         for stage in STAGE_ORDER:
             if stage not in args.stages:
                 continue
@@ -368,13 +371,12 @@ def main() -> None:
                 continue
             run(f"{stage}_duckdb", command(stage, params, work, duckdb_out, "duckdb"))
             if stage == "validate":
-                spark_validated = not args.skip_spark_validate and run(
-                    "validate_spark", command(stage, params, work, spark_out, "spark")
-                )
-                if not spark_validated:
-                    share_duckdb_validated()
+                share_duckdb_validated()
                 continue
             run(f"{stage}_spark", command(stage, params, work, spark_out, "spark"))
+        # Last, so that a validation over the memory limit (killed) or slow does not hold up the other stages.
+        if "validate" in args.stages and not args.skip_spark_validate:
+            run("validate_spark", command("validate", params, work, spark_validate_out, "spark"))
         report = json.loads((duckdb_out / "validation.json").read_text())
         results["data"] = {
             "customers": report["tables"]["customers"]["rows_in"],
@@ -383,7 +385,7 @@ def main() -> None:
         if (duckdb_out / "features.json").exists():
             features = json.loads((duckdb_out / "features.json").read_text())
             results["data"].update(cutoffs=features["cutoffs"], feature_rows=features["rows"])
-        results["same_outputs"] = same_outputs(duckdb_out, spark_out, spark_validated)
+        results["same_outputs"] = same_outputs(duckdb_out, spark_out, spark_validate_out)
         save()
     print(json.dumps(results["stages"], indent=2))
     print(json.dumps(results["same_outputs"], indent=2))

@@ -6,6 +6,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import ibis
+import ibis.expr.operations as ops
+import ibis.expr.types as ir
 import pandas as pd
 
 from features.basket import BASKET_SPECS, RunningBasket, basket_columns, basket_part, line_facts
@@ -138,6 +140,19 @@ def features_at(
         **{spec.name: _column(columns, spec, inputs, cutoff) for spec in FEATURE_SPECS},
         churned=label,
     )
+
+
+def release_cutoff(rows: ibis.Table, shared: SharedTables) -> None:
+    """Free what `features_at` kept on the backend for one cutoff once its rows are computed: its order summary
+    (cached while the cutoff's features and BG/NBD read it). The shared tables stay for the next cutoff. Without
+    this a cutoff's cache goes only when Python collects its expression; on Spark it holds storage memory that
+    the next cutoff's joins and aggregations need (README "Scaling out")."""
+    kept = (shared.orders, shared.events, shared.reviews, shared.returns, shared.lines)
+    shared_ops = {table.op() for table in kept if table is not None}
+    for table in rows.op().find(ops.DatabaseTable):
+        if table not in shared_ops:
+            # A no-op for a table that is not a cache (an input table).
+            ir.CachedTable(table).release()
 
 
 def feature_table(

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import ibis
+import ibis.backends.duckdb
+import ibis.expr.operations as ops
 
 from features.blocks import from_block
 
@@ -38,6 +40,10 @@ BASE_CONFIG: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.ui.showConsoleProgress": "false",
+    # Rows cross between the JVM and pandas as Arrow batches, not as a Python object per value: results to the
+    # driver (toPandas, Ibis's to_pyarrow) and pandas frames to the JVM (Ibis's in-memory tables: each cutoff's
+    # BG/NBD values). Without it a cutoff's 700,000 rows at 10M orders are pickled row by row both ways.
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 # Set on a session the pipeline did not build (spark-submit's, a notebook's) too: the features read naive times as
 # UTC, so a session in another time zone would move every cutoff comparison.
@@ -99,8 +105,13 @@ class SparkSettings:
         return {
             **BASE_CONFIG,
             **(LOCAL_CONFIG if self.local else {}),
-            **{str(key): str(value) for key, value in self.config.items()},
+            **{str(key): spark_value(value) for key, value in self.config.items()},
         }
+
+
+def spark_value(value: object) -> str:
+    """A property's value as Spark reads it: YAML's booleans as `true`/`false` (Python would write `True`)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_engine(engine: object) -> str:
@@ -284,3 +295,18 @@ def to_spark(con: ibis.BaseBackend, expression: ibis.Table) -> DataFrame:
     writing by URI)."""
     con._run_pre_execute_hooks(expression)  # registers cached and in-memory tables
     return con._session.sql(con.compile(expression))
+
+
+def drop_in_memory_tables(expression: ibis.Table) -> None:
+    """Unregister the in-memory tables (`ibis.memtable`) `expression` read, once its rows are computed. Ibis
+    registers each on first use and drops it only when the process exits; the features stage makes one per cutoff
+    (BG/NBD's values for the cutoff's population, 700,000 rows at 10M orders), which Spark would otherwise keep as a
+    temporary view over the rows it was handed (JVM heap), and DuckDB as a view over the Arrow table."""
+    backend = expression._find_backend()
+    for table in expression.op().find(ops.InMemoryTable):
+        if isinstance(backend, ibis.backends.duckdb.Backend):
+            backend.con.unregister(table.name)
+        else:
+            backend._session.catalog.dropTempView(table.name)
+        # Ibis registers an in-memory table once per connection: forget it, so a later use registers it again.
+        backend._memtables.discard(table)

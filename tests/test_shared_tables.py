@@ -137,3 +137,24 @@ def test_shared_tables_and_order_summary_compile_for_spark() -> None:
     for expression in (shared.orders, shared.events, shared.reviews, order_summary(shared.orders, CUTOFF)):
         sql = ibis.to_sql(expression, dialect="pyspark")
         assert "SELECT" in sql and "`customer_id`" in sql
+
+
+def test_a_cutoffs_cache_and_in_memory_tables_go_once_its_rows_are_computed() -> None:
+    from features.build import release_cutoff
+    from pipelines.engine import drop_in_memory_tables
+
+    inputs = inputs_from_frames(clean_tables(), AS_OF)
+    shared = shared_tables(inputs, PARAMS, cache=True)
+    backend = inputs.orders._find_backend()
+    kept_by_the_run = set(backend._cache_name_to_entry)
+    rows = features_at(inputs, CUTOFF, PARAMS, shared)
+    expected = rows.to_pyarrow()
+    assert set(backend._cache_name_to_entry) > kept_by_the_run  # the cutoff's order summary
+    memtables = [table.name for table in rows.op().find(ibis.expr.operations.InMemoryTable)]
+    assert memtables  # BG/NBD's values
+    release_cutoff(rows, shared)
+    drop_in_memory_tables(rows)
+    assert set(backend._cache_name_to_entry) == kept_by_the_run
+    assert not set(memtables) & set(backend.con.sql("SHOW TABLES").fetchnumpy()["name"])
+    # The shared tables still serve the next cutoff, and the same cutoff again gives the same rows.
+    assert features_at(inputs, CUTOFF, PARAMS, shared).to_pyarrow().equals(expected)

@@ -71,6 +71,11 @@ def test_a_local_master_binds_to_loopback_and_a_cluster_takes_its_config() -> No
     cluster = SparkSettings(master="spark://head:7077", config={"spark.executor.memory": "8g"}).session_config()
     assert "spark.driver.host" not in cluster
     assert cluster["spark.executor.memory"] == "8g"
+    # YAML's booleans as Spark spells them; results and in-memory tables cross as Arrow under every master.
+    flagged = SparkSettings(config={"spark.sql.adaptive.enabled": True, "spark.sql.shuffle.partitions": 64})
+    assert flagged.session_config()["spark.sql.adaptive.enabled"] == "true"
+    assert flagged.session_config()["spark.sql.shuffle.partitions"] == "64"
+    assert cluster["spark.sql.execution.arrow.pyspark.enabled"] == "true"
 
 
 def test_an_unknown_engine_on_the_command_line_is_one_line(tmp_path: Path) -> None:

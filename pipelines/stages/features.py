@@ -13,11 +13,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import LABEL, feature_dictionary, feature_groups, feature_table, features_at, shared_tables
+from features.build import (
+    LABEL,
+    feature_dictionary,
+    feature_groups,
+    feature_table,
+    features_at,
+    release_cutoff,
+    shared_tables,
+)
 from features.checks import check_feature_invariants
 from features.cutoffs import FeatureParams, check_label_windows, cutoff_schedule, label_observed
 from features.inputs import FeatureInputs, read_validated
-from pipelines.engine import connect, engine_settings, input_location, local_path
+from pipelines.engine import connect, drop_in_memory_tables, engine_settings, input_location, local_path
 from pipelines.params import block, load_params
 from pipelines.validation.outcome import validated_as_of
 
@@ -98,7 +106,11 @@ def write_features(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-writer") as background:
             written: Future[None] | None = None
             for cutoff in tqdm(cutoffs, desc="cutoffs", unit="cutoff"):
-                batch: pa.Table = features_at(inputs, cutoff, params, shared).to_pyarrow()
+                rows = features_at(inputs, cutoff, params, shared)
+                batch: pa.Table = rows.to_pyarrow()
+                # What only this cutoff read goes now, not when Python collects it: the next cutoff needs the memory.
+                release_cutoff(rows, shared)
+                drop_in_memory_tables(rows)
                 check_feature_invariants(batch)
                 if writer is None:
                     writer = pq.ParquetWriter(path, batch.schema)

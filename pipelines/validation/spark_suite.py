@@ -52,25 +52,38 @@ def with_spark_names(suite: Any) -> Any:
 def spark_suite_runner(session: SparkSession) -> SuiteRunner:
     """A suite runner for `validate_tables` that evaluates each table's suite on `session`."""
     context = gx_context()
-    datasource = context.data_sources.add_spark(DATASOURCE)
 
     def run(frame: pd.DataFrame, table_name: str, suite: Any) -> dict[str, np.ndarray]:
-        asset = datasource.add_dataframe_asset(f"{table_name}_{uuid.uuid4().hex[:8]}")
-        batch = asset.add_batch_definition_whole_dataframe("all rows").get_batch(
-            batch_parameters={"dataframe": to_spark_frame(session, frame.rename(columns=spark_name))}
-        )
-        result = batch.validate(
-            with_spark_names(suite),
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [POSITION]},
-        )
+        # A datasource keeps every batch it loaded for as long as it exists (as on pandas): one per table, deleted
+        # after it, so that the JVM does not hold a validated table (at 10M orders, the orders) beside the next.
+        # Not persisted: the frame is the Arrow batches the driver handed over, already in the JVM's memory; GX's
+        # cached copy would hold the table twice.
+        datasource = context.data_sources.add_spark(f"{DATASOURCE}.{table_name}.{uuid.uuid4().hex[:8]}", persist=False)
+        try:
+            batch = (
+                datasource.add_dataframe_asset(table_name)
+                .add_batch_definition_whole_dataframe("all rows")
+                .get_batch(batch_parameters={"dataframe": to_spark_frame(session, frame)})
+            )
+            result = batch.validate(
+                with_spark_names(suite),
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [POSITION]},
+            )
+        finally:
+            context.data_sources.delete(datasource.name)
         return broken_rows(result, table_name, index_column=POSITION)
 
     return run
 
 
 def to_spark_frame(session: SparkSession, frame: pd.DataFrame) -> DataFrame:
-    """`frame` with its index labels in POSITION, through Arrow; a column of nothing but nulls (an optional column
-    the source lacks) becomes a string column, since Spark has no type to give it."""
-    table = pa.Table.from_pandas(frame.assign(**{POSITION: frame.index.to_numpy()}), preserve_index=False)
+    """`frame` with its columns named by `spark_name` and its index labels in POSITION, handed to Spark as Arrow: the
+    Arrow table shares the frame's buffers where it can (Arrow-backed text, numbers), and the names and the position
+    are added on the Arrow side, so the driver makes no pandas copy of the table (`assign` and `rename` would each
+    copy it whole). A column of nothing but nulls (an optional column the source lacks) becomes a string column,
+    since Spark has no type to give it."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.rename_columns([spark_name(str(name)) for name in table.column_names])
+    table = table.append_column(POSITION, pa.array(frame.index.to_numpy()))
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
     return session.createDataFrame(table.cast(pa.schema(fields)))
