@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import ibis
 import pandas as pd
 
-from features.basket import BASKET_SPECS, basket_columns, basket_part, line_facts
+from features.basket import BASKET_SPECS, basket_columns, basket_part, basket_part_at, line_facts
 from features.btyd import BTYD_COLUMNS, BTYD_SPECS, btyd_part
 from features.common import join_customers
 from features.cutoffs import FeatureParams
@@ -56,7 +56,8 @@ class SharedTables:
     events: ibis.Table  # bad_events
     reviews: ibis.Table | None  # reviews_with_customers
     returns: ibis.Table | None = None  # returns_with_customers
-    lines: ibis.Table | None = None  # line_facts
+    # line_facts; None without order lines, or without `line_flags` (then each cutoff groups the lines before it).
+    lines: ibis.Table | None = None
     # The values of the order columns whose most common value is a feature, where they are few (`column_levels`):
     # `order_summary` counts orders per value, so no cutoff groups orders by customer and value.
     levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -65,10 +66,15 @@ class SharedTables:
     cached: bool = False
 
 
-def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = False) -> SharedTables:
+def shared_tables(
+    inputs: FeatureInputs, params: FeatureParams, cache: bool = False, line_flags: bool = True
+) -> SharedTables:
     """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
     cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it.
-    The levels of the most-common columns are read now in either case (one small query per column)."""
+    Without `line_flags`, the order lines' flags (`line_facts`, window functions over every line of the history)
+    are not made: each cutoff's basket part groups the lines before it instead (`basket_part_at`, the same values),
+    which costs less for one cutoff (scoring) and more for many. The levels of the most-common columns are read now
+    in either case (one small query per column)."""
 
     def kept(table: ibis.Table) -> ibis.Table:
         return table.cache() if cache else table
@@ -76,7 +82,7 @@ def shared_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = Fa
     events = kept(bad_events(inputs, params))
     reviews = reviews_with_customers(inputs)
     returns = returns_with_customers(inputs)
-    lines = line_facts(inputs)
+    lines = line_facts(inputs) if line_flags else None
     return SharedTables(
         orders=kept(order_facts(inputs.orders, events)),
         events=events,
@@ -107,7 +113,9 @@ def features_at(
         *relationship_parts(inputs, shared.orders, cutoff, counted=shared.levels),
         returns_part(inputs, cutoff, shared.returns),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
-        basket_part(shared.lines, cutoff),
+        basket_part(shared.lines, cutoff)
+        if shared.lines is not None
+        else basket_part_at(inputs, cutoff, cache=shared.cached),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
         btyd_part(summary, cutoff, params.horizon_days, params.active_window_days),
     ]
