@@ -63,7 +63,7 @@ def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
     count per cutoff."""
     if inputs.order_lines is None:
         return None
-    lines = _lines_of(inputs, inputs.orders)
+    lines = _lines_of(inputs.order_lines, inputs.orders)
     first_bought = ibis.window(group_by=[lines.customer_id, lines.product_id])
     lines = lines.mutate(
         repeat=lines.ordered_at > lines.ordered_at.min().over(first_bought),
@@ -74,9 +74,9 @@ def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
     return _with_returned_at(lines, inputs.returns).select(*FACT_COLUMNS)
 
 
-def _lines_of(inputs: FeatureInputs, orders: ibis.Table) -> ibis.Table:
+def _lines_of(order_lines: ibis.Table, orders: ibis.Table) -> ibis.Table:
     """The order lines of `orders`, each with its order's customer and time."""
-    lines = inputs.order_lines.select("line_id", "order_id", "product_id", "category", "quantity", "unit_price")
+    lines = order_lines.select("line_id", "order_id", "product_id", "category", "quantity", "unit_price")
     return lines.join(orders.select("order_id", "customer_id", "ordered_at"), "order_id")
 
 
@@ -136,7 +136,7 @@ def basket_part_at(inputs: FeatureInputs, cutoff: pd.Timestamp, cache: bool = Fa
     without order lines."""
     if inputs.order_lines is None:
         return None
-    lines = _lines_of(inputs, orders_before(inputs.orders, cutoff))
+    lines = _lines_of(inputs.order_lines, orders_before(inputs.orders, cutoff))
     lines = _with_returned_at(lines, inputs.returns)
     known = lines.select(
         "customer_id", "order_id", "product_id", "category", "ordered_at", "quantity", "unit_price",
