@@ -229,7 +229,7 @@ def scoring_features(
 
 def scoring_tables(inputs: FeatureInputs, params: FeatureParams, cache: bool = False) -> SharedTables:
     """The shared tables for features at one time: without the order lines' flags, which serve many cutoffs
-    (`features.build.shared_tables`); at 1M customers they were a third of the daily list's time."""
+    (`features.build.shared_tables`); at 1M customers they were the largest part of the daily list's time."""
     return shared_tables(inputs, params, cache=cache, line_flags=False)
 
 
