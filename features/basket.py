@@ -8,8 +8,13 @@ return naming only its order returns every line of the order.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import ibis
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.common import at, count_if, orders_before
 from features.inputs import FeatureInputs
@@ -195,3 +200,134 @@ def basket_columns(table: ibis.Table) -> dict[str, ibis.Value]:
         "repeat_product_share": table.basket_repeat_lines.cast("float64") / lines,
         "returned_line_share": table.basket_returned_lines.cast("float64") / lines,
     }
+
+
+class RunningBasket:
+    """`basket_part`'s columns at cutoffs taken in time order, from `line_facts` read once into memory. Each cutoff
+    adds the lines placed since the previous one to running counts per customer, and reads both medians off the
+    lines kept sorted by price, so no cutoff aggregates every line before it again (at 1M customers, half of a late
+    cutoff's query). For the features stage on one machine; `basket_part` stays the definition (Spark, scoring), and
+    the tests hold the two equal: counts exactly, medians bit for bit, the unit sums within float rounding (other
+    order of additions).
+
+    An earlier cutoff than the last one starts the running counts again from the first line."""
+
+    def __init__(self, facts: pa.Table) -> None:
+        encoded = pc.dictionary_encode(facts.column("customer_id").combine_chunks())
+        self._ids: pa.Array = encoded.dictionary
+        codes = encoded.indices.to_numpy()
+        placed = _times(facts, "ordered_at")
+        by_time = np.argsort(placed, kind="stable")
+        self._placed = placed[by_time]
+        self._codes = codes[by_time]
+        self._units = _floats(facts, "quantity")[by_time]
+        self._flags = {name: _flags(facts, name)[by_time] for name in _COUNTED_FLAGS}
+        returned = _times(facts, "returned_at")
+        came_back = ~np.isnat(returned)
+        # A line counts as returned at a cutoff when it was both placed and returned before it.
+        returned_by = np.maximum(placed[came_back], returned[came_back])
+        by_return = np.argsort(returned_by, kind="stable")
+        self._returned_by = returned_by[by_return]
+        self._returned_codes = codes[came_back][by_return]
+        prices = _floats(facts, "unit_price")
+        by_price = np.argsort(prices, kind="stable")
+        self._shop_prices = prices[by_price]
+        self._shop_prices_placed = placed[by_price]
+        # The lines by customer, then price: a stable sort by customer of the price order (numpy's lexsort of both
+        # keys gives the same order in 2.5 times the time).
+        by_customer_price = by_price[np.argsort(codes[by_price], kind="stable")]
+        self._customer_prices = prices[by_customer_price]
+        self._customer_prices_placed = placed[by_customer_price]
+        self._start()
+
+    def _start(self) -> None:
+        customers = len(self._ids)
+        self._last: np.datetime64 | None = None
+        self._placed_through = 0
+        self._returned_through = 0
+        self._lines = np.zeros(customers, np.int64)
+        self._units_sum = np.zeros(customers, np.float64)
+        self._flag_counts = {name: np.zeros(customers, np.int64) for name in _COUNTED_FLAGS}
+        self._returned = np.zeros(customers, np.int64)
+
+    def part_at(self, cutoff: pd.Timestamp) -> ibis.Table:
+        """`basket_part(line_facts, cutoff)` as an in-memory table."""
+        return ibis.memtable(self.at(cutoff))
+
+    def at(self, cutoff: pd.Timestamp) -> pa.Table:
+        time = np.datetime64(cutoff.to_datetime64(), "ns")
+        if self._last is not None and time < self._last:
+            self._start()
+        self._last = time
+        self._add_placed(int(np.searchsorted(self._placed, time, side="left")))
+        self._add_returned(int(np.searchsorted(self._returned_by, time, side="left")))
+        present = np.flatnonzero(self._lines)
+        return pa.table(
+            {
+                "customer_id": self._ids.take(pa.array(present)),
+                "basket_lines": self._lines[present],
+                "basket_orders": self._flag_counts["first_of_order"][present],
+                "basket_units": self._units_sum[present],
+                "basket_products": self._flag_counts["first_of_product"][present],
+                "basket_categories": self._flag_counts["first_of_category"][present],
+                "basket_median_price": self._customer_medians(time, present),
+                "basket_repeat_lines": self._flag_counts["repeat"][present],
+                "basket_returned_lines": self._returned[present],
+                "shop_median_price": np.full(len(present), self._shop_median(time)),
+            }
+        )
+
+    def _add_placed(self, through: int) -> None:
+        new = slice(self._placed_through, through)
+        codes, customers = self._codes[new], len(self._ids)
+        self._lines += np.bincount(codes, minlength=customers)
+        self._units_sum += np.bincount(codes, weights=self._units[new], minlength=customers)
+        for name, flags in self._flags.items():
+            self._flag_counts[name] += np.bincount(codes[flags[new]], minlength=customers)
+        self._placed_through = through
+
+    def _add_returned(self, through: int) -> None:
+        codes = self._returned_codes[self._returned_through : through]
+        self._returned += np.bincount(codes, minlength=len(self._ids))
+        self._returned_through = through
+
+    def _customer_medians(self, time: np.datetime64, present: np.ndarray) -> np.ndarray:
+        """Each present customer's median unit price over their lines placed before `time`: their lines are
+        contiguous and sorted by price, so the middle ones among those placed before `time` are found by count."""
+        known = np.flatnonzero(self._customer_prices_placed < time)
+        counts = self._lines[present]
+        starts = (np.cumsum(self._lines) - self._lines)[present]
+        low = self._customer_prices[known[starts + (counts - 1) // 2]]
+        high = self._customer_prices[known[starts + counts // 2]]
+        return _median(low, high)
+
+    def _shop_median(self, time: np.datetime64) -> float:
+        known = np.flatnonzero(self._shop_prices_placed < time)
+        if not len(known):
+            return float("nan")
+        count = len(known)
+        return float(_median(self._shop_prices[known[(count - 1) // 2]], self._shop_prices[known[count // 2]]))
+
+
+Floats = TypeVar("Floats", np.ndarray, np.float64)
+_COUNTED_FLAGS = ("first_of_order", "first_of_product", "first_of_category", "repeat")
+
+
+def _median(low: Floats, high: Floats) -> Floats:
+    """The median from the two middle values as DuckDB's `quantile_cont(x, 0.5)` computes it, so the values are the
+    same to the last bit (`low + (high - low) * 0.5` differs in the last bit for about a quarter of them)."""
+    return (low + high) / 2
+
+
+def _times(facts: pa.Table, column: str) -> np.ndarray:
+    """The column as datetime64[ns] (NaT: null)."""
+    values = facts.column(column).combine_chunks().cast(pa.timestamp("ns"))
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _floats(facts: pa.Table, column: str) -> np.ndarray:
+    return facts.column(column).combine_chunks().cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _flags(facts: pa.Table, column: str) -> np.ndarray:
+    return facts.column(column).combine_chunks().to_numpy(zero_copy_only=False).astype(bool)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import ibis
 import pandas as pd
 
-from features.basket import BASKET_SPECS, basket_columns, basket_part, basket_part_at, line_facts
+from features.basket import BASKET_SPECS, RunningBasket, basket_columns, basket_part, basket_part_at, line_facts
 from features.btyd import BTYD_COLUMNS, BTYD_SPECS, btyd_part
 from features.common import join_customers
 from features.cutoffs import FeatureParams
@@ -64,17 +64,24 @@ class SharedTables:
     # Whether the tables above are kept by the backend: then each cutoff's order summary is kept too, while its
     # features are computed, so that BG/NBD's history and the features read it without aggregating the orders twice.
     cached: bool = False
+    # The basket part at cutoffs taken in time order, in memory (instead of `lines`).
+    basket: RunningBasket | None = None
 
 
 def shared_tables(
-    inputs: FeatureInputs, params: FeatureParams, cache: bool = False, line_flags: bool = True
+    inputs: FeatureInputs,
+    params: FeatureParams,
+    cache: bool = False,
+    running_basket: bool = False,
+    line_flags: bool = True,
 ) -> SharedTables:
     """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
     cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it.
-    Without `line_flags`, the order lines' flags (`line_facts`, window functions over every line of the history)
-    are not made: each cutoff's basket part groups the lines before it instead (`basket_part_at`, the same values),
-    which costs less for one cutoff (scoring) and more for many. The levels of the most-common columns are read now
-    in either case (one small query per column)."""
+    With `running_basket`, the order lines' facts are read into this process instead (`RunningBasket`), for
+    cutoffs taken in time order on one machine. Without `line_flags`, the order lines' flags (`line_facts`, window
+    functions over every line of the history) are not made: each cutoff's basket part groups the lines before it
+    instead (`basket_part_at`, the same values), which costs less for one cutoff (scoring) and more for many. The
+    levels of the most-common columns are read now in either case (one small query per column)."""
 
     def kept(table: ibis.Table) -> ibis.Table:
         return table.cache() if cache else table
@@ -83,14 +90,16 @@ def shared_tables(
     reviews = reviews_with_customers(inputs)
     returns = returns_with_customers(inputs)
     lines = line_facts(inputs) if line_flags else None
+    basket = RunningBasket(lines.to_pyarrow()) if running_basket and lines is not None else None
     return SharedTables(
         orders=kept(order_facts(inputs.orders, events)),
         events=events,
         reviews=None if reviews is None else kept(reviews),
         returns=None if returns is None else kept(returns),
-        lines=None if lines is None else kept(lines),
+        lines=None if lines is None or basket is not None else kept(lines),
         levels=column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")]),
         cached=cache,
+        basket=basket,
     )
 
 
@@ -113,9 +122,7 @@ def features_at(
         *relationship_parts(inputs, shared.orders, cutoff, counted=shared.levels),
         returns_part(inputs, cutoff, shared.returns),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
-        basket_part(shared.lines, cutoff)
-        if shared.lines is not None
-        else basket_part_at(inputs, cutoff, cache=shared.cached),
+        _basket_part(inputs, shared, cutoff),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
         btyd_part(summary, cutoff, params.horizon_days, params.active_window_days),
     ]
@@ -138,6 +145,16 @@ def features_at(
         **{spec.name: _column(columns, spec, inputs, cutoff) for spec in FEATURE_SPECS},
         churned=label,
     )
+
+
+def _basket_part(inputs: FeatureInputs, shared: SharedTables, cutoff: pd.Timestamp) -> ibis.Table | None:
+    """The basket part at the cutoff: run along the cutoffs in memory, counted from the line flags, or grouped from
+    the lines before the cutoff (scoring's one cutoff); the same values each way."""
+    if shared.basket is not None:
+        return shared.basket.part_at(cutoff)
+    if shared.lines is not None:
+        return basket_part(shared.lines, cutoff)
+    return basket_part_at(inputs, cutoff, cache=shared.cached)
 
 
 def feature_table(

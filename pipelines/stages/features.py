@@ -83,11 +83,13 @@ def write_features(
     path.parent.mkdir(parents=True, exist_ok=True)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown features.strategy {strategy!r}; choose one of {STRATEGIES}")
-    # Computed once here, read by every cutoff's query.
-    shared = shared_tables(inputs, params, cache=True)
     if strategy == "one_query":
-        feature_table(inputs, cutoffs, params, shared).to_parquet(path)
+        feature_table(inputs, cutoffs, params, shared_tables(inputs, params, cache=True)).to_parquet(path)
         return
+    # Computed once here, read by every cutoff's query. The cutoffs come in time order, so on one machine the basket
+    # runs along them in memory; on Spark the lines stay on the cluster.
+    running_basket = inputs.orders.get_backend().name == "duckdb"
+    shared = shared_tables(inputs, params, cache=True, running_basket=running_basket)
     writer: pq.ParquetWriter | None = None
     try:
         # A cutoff's rows are encoded and written on a thread of their own while the next cutoff is computed
