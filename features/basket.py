@@ -206,9 +206,9 @@ class RunningBasket:
     """`basket_part`'s columns at cutoffs taken in time order, from `line_facts` read once into memory. Each cutoff
     adds the lines placed since the previous one to running counts per customer, and reads both medians off the
     lines kept sorted by price, so no cutoff aggregates every line before it again (at 1M customers, half of a late
-    cutoff's query). For the features stage on one machine; `basket_part` stays the definition (Spark, scoring), and
-    the tests hold the two equal: counts exactly, medians bit for bit, the unit sums within float rounding (other
-    order of additions).
+    cutoff's query). For the features stage on one machine; `basket_part` stays the definition (Spark; scoring on
+    one machine groups the lines at its one cutoff, `basket_part_at`), and the tests hold the two equal: counts
+    exactly, medians bit for bit, the unit sums within float rounding (other order of additions).
 
     An earlier cutoff than the last one starts the running counts again from the first line."""
 
