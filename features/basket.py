@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.common import at, count_if
+from features.common import at, count_if, orders_before
 from features.inputs import FeatureInputs
 from features.spec import FeatureSpec
 
@@ -48,6 +48,11 @@ BASKET_SPECS: tuple[FeatureSpec, ...] = (
                 "without naming lines (null: no line).", (*LINES, "returns")),
 )  # fmt: skip
 BASKET_COLUMNS = tuple(spec.name for spec in BASKET_SPECS)
+# What `basket_part` gives per customer (with the shop's median price beside them).
+BASKET_PART_COLUMNS = (
+    "customer_id", "basket_lines", "basket_orders", "basket_units", "basket_products", "basket_categories",
+    "basket_median_price", "basket_repeat_lines", "basket_returned_lines",
+)  # fmt: skip
 
 
 def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
@@ -63,9 +68,7 @@ def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
     count per cutoff."""
     if inputs.order_lines is None:
         return None
-    orders = inputs.orders.select("order_id", "customer_id", "ordered_at")
-    lines = inputs.order_lines.select("line_id", "order_id", "product_id", "category", "quantity", "unit_price")
-    lines = lines.join(orders, "order_id")
+    lines = _lines_of(inputs.order_lines, inputs.orders)
     first_bought = ibis.window(group_by=[lines.customer_id, lines.product_id])
     lines = lines.mutate(
         repeat=lines.ordered_at > lines.ordered_at.min().over(first_bought),
@@ -74,6 +77,12 @@ def line_facts(inputs: FeatureInputs) -> ibis.Table | None:
         first_of_category=lines.category.notnull() & _first_line(lines, [lines.customer_id, lines.category]),
     )
     return _with_returned_at(lines, inputs.returns).select(*FACT_COLUMNS)
+
+
+def _lines_of(order_lines: ibis.Table, orders: ibis.Table) -> ibis.Table:
+    """The order lines of `orders`, each with its order's customer and time."""
+    lines = order_lines.select("line_id", "order_id", "product_id", "category", "quantity", "unit_price")
+    return lines.join(orders.select("order_id", "customer_id", "ordered_at"), "order_id")
 
 
 def _first_line(lines: ibis.Table, group_by: list[ibis.Value]) -> ibis.Value:
@@ -122,6 +131,60 @@ def basket_part(lines: ibis.Table | None, cutoff: pd.Timestamp) -> ibis.Table | 
     return per_customer.cross_join(shop)
 
 
+def basket_part_at(inputs: FeatureInputs, cutoff: pd.Timestamp, cache: bool = False) -> ibis.Table | None:
+    """`basket_part(line_facts(inputs), cutoff)` for one cutoff (scoring), from the lines placed before it alone:
+    distinct orders, products and categories counted by grouping those lines, and a line a repeat when its product
+    was bought earlier, where `line_facts` flags every line of the history with four window functions (what many
+    cutoffs want: the flags once, a count per cutoff). The same columns and values; `tests/test_basket.py` holds
+    the two equal. With `cache`, the lines before the cutoff are kept by the backend while the part is computed
+    (they are read five times), then only the part (one row per customer): the lines go as this returns. None
+    without order lines."""
+    if inputs.order_lines is None:
+        return None
+    lines = _lines_of(inputs.order_lines, orders_before(inputs.orders, cutoff))
+    lines = _with_returned_at(lines, inputs.returns)
+    known = lines.select(
+        "customer_id", "order_id", "product_id", "category", "ordered_at", "quantity", "unit_price",
+        returned=(lines.returned_at < at(cutoff)).fill_null(False),
+    )  # fmt: skip
+    known = known.cache() if cache else known
+    per_customer = known.aggregate(
+        by="customer_id",
+        basket_lines=known.count(),
+        basket_units=known.quantity.sum(),
+        basket_median_price=known.unit_price.median(),
+        basket_returned_lines=count_if(known.returned),
+    )
+    table = per_customer.join(_orders_and_repeats(known), "customer_id")
+    table = table.left_join(_categories(known), "customer_id").drop("customer_id_right")
+    table = table.mutate(basket_categories=table.basket_categories.fill_null(0))
+    shop = known.aggregate(shop_median_price=known.unit_price.median())
+    part = table.select(*BASKET_PART_COLUMNS).cross_join(shop)
+    return part.cache() if cache else part
+
+
+def _orders_and_repeats(known: ibis.Table) -> ibis.Table:
+    """Per customer: distinct orders and products, and the repeat lines (`line_facts`' `repeat`: placed later than
+    the customer's first purchase of their product, so all but those placed at its earliest time)."""
+    orders = known.aggregate(by=["customer_id", "order_id"])
+    orders = orders.aggregate(by="customer_id", basket_orders=orders.count())
+    at_time = known.aggregate(by=["customer_id", "product_id", "ordered_at"], lines=known.count())
+    products = at_time.aggregate(
+        by=["customer_id", "product_id"], repeats=at_time.lines.sum() - at_time.lines.argmin(at_time.ordered_at)
+    )
+    products = products.aggregate(
+        by="customer_id", basket_products=products.count(), basket_repeat_lines=products.repeats.sum()
+    )
+    return orders.join(products, "customer_id")
+
+
+def _categories(known: ibis.Table) -> ibis.Table:
+    """Per customer with a line in a category: the distinct categories (null is none)."""
+    categorised = known.filter(known.category.notnull())
+    pairs = categorised.aggregate(by=["customer_id", "category"])
+    return pairs.aggregate(by="customer_id", basket_categories=pairs.count())
+
+
 def basket_columns(table: ibis.Table) -> dict[str, ibis.Value]:
     """The basket features of a per-customer table joined with `basket_part` (a customer without a line has no
     products, and no basket to measure); a feature whose table is absent is nulled by the caller."""
@@ -143,9 +206,9 @@ class RunningBasket:
     """`basket_part`'s columns at cutoffs taken in time order, from `line_facts` read once into memory. Each cutoff
     adds the lines placed since the previous one to running counts per customer, and reads both medians off the
     lines kept sorted by price, so no cutoff aggregates every line before it again (at 1M customers, half of a late
-    cutoff's query). For the features stage on one machine; `basket_part` stays the definition (Spark, scoring), and
-    the tests hold the two equal: counts exactly, medians bit for bit, the unit sums within float rounding (other
-    order of additions).
+    cutoff's query). For the features stage on one machine; `basket_part` stays the definition (Spark; scoring on
+    one machine groups the lines at its one cutoff, `basket_part_at`), and the tests hold the two equal: counts
+    exactly, medians bit for bit, the unit sums within float rounding (other order of additions).
 
     An earlier cutoff than the last one starts the running counts again from the first line."""
 

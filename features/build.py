@@ -10,7 +10,7 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.basket import BASKET_SPECS, RunningBasket, basket_columns, basket_part, line_facts
+from features.basket import BASKET_SPECS, RunningBasket, basket_columns, basket_part, basket_part_at, line_facts
 from features.btyd import BTYD_COLUMNS, BTYD_SPECS, btyd_part
 from features.common import join_customers
 from features.cutoffs import FeatureParams
@@ -58,7 +58,8 @@ class SharedTables:
     events: ibis.Table  # bad_events
     reviews: ibis.Table | None  # reviews_with_customers
     returns: ibis.Table | None = None  # returns_with_customers
-    lines: ibis.Table | None = None  # line_facts
+    # line_facts; None without order lines, or without `line_flags` (then each cutoff groups the lines before it).
+    lines: ibis.Table | None = None
     # The values of the order columns whose most common value is a feature, where they are few (`column_levels`):
     # `order_summary` counts orders per value, so no cutoff groups orders by customer and value.
     levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -70,13 +71,19 @@ class SharedTables:
 
 
 def shared_tables(
-    inputs: FeatureInputs, params: FeatureParams, cache: bool = False, running_basket: bool = False
+    inputs: FeatureInputs,
+    params: FeatureParams,
+    cache: bool = False,
+    running_basket: bool = False,
+    line_flags: bool = True,
 ) -> SharedTables:
     """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
     cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it.
     With `running_basket`, the order lines' facts are read into this process instead (`RunningBasket`), for
-    cutoffs taken in time order on one machine. The levels of the most-common columns are read now in either case
-    (one small query per column)."""
+    cutoffs taken in time order on one machine. Without `line_flags`, the order lines' flags (`line_facts`, window
+    functions over every line of the history) are not made: each cutoff's basket part groups the lines before it
+    instead (`basket_part_at`, the same values), which costs less for one cutoff (scoring) and more for many. The
+    levels of the most-common columns are read now in either case (one small query per column)."""
 
     def kept(table: ibis.Table) -> ibis.Table:
         return table.cache() if cache else table
@@ -84,7 +91,7 @@ def shared_tables(
     events = kept(bad_events(inputs, params))
     reviews = reviews_with_customers(inputs)
     returns = returns_with_customers(inputs)
-    lines = line_facts(inputs)
+    lines = line_facts(inputs) if line_flags else None
     basket = RunningBasket(lines.to_pyarrow()) if running_basket and lines is not None else None
     return SharedTables(
         orders=kept(order_facts(inputs.orders, events)),
@@ -117,7 +124,7 @@ def features_at(
         *relationship_parts(inputs, shared.orders, cutoff, counted=shared.levels),
         returns_part(inputs, cutoff, shared.returns),
         seasonal_part(shared.orders, cutoff, params.horizon_days),
-        basket_part(shared.lines, cutoff) if shared.basket is None else shared.basket.part_at(cutoff),
+        _basket_part(inputs, shared, cutoff),
         # Computed now: the engine summarises the orders, BG/NBD is fitted here (features.btyd).
         btyd_part(summary, cutoff, params.horizon_days, params.active_window_days),
     ]
@@ -153,6 +160,16 @@ def release_cutoff(rows: ibis.Table, shared: SharedTables) -> None:
         if table not in shared_ops:
             # A no-op for a table that is not a cache (an input table).
             ir.CachedTable(table).release()
+
+
+def _basket_part(inputs: FeatureInputs, shared: SharedTables, cutoff: pd.Timestamp) -> ibis.Table | None:
+    """The basket part at the cutoff: run along the cutoffs in memory, counted from the line flags, or grouped from
+    the lines before the cutoff (scoring's one cutoff); the same values each way."""
+    if shared.basket is not None:
+        return shared.basket.part_at(cutoff)
+    if shared.lines is not None:
+        return basket_part(shared.lines, cutoff)
+    return basket_part_at(inputs, cutoff, cache=shared.cached)
 
 
 def feature_table(

@@ -18,6 +18,7 @@ from features.leakage import feature_differences, known_before
 from pipelines.sources.synthetic import SyntheticShopParams, generate_shop
 
 CUTOFF = pd.Timestamp("2024-06-01")
+LINE_COLUMNS = ["line_id", "order_id", "product_id", "category", "quantity", "unit_price"]
 AS_OF = pd.Timestamp("2024-12-01")
 PARAMS = FeatureParams(horizon_days=90, active_window_days=365)
 ts = pd.Timestamp
@@ -46,7 +47,7 @@ def shop() -> dict[str, pd.DataFrame]:
             ("l7", "o5", "p4", "toys", 2.0, 30.0),
             ("l8", "o5", "p4", "toys", 1.0, 30.0),  # p4 twice in one order: not bought in an earlier order
         ],
-        columns=["line_id", "order_id", "product_id", "category", "quantity", "unit_price"],
+        columns=LINE_COLUMNS,
     )
     returns = pd.DataFrame(
         [
@@ -152,6 +153,33 @@ def test_lines_and_returns_at_or_after_the_cutoff_change_no_basket_feature(runni
     later["returns"] = pd.concat([later["returns"], late_returns], ignore_index=True)
     changed = features(inputs_from_frames(later, AS_OF), CUTOFF, running)
     assert feature_differences(expected, changed)[list(BASKET_COLUMNS)].sum() == 0
+
+
+def test_one_cutoff_basket_equals_the_line_flags_basket_at_every_edge() -> None:
+    """Scoring's basket part groups the lines before its one cutoff instead of counting `line_facts`' flags: the
+    same rows and values at cutoffs on, between and after the orders' times, with a product bought twice in one
+    order, twice at one instant in two orders, lines without a category and returns of lines and of orders."""
+    tables = shop()
+    tables["orders"] = pd.concat(
+        [tables["orders"], pd.DataFrame({"order_id": ["o8"], "customer_id": ["c2"], "ordered_at": [ts("2024-04-01")],
+                                         "order_value": [12.0]})],
+        ignore_index=True,
+    )  # fmt: skip
+    tables["order_lines"] = pd.concat(
+        [tables["order_lines"], pd.DataFrame([("l9", "o8", "p4", None, 1.0, 7.0)], columns=LINE_COLUMNS)],
+        ignore_index=True,
+    )
+    inputs = inputs_from_frames(tables, AS_OF)
+    flags, grouped = shared_tables(inputs, PARAMS), shared_tables(inputs, PARAMS, line_flags=False)
+    assert flags.lines is not None and grouped.lines is None
+    times = sorted(set(tables["orders"]["ordered_at"]) | set(tables["returns"]["returned_at"]))
+    for cutoff in [*times, CUTOFF, AS_OF, times[0] + pd.Timedelta(seconds=1)]:
+        expected = features_at(inputs, cutoff, PARAMS, flags).execute().sort_values("customer_id")
+        got = features_at(inputs, cutoff, PARAMS, grouped).execute().sort_values("customer_id")
+        pd.testing.assert_frame_equal(expected.reset_index(drop=True), got.reset_index(drop=True), check_exact=True)
+    # At the late cutoff c2 has p4 three times (twice in o5, once in o8 at the same instant): no repeat.
+    late = features_at(inputs, AS_OF, PARAMS, grouped).execute().set_index("customer_id")
+    assert late.loc["c2", "repeat_product_share"] == 0.0 and late.loc["c2", "distinct_products"] == 2
 
 
 def test_lines_recorded_only_from_some_time_on_are_missing_before_it(running: bool) -> None:

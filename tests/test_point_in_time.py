@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from features.basket import BASKET_COLUMNS
-from features.build import LABEL, features_at
+from features.build import LABEL, features_at, shared_tables
 from features.cutoffs import FeatureParams
 from features.inputs import inputs_from_frames
 from features.leakage import known_before
@@ -239,9 +239,15 @@ def _new_order(draw: st.DrawFn, customer: str, when: pd.Timestamp) -> pd.DataFra
 
 
 def at_cutoff(
-    shop: dict[str, pd.DataFrame], available: frozenset[str] | None = None, as_of: pd.Timestamp = AS_OF
+    shop: dict[str, pd.DataFrame],
+    available: frozenset[str] | None = None,
+    as_of: pd.Timestamp = AS_OF,
+    line_flags: bool = True,
 ) -> pd.DataFrame:
-    table = features_at(inputs_from_frames(shop, as_of, available), CUTOFF, PARAMS).execute()
+    """The features at CUTOFF; without `line_flags`, by the one-cutoff basket part (scoring's)."""
+    inputs = inputs_from_frames(shop, as_of, available)
+    shared = shared_tables(inputs, PARAMS, line_flags=line_flags)
+    table = features_at(inputs, CUTOFF, PARAMS, shared).execute()
     return table.sort_values("customer_id").reset_index(drop=True)
 
 
@@ -314,6 +320,21 @@ def test_lines_and_returns_at_or_after_the_cutoff_change_no_basket_feature(data:
     before = at_cutoff(shop)[["customer_id", *BASKET_COLUMNS]]
     after = at_cutoff(change_the_future(data.draw, shop), schema(shop))[["customer_id", *BASKET_COLUMNS]]
     pd.testing.assert_frame_equal(before, after, check_dtype=False)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_one_cutoff_basket_gives_the_line_flags_basket_and_sees_no_future(data: st.DataObject) -> None:
+    """Scoring's basket part (the lines before the cutoff grouped) is the flags' to the bit, and as blind to what
+    happens at or after the cutoff."""
+    shop = data.draw(shops_with_lines())
+    flags = at_cutoff(shop)
+    grouped = at_cutoff(shop, line_flags=False)
+    pd.testing.assert_frame_equal(flags, grouped, check_exact=True)
+    after = at_cutoff(change_the_future(data.draw, shop), schema(shop), line_flags=False)
+    pd.testing.assert_frame_equal(
+        grouped[["customer_id", *BASKET_COLUMNS]], after[["customer_id", *BASKET_COLUMNS]], check_dtype=False
+    )
 
 
 @SETTINGS
