@@ -86,7 +86,7 @@ def validate_tables(
     its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones)."""
     if "orders" not in sources:
         raise ValueError("the source has no orders table, the one table the contract requires")
-    run_suite = partial(_run_suite, context=_gx_context()) if suite_runner is None else suite_runner
+    run_suite = pandas_suite_runner(_gx_context()) if suite_runner is None else suite_runner
     accepted: dict[str, pd.DataFrame] = {}
     references = ReferenceKeys(accepted)
     quarantined: dict[str, pd.DataFrame] = {}
@@ -234,6 +234,11 @@ def exact_duplicates(typed: pd.DataFrame, table: Table, equalities: dict[str, pd
     return duplicates
 
 
+def pandas_suite_runner(context: Any) -> SuiteRunner:
+    """The default suite runner: Great Expectations' pandas datasource in `context` (from `gx_context`)."""
+    return partial(_run_suite, context=context)
+
+
 def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -> dict[str, np.ndarray]:
     """Run the table's expectation suite; rule id -> row positions (index labels of `frame`) that broke it.
 
@@ -251,7 +256,7 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
                 definition = datasource.add_dataframe_asset(str(part)).add_batch_definition_whole_dataframe("all rows")
                 validator = Validator(
                     batch_definition=definition,
-                    batch_parameters={"dataframe": frame[list(columns)]},
+                    batch_parameters={"dataframe": batch_rows(frame, columns, expectations)},
                     result_format={"result_format": "COMPLETE"},
                 )
                 for rule, rows in broken_rows(validator.validate_expectation_suite(expectations), table_name).items():
@@ -259,6 +264,20 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
     finally:
         context.data_sources.delete(datasource.name)
     return broken
+
+
+def batch_rows(frame: pd.DataFrame, columns: tuple[str, ...], expectations: Any) -> pd.DataFrame:
+    """The columns of `frame` one part of the suite reads; for a part whose every expectation ignores the rows
+    missing either value, without those rows (same index labels). GX's pandas engine drops them itself, with a
+    row-by-row copy for every metric it computes (several per expectation: a third of GX's time at 1M); dropped
+    once here, its own drop finds nothing and keeps every row as it is."""
+    batch = frame[list(columns)]
+    if all(
+        getattr(expectation, "ignore_row_if", None) == "either_value_is_missing"
+        for expectation in expectations.expectations
+    ):
+        batch = batch.dropna(how="any")
+    return batch
 
 
 @contextmanager
