@@ -31,6 +31,7 @@ from pipelines.validation.parse import (
 )
 from pipelines.validation.run import (
     ValidationResult,
+    cap_days_at_as_of,
     exact_duplicates,
     expectations_by_columns,
     gx_context,
@@ -248,6 +249,31 @@ def test_selected_rows_are_the_frames_boolean_indexing(rows: int, kept: str) -> 
     assert list(selected.dtypes) == list(frame.dtypes)
     twice = frame.set_axis(["a", "b", "a", "c", "d", "e", "f", "g"], axis=1)  # names repeated: the frame's own way
     pd.testing.assert_frame_equal(select_rows(twice, keep), twice[keep], check_exact=True)
+    for named in (frame, twice):
+        renumbered = select_rows(named, keep, renumbered=True)
+        pd.testing.assert_frame_equal(renumbered, named[keep].reset_index(drop=True), check_exact=True)
+        assert isinstance(renumbered.index, pd.RangeIndex)
+
+
+def test_days_capped_at_as_of_leave_the_other_columns_as_they_are() -> None:
+    table = TABLES_BY_NAME["orders"]
+    as_of = pd.Timestamp("2024-07-01")
+    day_end = pd.Timestamp("2024-07-01 23:59:59.999999")
+    accepted = pd.DataFrame(
+        {
+            "order_id": pd.Series(["o1", "o2", "o3"], dtype="string[pyarrow]"),
+            "ordered_at": [day_end, as_of, pd.NaT],
+            "delivered_at": [day_end, pd.Timestamp("2024-06-30 23:59:59.999999"), pd.NaT],
+            "order_value": [1.0, 2.0, np.nan],
+        }
+    )
+    capped = cap_days_at_as_of(accepted, table, ["ordered_at", "delivered_at"], as_of)
+    expected = accepted.assign(
+        ordered_at=[as_of, as_of, pd.NaT], delivered_at=[as_of, accepted.loc[1, "delivered_at"], pd.NaT]
+    )
+    pd.testing.assert_frame_equal(capped, expected, check_exact=True)
+    assert np.shares_memory(capped["order_value"].to_numpy(), accepted["order_value"].to_numpy())
+    assert cap_days_at_as_of(accepted, table, [], as_of) is accepted
 
 
 EXCEL_LOOKALIKES = ["42.0", "4.2E+05", "4.2e+05", "42.", ".0", "0.0", "01.0", "1.5", "4E+5", "4.2E+", "E+", "42.0.0"]
