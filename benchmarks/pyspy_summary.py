@@ -1,7 +1,8 @@
-"""A py-spy profile of `churn evaluate` (raw, collapsed stacks of every thread) summed per thread and per part of
-the stage: seconds each thread spent in each part (samples / rate). With `--idle` py-spy also samples threads that
-wait (a lock, a future, the GIL); the frames where they wait are counted under `waiting`. Under load these are
-thread-seconds, runnable or running: shares compare, absolute seconds inflate with the machine's load.
+"""A py-spy profile of `churn evaluate` (or, with `--stage validate`, of `churn validate`; raw, collapsed stacks of
+every thread) summed per thread and per part of the stage: seconds each thread spent in each part (samples / rate).
+With `--idle` py-spy also samples threads that wait (a lock, a future, the GIL); the frames where they wait are
+counted under `waiting`. Under load these are thread-seconds, runnable or running: shares compare, absolute seconds
+inflate with the machine's load.
 
     py-spy record --threads --idle -r 50 -f raw -o /tmp/evaluate.raw -- .venv/bin/churn evaluate ...
     .venv/bin/python benchmarks/pyspy_summary.py /tmp/evaluate.raw --rate 50 --out benchmarks/results/x.json
@@ -39,8 +40,35 @@ PARTS = (
 )
 
 
-def part(stack: str) -> str:
-    for name, marker in PARTS:
+# The same for `churn validate` (--stage validate).
+VALIDATE_PARTS = (
+    ("waiting", "Future.result"),
+    ("waiting", "Condition.wait"),
+    ("writing the outputs", "write_outputs"),
+    ("writing the outputs", "DataFrame.to_parquet"),  # on the writer threads
+    ("Great Expectations: imports and context", "gx_context"),
+    ("reading Parquet", "_read_file"),
+    ("noise lines", "split_noise_lines"),
+    ("trimming text", "trim_missing"),
+    ("ids (Excel's numbers, zero-padded twins)", "parse_ids"),
+    ("ids (Excel's numbers, zero-padded twins)", "zero_padded_twins"),
+    ("reading the other columns", "_read_column"),
+    ("unique keys' equality classes", "unique_column_classes"),
+    ("exact duplicate rows", "exact_duplicates"),
+    ("reference lookups", "ReferenceKeys.positions"),
+    ("other lookup and day columns", "add_lookup_columns"),
+    ("other lookup and day columns", "add_day_columns"),
+    ("Great Expectations: the suite", "_run_suite"),
+    ("selecting rows", "select_rows"),
+    ("quarantine rows", "_quarantine_rows"),
+    ("imports", "_find_and_load"),
+    ("waiting", "_worker (concurrent/futures/thread.py"),
+)
+STAGE_PARTS = {"evaluate": PARTS, "validate": VALIDATE_PARTS}
+
+
+def part(stack: str, parts: tuple[tuple[str, str], ...] = PARTS) -> str:
+    for name, marker in parts:
         if marker in stack:
             return name
     return "other"
@@ -50,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("raw", type=Path)
     parser.add_argument("--rate", type=float, default=50.0, help="py-spy's samples per second (-r)")
+    parser.add_argument("--stage", choices=list(STAGE_PARTS), default="evaluate", help="the stage profiled")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -57,7 +86,7 @@ def main() -> None:
     for line in args.raw.read_text().splitlines():
         stack, count = line.rsplit(" ", 1)
         thread = stack.split(";", 1)[0]  # "thread (id): name": a pool's names repeat in another pool
-        seconds[thread][part(stack)] += int(count) / args.rate
+        seconds[thread][part(stack, STAGE_PARTS[args.stage])] += int(count) / args.rate
     threads = {
         thread: {name: round(value, 1) for name, value in parts.most_common()}
         for thread, parts in sorted(seconds.items(), key=lambda item: -sum(item[1].values()))
