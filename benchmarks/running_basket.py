@@ -15,11 +15,8 @@ import json
 import resource
 import shlex
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import ibis
 import numpy as np
@@ -30,21 +27,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from features_explain import timed  # noqa: E402  (this folder is the script's first path entry)
+
 from features.basket import RunningBasket, basket_part, line_facts  # noqa: E402
 from features.cutoffs import FeatureParams, cutoff_schedule  # noqa: E402
 from features.inputs import read_validated  # noqa: E402
-
-
-def cpu_seconds() -> float:
-    """This process's user + system seconds, every thread (DuckDB's too)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(what: Callable[[], Any]) -> tuple[dict[str, float], Any]:
-    cpu, wall = cpu_seconds(), time.perf_counter()
-    result = what()
-    return {"cpu": round(cpu_seconds() - cpu, 3), "wall": round(time.perf_counter() - wall, 3)}, result
 
 
 def peak_gib() -> float:
