@@ -193,6 +193,8 @@ def test_noise_lines_are_those_of_comparing_every_cell_as_text(storage: str) -> 
     assert len(split_noise_lines(frames["csv"])[1]) == 3
     assert len(split_noise_lines(frames["parquet"])[1]) == 1
     assert len(split_noise_lines(frames["numeric_names"])[1]) == 1
+    clean = frames["parquet"].iloc[[0]]
+    assert split_noise_lines(clean)[0] is clean  # nothing set aside: the rows as read, not a copy of them
 
 
 @pytest.mark.parametrize("dtype", ["object", "string[python]", "string[pyarrow]"])

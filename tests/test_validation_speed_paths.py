@@ -1,22 +1,26 @@
 """The shortcuts that make validation fast at 1M customers decide exactly what the plain paths decided: Arrow-backed
 text (a Parquet export) against Python-backed text, the zero-padded twins among a few candidates against all ids,
 the suite run per group of columns, without GX's batch fingerprints, the raw rows released table by table, the keys
-hashed once for "unique" and the duplicate rows, the rows kept by Arrow's filter, and the Excel ids among candidates."""
+hashed once for "unique" and the duplicate rows (by Arrow's dictionary codes as by pandas' factorize), the rows kept by
+Arrow's filter, the Excel ids among candidates, and the pair rules' ignored rows dropped before GX sees them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines
 
 from features.contract import TABLES_BY_NAME
 from pipelines.sources.files import SourceTable
-from pipelines.validation.keys import equality_classes, repeated, unique_column_classes
+from pipelines.validation import run as run_module
+from pipelines.validation.keys import arrow_codes, equality_classes, repeated, unique_column_classes
 from pipelines.validation.parse import (
     EXCEL_FLOAT_ID,
     EXCEL_SCIENTIFIC_ID,
@@ -27,6 +31,7 @@ from pipelines.validation.parse import (
 )
 from pipelines.validation.run import (
     ValidationResult,
+    cap_days_at_as_of,
     exact_duplicates,
     expectations_by_columns,
     gx_context,
@@ -244,6 +249,31 @@ def test_selected_rows_are_the_frames_boolean_indexing(rows: int, kept: str) -> 
     assert list(selected.dtypes) == list(frame.dtypes)
     twice = frame.set_axis(["a", "b", "a", "c", "d", "e", "f", "g"], axis=1)  # names repeated: the frame's own way
     pd.testing.assert_frame_equal(select_rows(twice, keep), twice[keep], check_exact=True)
+    for named in (frame, twice):
+        renumbered = select_rows(named, keep, renumbered=True)
+        pd.testing.assert_frame_equal(renumbered, named[keep].reset_index(drop=True), check_exact=True)
+        assert isinstance(renumbered.index, pd.RangeIndex)
+
+
+def test_days_capped_at_as_of_leave_the_other_columns_as_they_are() -> None:
+    table = TABLES_BY_NAME["orders"]
+    as_of = pd.Timestamp("2024-07-01")
+    day_end = pd.Timestamp("2024-07-01 23:59:59.999999")
+    accepted = pd.DataFrame(
+        {
+            "order_id": pd.Series(["o1", "o2", "o3"], dtype="string[pyarrow]"),
+            "ordered_at": [day_end, as_of, pd.NaT],
+            "delivered_at": [day_end, pd.Timestamp("2024-06-30 23:59:59.999999"), pd.NaT],
+            "order_value": [1.0, 2.0, np.nan],
+        }
+    )
+    capped = cap_days_at_as_of(accepted, table, ["ordered_at", "delivered_at"], as_of)
+    expected = accepted.assign(
+        ordered_at=[as_of, as_of, pd.NaT], delivered_at=[as_of, accepted.loc[1, "delivered_at"], pd.NaT]
+    )
+    pd.testing.assert_frame_equal(capped, expected, check_exact=True)
+    assert np.shares_memory(capped["order_value"].to_numpy(), accepted["order_value"].to_numpy())
+    assert cap_days_at_as_of(accepted, table, [], as_of) is accepted
 
 
 EXCEL_LOOKALIKES = ["42.0", "4.2E+05", "4.2e+05", "42.", ".0", "0.0", "01.0", "1.5", "4E+5", "4.2E+", "E+", "42.0.0"]
@@ -314,3 +344,59 @@ def test_reference_positions_are_the_same_for_few_and_many_values() -> None:
             assert references.positions("order_lines.line_id", values).tolist() == positions_by_hashing_the_keys(
                 values, keys
             )
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [["b", "a", None], [], ["a", "c", "b", None], ["é", "e\u0301", "c"]],  # repeats across chunks, empty chunk
+        [[None, None]],
+        [],
+    ],
+)
+def test_arrow_codes_are_pandas_factorize_codes(chunks: list[list[str | None]]) -> None:
+    column = pa.chunked_array([pa.array(chunk, pa.large_string()) for chunk in chunks], pa.large_string())
+    values = pd.Series(pd.arrays.ArrowStringArray(column))
+    codes = arrow_codes(values)
+    expected, _ = pd.factorize(values, use_na_sentinel=True)
+    assert codes is not None and codes.tolist() == expected.tolist()
+
+
+def test_pair_rules_break_the_same_rows_with_their_missing_rows_dropped_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`batch_rows` drops the rows a pair rule ignores before GX sees them; GX dropping them itself decides the same."""
+    tables = clean_tables_with_lines()
+    orders = tables["orders"]  # o3 has neither a promised nor a delivery time: ignored by both pair rules
+    orders.loc[1, "delivered_at"] = orders.loc[1, "ordered_at"] - pd.Timedelta(days=2)  # delivered before ordered
+    orders.loc[3, "promised_delivery_at"] = orders.loc[3, "ordered_at"] - pd.Timedelta(hours=1)
+    tables["reviews"].loc[0, "reviewed_at"] = orders.loc[0, "ordered_at"] - pd.Timedelta(days=1)  # before o1
+    dropped_first = validate_tables(as_sources(tables), AS_OF)
+
+    def all_rows(frame: pd.DataFrame, columns: tuple[str, ...], expectations: Any) -> pd.DataFrame:
+        return frame[list(columns)]
+
+    monkeypatch.setattr(run_module, "batch_rows", all_rows)
+    plain = validate_tables(as_sources(tables), AS_OF)
+    assert outcome(dropped_first) == outcome(plain)
+    orders_rules = dropped_first.reports[1].rule_counts
+    assert orders_rules == {"orders.delivered_at.not_before": 1, "orders.promised_delivery_at.not_before": 1}
+    assert dropped_first.reports[3].rule_counts == {"reviews.reviewed_at.not_before": 1}
+
+
+def test_parquet_files_written_on_threads_hold_their_frames(tmp_path: Path) -> None:
+    from pipelines.stages.validate import write_parquet_files
+
+    moments = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(300) * 1_500, unit="ns")
+    frames = {
+        f"t{size}": pd.DataFrame(
+            {"id": pd.array([f"x{i}" for i in range(size)], dtype="string[pyarrow]"), "at": moments[:size]}
+        )
+        for size in (0, 1, 120, 300)
+    }
+    micros = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
+    write_parquet_files([(frame, tmp_path / f"{name}.parquet", micros) for name, frame in frames.items()])
+    for name, frame in frames.items():
+        written = pd.read_parquet(tmp_path / f"{name}.parquet")
+        assert pq.read_schema(tmp_path / f"{name}.parquet").field("at").type == pa.timestamp("us")
+        pd.testing.assert_frame_equal(written, frame.assign(at=frame["at"].dt.floor("us")), check_dtype=False)
+    with pytest.raises(OSError):
+        write_parquet_files([(frames["t1"], tmp_path / "absent" / "t1.parquet", {})])

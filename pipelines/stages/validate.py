@@ -4,6 +4,7 @@ rows and the validation report; fail when a table quarantines more than `validat
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,19 @@ from pipelines.engine import engine_settings, local_path, spark_session
 from pipelines.params import block, load_params
 from pipelines.sources.read import SET_ASIDE_PARQUET, SourceRead, read_source
 from pipelines.validation.report import write_reports
-from pipelines.validation.run import ValidationResult, top_rules, validate_tables
+from pipelines.validation.run import (
+    SuiteRunner,
+    ValidationResult,
+    gx_context,
+    pandas_suite_runner,
+    top_rules,
+    validate_tables,
+)
 
 log = logging.getLogger(__name__)
+
+# The machines this runs on have two cores.
+WRITER_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,19 @@ def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) 
     engine_name, spark_settings = engine_settings(params, engine)
     data_params = block(params, "data")
     max_share = float(block(params, "validate")["max_quarantine_share"])
-    source = read_source(data_params)
-    runner = None
+    runner: SuiteRunner
     if engine_name == "spark":
         from pipelines.validation.spark_suite import spark_suite_runner
 
+        source = read_source(data_params)
         runner = spark_suite_runner(spark_session(spark_settings))
+    else:
+        # Great Expectations' imports and context (seconds of Python) load while Arrow reads the files on its own
+        # threads.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            context = pool.submit(gx_context)
+            source = read_source(data_params)
+            runner = pandas_suite_runner(context.result())
     # Released: each table's raw rows go once it is validated (write_outputs needs only the set-aside lines).
     result = validate_tables(source.tables, data_as_of(data_params), runner, release=True)
     failing = result.over_threshold(max_share)
@@ -85,17 +103,29 @@ def write_outputs(
         # A table absent from this source must not linger from an earlier run on another source.
         for stale in folder.glob("*.parquet"):
             stale.unlink()
-    for name, table in result.accepted.items() if passed else ():
+    writes: list[tuple[pd.DataFrame, Path, dict[str, Any]]] = [
         # Timestamps in microseconds, the precision of the contract (a day's end is 23:59:59.999999) and the finest
         # Spark reads (engine: spark refuses Parquet nanoseconds); a source's sub-microsecond digits are dropped.
-        table.to_parquet(
+        (
+            table,
             outputs.validated_dir / f"{name}.parquet",
-            index=False,
-            coerce_timestamps="us",
-            allow_truncated_timestamps=True,
+            {"coerce_timestamps": "us", "allow_truncated_timestamps": True},
         )
-    for name, table in result.quarantined.items():
-        table.to_parquet(outputs.quarantine_dir / f"{name}.parquet", index=False)
+        for name, table in (result.accepted.items() if passed else ())
+    ]
+    writes += [(table, outputs.quarantine_dir / f"{name}.parquet", {}) for name, table in result.quarantined.items()]
     if source.set_aside is not None:
-        source.set_aside.to_parquet(outputs.quarantine_dir / SET_ASIDE_PARQUET, index=False)
+        writes.append((source.set_aside, outputs.quarantine_dir / SET_ASIDE_PARQUET, {}))
+    write_parquet_files(writes)
     write_reports(result, source.accounting, max_share, outputs.report_json, outputs.report_markdown)
+
+
+def write_parquet_files(writes: list[tuple[pd.DataFrame, Path, dict[str, Any]]]) -> None:
+    """Each frame to its Parquet file (without the index, with its own writer options), two at a time, largest
+    first: Arrow converts, encodes and compresses without holding the GIL, so both cores write (one file is written
+    by one thread)."""
+    largest_first = sorted(writes, key=lambda write: len(write[0]), reverse=True)
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        done = [pool.submit(frame.to_parquet, path, index=False, **options) for frame, path, options in largest_first]
+        for future in done:
+            future.result()  # a failed write raises here

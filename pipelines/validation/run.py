@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -86,7 +86,7 @@ def validate_tables(
     its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones)."""
     if "orders" not in sources:
         raise ValueError("the source has no orders table, the one table the contract requires")
-    run_suite = partial(_run_suite, context=_gx_context()) if suite_runner is None else suite_runner
+    run_suite = pandas_suite_runner(_gx_context()) if suite_runner is None else suite_runner
     accepted: dict[str, pd.DataFrame] = {}
     references = ReferenceKeys(accepted)
     quarantined: dict[str, pd.DataFrame] = {}
@@ -130,7 +130,8 @@ def validate_table(
         raise ValueError(f"{source.origin}: table {table.name} has no rows")
     coerced = coerce_table(source, table)
     date_only |= {f"{table.name}.{column}" for column in coerced.date_only_columns}
-    typed = coerced.typed
+    # Only this name holds the typed rows, so they go as soon as the accepted rows are copied out (peak memory).
+    typed, coerced = coerced.typed, replace(coerced, typed=pd.DataFrame())
     failures = dict(coerced.cast_failures)
     equalities = unique_column_classes(typed, table)
     duplicates = exact_duplicates(typed, table, equalities)
@@ -155,8 +156,10 @@ def validate_table(
     rejected = np.zeros(len(typed), dtype=bool)
     for mask in failures.values():
         rejected |= mask
-    kept = select_rows(typed, ~rejected).reset_index(drop=True)
+    kept = select_rows(typed, ~rejected, renumbered=True)
+    del typed
     accepted_rows = cap_days_at_as_of(kept, table, coerced.date_only_columns, as_of)
+    del kept
     quarantined_rows = _quarantine_rows(source.raw, failures, rejected)
     report = TableReport(
         table=table.name,
@@ -181,13 +184,14 @@ def validate_table(
     return accepted_rows, quarantined_rows, report
 
 
-def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+def select_rows(frame: pd.DataFrame, keep: np.ndarray, renumbered: bool = False) -> pd.DataFrame:
     """`frame[keep]` for a boolean mask, column by column: an Arrow-backed column is filtered by Arrow in one pass
     over the kept text, where the frame's boolean indexing takes each column's rows by number (on 15M ids, six
-    times the CPU)."""
+    times the CPU). `renumbered`: indexed 0, 1, ... as `.reset_index(drop=True)` would, without its copy of every
+    NumPy-backed column."""
     if not frame.columns.is_unique:
-        return frame[keep]
-    index = frame.index[keep]
+        return frame[keep].reset_index(drop=True) if renumbered else frame[keep]
+    index = pd.RangeIndex(int(np.count_nonzero(keep))) if renumbered else frame.index[keep]
     columns = {name: frame[name].array[keep] for name in frame.columns}
     return pd.DataFrame(columns, index=index, columns=frame.columns, copy=False)
 
@@ -217,7 +221,11 @@ def cap_days_at_as_of(
     capped = {
         name: accepted[name].clip(upper=as_of) for name in date_only_columns if not table.column(name).may_be_future
     }
-    return accepted.assign(**capped)
+    if not capped:
+        return accepted
+    # The other columns as they are: `assign` would copy each of them (the timestamps of 8.4M orders).
+    columns = {name: capped[name] if name in capped else accepted[name] for name in accepted.columns}
+    return pd.DataFrame(columns, index=accepted.index, columns=accepted.columns, copy=False)
 
 
 def exact_duplicates(typed: pd.DataFrame, table: Table, equalities: dict[str, pd.Series]) -> np.ndarray:
@@ -232,6 +240,11 @@ def exact_duplicates(typed: pd.DataFrame, table: Table, equalities: dict[str, pd
     if candidates.any():
         duplicates[candidates] = typed[candidates].duplicated(keep="first").to_numpy()
     return duplicates
+
+
+def pandas_suite_runner(context: Any) -> SuiteRunner:
+    """The default suite runner: Great Expectations' pandas datasource in `context` (from `gx_context`)."""
+    return partial(_run_suite, context=context)
 
 
 def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -> dict[str, np.ndarray]:
@@ -251,7 +264,7 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
                 definition = datasource.add_dataframe_asset(str(part)).add_batch_definition_whole_dataframe("all rows")
                 validator = Validator(
                     batch_definition=definition,
-                    batch_parameters={"dataframe": frame[list(columns)]},
+                    batch_parameters={"dataframe": batch_rows(frame, columns, expectations)},
                     result_format={"result_format": "COMPLETE"},
                 )
                 for rule, rows in broken_rows(validator.validate_expectation_suite(expectations), table_name).items():
@@ -259,6 +272,20 @@ def _run_suite(frame: pd.DataFrame, table_name: str, suite: Any, context: Any) -
     finally:
         context.data_sources.delete(datasource.name)
     return broken
+
+
+def batch_rows(frame: pd.DataFrame, columns: tuple[str, ...], expectations: Any) -> pd.DataFrame:
+    """The columns of `frame` one part of the suite reads; for a part whose every expectation ignores the rows
+    missing either value, without those rows (same index labels). GX's pandas engine drops them itself, with a
+    row-by-row copy for every metric it computes (several per expectation: a third of GX's time at 1M); dropped
+    once here, its own drop finds nothing and keeps every row as it is."""
+    batch = frame[list(columns)]
+    if all(
+        getattr(expectation, "ignore_row_if", None) == "either_value_is_missing"
+        for expectation in expectations.expectations
+    ):
+        batch = batch.dropna(how="any")
+    return batch
 
 
 @contextmanager
