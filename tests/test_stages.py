@@ -103,8 +103,8 @@ def test_help_lists_stages_without_importing_heavy_libraries() -> None:
 
 
 def test_validate_does_not_load_duckdb(shop: dict[str, Path], tmp_path: Path) -> None:
-    """Validation has no use for DuckDB, and loading it (once by a module-level import of Ibis's DuckDB backend in
-    `pipelines.engine`) raised validate's peak at 1M customers from 7.7 to 9.5 GiB (benchmarks/README.md)."""
+    """Validation has no use for DuckDB. A module-level import of Ibis's DuckDB backend in `pipelines.engine`
+    raised validate's peak at 1M customers from 7.7 to 9.5 GiB (benchmarks/README.md); the backend loads duckdb."""
     outputs = {"--validated": "validated", "--quarantine": "quarantine", "--report": "validation.json",
                "--report-md": "validation.md"}  # fmt: skip
     args = ["validate", "--params", str(shop["params"])]
