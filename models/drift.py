@@ -2,6 +2,10 @@
 
 The training distribution is summarised once, at training time, and saved with the model: decile bins for numeric
 features, level shares for categorical ones, and the missing share as a bin of its own in both.
+
+A feature missing for every row of a training cutoff could not be known at that cutoff (the year-ago window of a
+cutoff less than a year into the data); those cutoffs are left out of that feature's profile. Otherwise every
+population scored once the history is long enough would show the early cutoffs' missing share as drift.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ NOT_PROFILED = frozenset({"cutoff_month"})
 _FLOOR = 1e-4
 
 
-def feature_profile(matrix: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per model feature: bin edges (numeric) or levels (categorical) and the training shares, missing last."""
+def feature_profile(matrix: pd.DataFrame, cutoffs: pd.Series) -> dict[str, dict[str, Any]]:
+    """Per model feature: bin edges (numeric) or levels (categorical) and the training shares, missing last, over
+    the cutoffs (one per row of `matrix`) at which the feature was known for some row."""
     profile = {}
     for name in matrix.columns.difference(sorted(NOT_PROFILED), sort=False):
-        values = matrix[name]
+        values = known_at_cutoff(matrix[name], cutoffs)
         if isinstance(values.dtype, pd.CategoricalDtype):
             levels = [str(level) for level in values.cat.categories]
             profile[name] = {"levels": levels, "shares": _shares(_categorical_bins(values, levels), len(levels) + 1)}
@@ -30,6 +35,18 @@ def feature_profile(matrix: pd.DataFrame) -> dict[str, dict[str, Any]]:
             edges = _decile_edges(values.to_numpy(dtype=np.float64))
             profile[name] = {"edges": edges, "shares": _shares(_numeric_bins(values, edges), len(edges) + 2)}
     return profile
+
+
+def known_at_cutoff(values: pd.Series, cutoffs: pd.Series) -> pd.Series:
+    """`values` without the rows of cutoffs where every value is missing; all of them for a feature never known
+    (then missing is what training saw)."""
+    if len(values) != len(cutoffs):
+        raise ValueError(f"{len(values)} feature values but {len(cutoffs)} cutoffs")
+    codes, uniques = pd.factorize(cutoffs.to_numpy())
+    known_rows = np.bincount(codes, weights=values.notna().to_numpy(), minlength=len(uniques))
+    if not known_rows.any():
+        return values
+    return values[known_rows[codes] > 0]
 
 
 def population_stability(profile: dict[str, dict[str, Any]], matrix: pd.DataFrame) -> dict[str, float]:

@@ -220,7 +220,7 @@ def fit_recipe(
         "calibration_log_loss": calibration_losses,
         "data_sha256": data_hash,
         "available_features": sorted(available_features),
-        "feature_profile": feature_profile(train_matrix),
+        "feature_profile": feature_profile(train_matrix, train_rows["cutoff"]),
         "params": asdict(params),
         "data_warning": data_warning,
         **({"search": search} if search is not None else {}),
