@@ -2,7 +2,8 @@
 wall time per stage and peak resident memory, sampled every 0.2 s over the stage's process tree: the `churn`
 process (the driver's Python), its JVM (in local mode the driver's JVM runs the executors too) and the Python
 workers the JVM forks (mapInPandas, Arrow conversions), each and all together at one instant. RSS counts pages that
-forked workers share once per worker, so the sums are upper bounds.
+forked workers share once per worker, so the sums are upper bounds. A child the JVM is still spawning (before its
+exec, in the JVM's own address space) is not counted: it would add the JVM's RSS a second time (`process_kind`).
 
 `generate` and `train` run once (DuckDB's features feed training, as on a cluster training stays on one node);
 `validate`, `features` and `score` run once per engine, each as its own `churn` subprocess, the two engines one after
@@ -108,10 +109,20 @@ class OverMemory(RuntimeError):
         self.record = {"stopped_after_seconds": round(seconds, 2), "memory_limit_gib": limit_gib, **peaks}
 
 
-def process_kind(process: psutil.Process) -> str:
-    """A child of the `churn` process: the JVM (Spark's driver, holding the executors in local mode) or a Python
-    worker (the pandas side of mapInPandas and Arrow conversions, forked by the JVM)."""
-    return "jvm" if process.name().startswith("java") else "python_workers"
+def process_kind(executable: str, parent_executable: str) -> str | None:
+    """What a child of the `churn` process is, by its executable and its parent's: a Python worker (the pandas side
+    of mapInPandas and Arrow conversions, forked by the JVM's Python daemon), the JVM (Spark's driver, holding the
+    executors in local mode) and the short-lived commands it runs (jspawnhelper, Hadoop's `chmod` of every folder and
+    Parquet part it writes: a few MB each), or None: a process the JVM is starting, between its `posix_spawn` and the
+    `exec` of jspawnhelper. That child still runs in the JVM's address space (named after the spawning thread,
+    `Executor task l`, its executable java, its RSS the JVM's whole RSS), so counting it would count the JVM twice;
+    session 11's 10M score was stopped at the memory limit by exactly that, counted as a Python worker."""
+    name = Path(executable).name
+    if name.startswith("python"):
+        return "python_workers"
+    if name == "java" and Path(parent_executable).name == "java":
+        return None
+    return "jvm"
 
 
 def measure(cmd: list[str], log: Path, limit_gib: float | None = None) -> dict[str, float]:
@@ -137,8 +148,10 @@ def measure(cmd: list[str], log: Path, limit_gib: float | None = None) -> dict[s
                     now["driver_python"] = root.memory_info().rss
                     for child in root.children(recursive=True):
                         try:
-                            now[process_kind(child)] += child.memory_info().rss
-                        except psutil.NoSuchProcess:
+                            kind = process_kind(child.exe(), psutil.Process(child.ppid()).exe())
+                            if kind is not None:
+                                now[kind] += child.memory_info().rss
+                        except psutil.Error:  # exited (or exec'd) between the listing and the reading
                             continue
                 except psutil.Error:
                     break
