@@ -17,13 +17,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
-REPO = Path(__file__).resolve().parent.parent
-GIB = 2**30
+from generate_validate import REPO, measure
 
 
 def extract(commit: str, work: Path) -> Path:
@@ -35,25 +32,16 @@ def extract(commit: str, work: Path) -> Path:
     return code
 
 
-def run_validate(code: Path, shop: Path, out: Path) -> dict[str, float | int]:
+def run_validate(code: Path, shop: Path, out: Path) -> dict[str, float]:
+    """One `validate` of `shop` by the snapshot `code` (first on sys.path, before this checkout's install)."""
     out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-c", "from pipelines.cli import app; app()", "validate",
+    entry = f"import sys; sys.path.insert(0, {str(code)!r}); from pipelines.cli import app; app()"
+    command = [sys.executable, "-c", entry, "validate",
                "--params", str(shop / "params.yaml"), "--validated", str(out / "validated"),
                "--quarantine", str(out / "quarantine"), "--report", str(out / "validation.json"),
                "--report-md", str(out / "validation.md")]  # fmt: skip
     load = os.getloadavg()[0]
-    started = time.perf_counter()
-    with open(out / "validate.log", "w") as log:
-        process = subprocess.Popen(command, cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, stdout=log,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
-        _, status, usage = os.wait4(process.pid, 0)
-    return {
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_gib": round(usage.ru_maxrss * 1024 / GIB, 2),
-        "load_before": round(load, 1),
-    }
+    return {**measure(command, out / "validate.log", cwd=code), "load_before": round(load, 1)}
 
 
 def same_outputs(first: Path, second: Path) -> dict[str, bool]:
