@@ -16,6 +16,8 @@ from features.common import join_customers
 from features.cutoffs import FeatureParams
 from features.inputs import FeatureInputs
 from features.labels import churn_labels, is_active
+from features.order_arrays import FACT_COLUMNS as ORDER_FACT_COLUMNS
+from features.order_arrays import OrdersInMemory
 from features.orders import column_levels, order_facts, order_summary
 from features.relationship import (
     MOST_COMMON,
@@ -68,6 +70,8 @@ class SharedTables:
     cached: bool = False
     # The basket part at cutoffs taken in time order, in memory (instead of `lines`).
     basket: RunningBasket | None = None
+    # The order summary at any cutoff, in memory (instead of aggregating `orders` at each cutoff).
+    orders_in_memory: OrdersInMemory | None = None
 
 
 def shared_tables(
@@ -76,14 +80,17 @@ def shared_tables(
     cache: bool = False,
     running_basket: bool = False,
     line_flags: bool = True,
+    in_memory_orders: bool = False,
 ) -> SharedTables:
     """With `cache`, each table is computed now, once, and kept by the backend (DuckDB: a temporary table; Spark: a
     cached DataFrame) while an expression refers to it, so that many cutoffs' queries do not each recompute it.
     With `running_basket`, the order lines' facts are read into this process instead (`RunningBasket`), for
-    cutoffs taken in time order on one machine. Without `line_flags`, the order lines' flags (`line_facts`, window
-    functions over every line of the history) are not made: each cutoff's basket part groups the lines before it
-    instead (`basket_part_at`, the same values), which costs less for one cutoff (scoring) and more for many. The
-    levels of the most-common columns are read now in either case (one small query per column)."""
+    cutoffs taken in time order on one machine; with `in_memory_orders`, so are the order facts, from which each
+    cutoff's order summary is then computed in this process (`OrdersInMemory`, likewise). Without `line_flags`,
+    the order lines' flags (`line_facts`, window functions over every line of the history) are not made: each
+    cutoff's basket part groups the lines before it instead (`basket_part_at`, the same values), which costs less
+    for one cutoff (scoring) and more for many. The levels of the most-common columns are read now in either case
+    (one small query per column)."""
 
     def kept(table: ibis.Table) -> ibis.Table:
         return table.cache() if cache else table
@@ -93,16 +100,26 @@ def shared_tables(
     returns = returns_with_customers(inputs)
     lines = line_facts(inputs) if line_flags else None
     basket = RunningBasket(lines.to_pyarrow()) if running_basket and lines is not None else None
+    orders = kept(order_facts(inputs.orders, events))
+    levels = column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")])
     return SharedTables(
-        orders=kept(order_facts(inputs.orders, events)),
+        orders=orders,
         events=events,
         reviews=None if reviews is None else kept(reviews),
         returns=None if returns is None else kept(returns),
         lines=None if lines is None or basket is not None else kept(lines),
-        levels=column_levels(inputs.orders, [c for c in MOST_COMMON if c != "country" or inputs.has("orders.country")]),
+        levels=levels,
         cached=cache,
         basket=basket,
+        orders_in_memory=_orders_in_memory(orders, levels) if in_memory_orders else None,
     )
+
+
+def _orders_in_memory(orders: ibis.Table, levels: Mapping[str, tuple[str, ...]]) -> OrdersInMemory:
+    """The order facts `order_summary` reads, in this process, with the summary's schema."""
+    columns = dict.fromkeys([*ORDER_FACT_COLUMNS, *levels])  # ordered, without repeats
+    schema = order_summary(orders, pd.Timestamp("2000-01-01"), levels).schema().to_pyarrow()
+    return OrdersInMemory(orders.select(*columns).to_pyarrow(), levels, schema)
 
 
 def features_at(
@@ -114,9 +131,7 @@ def features_at(
     Every per-customer metric of the orders placed before the cutoff comes from one aggregation (`order_summary`),
     which also gives the population; the other pieces are joined to it."""
     shared = shared_tables(inputs, params) if shared is None else shared
-    summary = order_summary(shared.orders, cutoff, shared.levels)
-    if shared.cached:
-        summary = summary.cache()
+    summary = _order_summary(shared, cutoff)
     table = summary.filter(is_active(summary.last_placed_at, cutoff, params.active_window_days))
     table = table.mutate(**most_common_columns(table, shared.levels))
     parts = [
@@ -147,6 +162,15 @@ def features_at(
         **{spec.name: _column(columns, spec, inputs, cutoff) for spec in FEATURE_SPECS},
         churned=label,
     )
+
+
+def _order_summary(shared: SharedTables, cutoff: pd.Timestamp) -> ibis.Table:
+    """`order_summary` at the cutoff: computed in memory, or by the engine (kept while the cutoff's features and
+    BG/NBD read it, when the shared tables are kept)."""
+    if shared.orders_in_memory is not None:
+        return ibis.memtable(shared.orders_in_memory.summary_at(cutoff))
+    summary = order_summary(shared.orders, cutoff, shared.levels)
+    return summary.cache() if shared.cached else summary
 
 
 def release_cutoff(rows: ibis.Table, shared: SharedTables) -> None:

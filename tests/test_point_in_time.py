@@ -243,10 +243,12 @@ def at_cutoff(
     available: frozenset[str] | None = None,
     as_of: pd.Timestamp = AS_OF,
     line_flags: bool = True,
+    in_memory_orders: bool = False,
 ) -> pd.DataFrame:
-    """The features at CUTOFF; without `line_flags`, by the one-cutoff basket part (scoring's)."""
+    """The features at CUTOFF; without `line_flags`, by the one-cutoff basket part (scoring's); with
+    `in_memory_orders`, from the order summary computed in memory (the features stage's)."""
     inputs = inputs_from_frames(shop, as_of, available)
-    shared = shared_tables(inputs, PARAMS, line_flags=line_flags)
+    shared = shared_tables(inputs, PARAMS, line_flags=line_flags, in_memory_orders=in_memory_orders)
     table = features_at(inputs, CUTOFF, PARAMS, shared).execute()
     return table.sort_values("customer_id").reset_index(drop=True)
 
@@ -335,6 +337,20 @@ def test_the_one_cutoff_basket_gives_the_line_flags_basket_and_sees_no_future(da
     pd.testing.assert_frame_equal(
         grouped[["customer_id", *BASKET_COLUMNS]], after[["customer_id", *BASKET_COLUMNS]], check_dtype=False
     )
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_in_memory_order_summary_gives_the_engine_s_features_and_sees_no_future(data: st.DataObject) -> None:
+    """The features stage's order summary (computed in memory) gives every feature the engine's does (floats within
+    rounding: other orders of additions), and is as blind to what happens at or after the cutoff. The shops'
+    cancellations fall around the cutoff, so some are pending at it (placed before, cancelled from it on)."""
+    shop = data.draw(shops())
+    engine = at_cutoff(shop)
+    in_memory = at_cutoff(shop, in_memory_orders=True)
+    pd.testing.assert_frame_equal(engine, in_memory, check_exact=False, rtol=1e-12, atol=0)
+    after = at_cutoff(change_the_future(data.draw, shop), schema(shop), in_memory_orders=True)
+    pd.testing.assert_frame_equal(in_memory.drop(columns=LABEL), after.drop(columns=LABEL), check_dtype=False)
 
 
 @SETTINGS

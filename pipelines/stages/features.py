@@ -95,9 +95,10 @@ def write_features(
         feature_table(inputs, cutoffs, params, shared_tables(inputs, params, cache=True)).to_parquet(path)
         return
     # Computed once here, read by every cutoff's query. The cutoffs come in time order, so on one machine the basket
-    # runs along them in memory; on Spark the lines stay on the cluster.
-    running_basket = inputs.orders.get_backend().name == "duckdb"
-    shared = shared_tables(inputs, params, cache=True, running_basket=running_basket)
+    # runs along them in memory, and each cutoff's order summary is computed in memory too; on Spark the lines and
+    # the orders stay on the cluster.
+    one_machine = inputs.orders.get_backend().name == "duckdb"
+    shared = shared_tables(inputs, params, cache=True, running_basket=one_machine, in_memory_orders=one_machine)
     writer: pq.ParquetWriter | None = None
     try:
         # A cutoff's rows are encoded and written on a thread of their own while the next cutoff is computed
