@@ -40,12 +40,14 @@ class OrdersInMemory:
     A cutoff earlier than the last one starts the carried state over from the first order."""
 
     def __init__(self, facts: pa.Table, levels: Mapping[str, tuple[str, ...]], schema: pa.Schema) -> None:
+        """`facts`: `FACT_COLUMNS` and the `levels` columns of `order_facts`."""
         encoded = pc.dictionary_encode(facts.column("customer_id").combine_chunks())
         ordered = _microseconds(facts, "ordered_at")
+        # Sorted here: cheaper than the engine's ORDER BY at 1M (1.3 against 2.0 CPU s). Orders placed at the same
+        # time keep the table's order.
         by_time = np.argsort(ordered, kind="stable")
         self._ids: pa.Array = encoded.dictionary
         self._schema = schema
-        # Every order, by time.
         self._codes = encoded.indices.to_numpy()[by_time]
         self._ordered = ordered[by_time]
         self._value = _floats(facts, "order_value")[by_time]
@@ -63,11 +65,9 @@ class OrdersInMemory:
         # When an order counts as cancelled, and as gone wrong: once both it and the event are before the cutoff.
         self._cancellations = _events(self._codes, self._ordered, self._cancel_known)
         self._went_wrong = _events(self._codes, self._ordered, _microseconds(facts, "first_bad_known_at")[by_time])
-        # Each customer's orders in time order, one run per customer: the gaps of pending customers are chained
-        # along them again.
-        self._by_customer = np.argsort(self._codes, kind="stable")
-        self._runs = np.r_[0, np.cumsum(np.bincount(self._codes, minlength=len(self._ids)))]
-        self._first_order = self._ordered[self._by_customer[self._runs[:-1]]]
+        first = np.full(len(self._ids), len(self._codes))
+        np.minimum.at(first, self._codes, np.arange(len(self._codes)))
+        self._first_order = self._ordered[first]
         self._start()
 
     def _start(self) -> None:
@@ -179,13 +179,14 @@ class OrdersInMemory:
 
     def _chained_gaps(self, customers: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
         """The customer codes and gaps (days, as `days_between` computes them) between consecutive qualifying
-        orders of `customers` at the cutoff, in time order."""
-        starts, ends = self._runs[customers], self._runs[customers + 1]
-        lengths = ends - starts
-        positions = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        rows = self._by_customer[np.repeat(starts, lengths) + positions]
+        orders of `customers` at the cutoff, grouped by customer, in time order."""
+        through = int(np.searchsorted(self._ordered, time, side="left"))
+        chosen = np.zeros(len(self._ids), bool)
+        chosen[customers] = True
+        rows = np.flatnonzero(chosen[self._codes[:through]])
         known = self._cancel_known[rows]
-        rows = rows[(self._ordered[rows] < time) & ~((known != NO_TIME) & (known < time))]
+        rows = rows[~((known != NO_TIME) & (known < time))]
+        rows = rows[np.argsort(self._codes[rows], kind="stable")]  # by customer, each in time order
         codes, seconds = self._codes[rows], self._ordered[rows] / 1_000_000
         same = codes[1:] == codes[:-1]
         return codes[1:][same], (seconds[1:] - seconds[:-1])[same] / 86_400

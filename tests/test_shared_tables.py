@@ -158,3 +158,23 @@ def test_a_cutoffs_cache_and_in_memory_tables_go_once_its_rows_are_computed() ->
     assert not set(memtables) & set(backend.con.sql("SHOW TABLES").fetchnumpy()["name"])
     # The shared tables still serve the next cutoff, and the same cutoff again gives the same rows.
     assert features_at(inputs, CUTOFF, PARAMS, shared).to_pyarrow().sort_by("customer_id").equals(expected)
+
+
+def test_a_cutoffs_order_summary_computed_in_memory_goes_once_its_rows_are_computed() -> None:
+    from features.build import IN_MEMORY_SUMMARY, release_cutoff
+    from pipelines.engine import drop_in_memory_tables
+
+    inputs = inputs_from_frames(clean_tables(), AS_OF)
+    shared = shared_tables(inputs, PARAMS, cache=True, in_memory_orders=True)
+    backend = inputs.orders._find_backend()
+
+    def tables() -> set[str]:
+        return set(backend.con.sql("SHOW TABLES").fetchnumpy()["name"])
+
+    before = tables()
+    rows = features_at(inputs, CUTOFF, PARAMS, shared)
+    rows.to_pyarrow()
+    assert [name for name in tables() - before if IN_MEMORY_SUMMARY in name]  # handed over as a temporary table
+    release_cutoff(rows, shared)
+    drop_in_memory_tables(rows)  # BG/NBD's values
+    assert tables() == before
