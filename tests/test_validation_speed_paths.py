@@ -6,14 +6,12 @@ Arrow's filter, the Excel ids among candidates, and the pair rules' ignored rows
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines
 
@@ -380,23 +378,3 @@ def test_pair_rules_break_the_same_rows_with_their_missing_rows_dropped_first(mo
     orders_rules = dropped_first.reports[1].rule_counts
     assert orders_rules == {"orders.delivered_at.not_before": 1, "orders.promised_delivery_at.not_before": 1}
     assert dropped_first.reports[3].rule_counts == {"reviews.reviewed_at.not_before": 1}
-
-
-def test_parquet_files_written_on_threads_hold_their_frames(tmp_path: Path) -> None:
-    from pipelines.stages.validate import write_parquet_files
-
-    moments = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(300) * 1_500, unit="ns")
-    frames = {
-        f"t{size}": pd.DataFrame(
-            {"id": pd.array([f"x{i}" for i in range(size)], dtype="string[pyarrow]"), "at": moments[:size]}
-        )
-        for size in (0, 1, 120, 300)
-    }
-    micros = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
-    write_parquet_files([(frame, tmp_path / f"{name}.parquet", micros) for name, frame in frames.items()])
-    for name, frame in frames.items():
-        written = pd.read_parquet(tmp_path / f"{name}.parquet")
-        assert pq.read_schema(tmp_path / f"{name}.parquet").field("at").type == pa.timestamp("us")
-        pd.testing.assert_frame_equal(written, frame.assign(at=frame["at"].dt.floor("us")), check_dtype=False)
-    with pytest.raises(OSError):
-        write_parquet_files([(frames["t1"], tmp_path / "absent" / "t1.parquet", {})])

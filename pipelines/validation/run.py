@@ -79,11 +79,13 @@ def validate_tables(
     suite_runner: SuiteRunner | None = None,
     *,
     release: bool = False,
+    on_validated: Callable[[str, pd.DataFrame, pd.DataFrame], None] | None = None,
 ) -> ValidationResult:
     """Validate every contract table the source has, in reference order (customers, orders, then the rest).
     `suite_runner` runs a table's suite (default: Great Expectations' pandas datasource; on Spark,
     `pipelines.validation.spark_suite`). With `release`, each table is taken out of `sources` once validated, so
-    its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones)."""
+    its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones).
+    `on_validated(name, accepted, quarantined)` is called as each table is done (the stage writes it then)."""
     if "orders" not in sources:
         raise ValueError("the source has no orders table, the one table the contract requires")
     run_suite = pandas_suite_runner(_gx_context()) if suite_runner is None else suite_runner
@@ -113,6 +115,8 @@ def validate_tables(
             report.quarantined,
             time.perf_counter() - started,
         )
+        if on_validated is not None:
+            on_validated(table.name, accepted[table.name], quarantined[table.name])
     return ValidationResult(accepted=accepted, quarantined=quarantined, reports=reports, as_of=as_of)
 
 
