@@ -28,6 +28,8 @@ from pipelines.validation.parse import (
     zero_padded_twins,
 )
 from pipelines.validation.run import (
+    RULES_COLUMN,
+    SOURCE_ROW_COLUMN,
     ValidationResult,
     cap_days_at_as_of,
     exact_duplicates,
@@ -378,3 +380,22 @@ def test_pair_rules_break_the_same_rows_with_their_missing_rows_dropped_first(mo
     orders_rules = dropped_first.reports[1].rule_counts
     assert orders_rules == {"orders.delivered_at.not_before": 1, "orders.promised_delivery_at.not_before": 1}
     assert dropped_first.reports[3].rule_counts == {"reviews.reviewed_at.not_before": 1}
+
+
+def test_references_looked_up_for_every_row_break_only_on_the_checked_rows() -> None:
+    """The references are looked up for every row (on a thread, beside the table's own keys) and taken at the rows
+    the suite checks: a duplicate row or a row with an unreadable cell that also points nowhere is quarantined for
+    its duplicate or its cell alone, as when only the checked rows were looked up."""
+    tables = clean_tables_with_lines()
+    unknown = {"ticket_id": "t2", "customer_id": "c9", "order_id": "o9", "opened_at": "2024-03-06 10:00"}
+    unreadable = {"ticket_id": "t3", "customer_id": "c1", "order_id": "o8", "opened_at": "not a date"}
+    tickets = pd.DataFrame([*tables["tickets"].astype(str).to_dict("records"), unknown, unreadable, unknown])
+    tables["tickets"] = tickets.astype({"resolved_at": object}).assign(resolved_at=None, reason=None)
+    result = validate_tables(as_sources(tables), AS_OF)
+    quarantined = result.quarantined["tickets"]
+    assert dict(zip(quarantined[SOURCE_ROW_COLUMN], quarantined[RULES_COLUMN], strict=True)) == {
+        1: "tickets.customer_id.references; tickets.order_id.references",
+        2: "tickets.opened_at.date_format",
+        3: "tickets.duplicate_row",
+    }
+    assert result.accepted["tickets"]["ticket_id"].tolist() == ["t1"]

@@ -7,6 +7,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -26,6 +27,7 @@ from pipelines.validation.suite import (
     build_suite,
     duplicate_row_rule,
     equality_column,
+    reference_positions,
 )
 
 log = logging.getLogger(__name__)
@@ -137,22 +139,27 @@ def validate_table(
     # Only this name holds the typed rows, so they go as soon as the accepted rows are copied out (peak memory).
     typed, coerced = coerced.typed, replace(coerced, typed=pd.DataFrame())
     failures = dict(coerced.cast_failures)
-    equalities = unique_column_classes(typed, table)
-    duplicates = exact_duplicates(typed, table, equalities)
-    if duplicates.any():
-        failures[duplicate_row_rule(table)] = duplicates
-    unreadable = np.zeros(len(typed), dtype=bool)
-    for mask in coerced.cast_failures.values():
-        unreadable |= mask
-    # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
-    keep = ~duplicates & ~unreadable
-    checked_equalities = {name: classes[keep] for name, classes in equalities.items()}
-    del equalities
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-lookups") as lookups:
+        # Arrow hashes without holding the GIL: the references are looked up (every row's; the checked ones are
+        # taken below) on the second core while this one hashes the table's own keys.
+        looked_up = lookups.submit(reference_positions, typed, table, references)
+        equalities = unique_column_classes(typed, table)
+        duplicates = exact_duplicates(typed, table, equalities)
+        if duplicates.any():
+            failures[duplicate_row_rule(table)] = duplicates
+        unreadable = np.zeros(len(typed), dtype=bool)
+        for mask in coerced.cast_failures.values():
+            unreadable |= mask
+        # A row with an unreadable cell is quarantined for that alone: its null cell would only echo as "not_null".
+        keep = ~duplicates & ~unreadable
+        checked_equalities = {name: classes[keep] for name, classes in equalities.items()}
+        del equalities
+        checked_positions = {name: positions[keep] for name, positions in looked_up.result().items()}
     # The checked rows are passed, not kept: they are gone before the accepted rows are copied out (peak memory).
     broken = suite_failures(
-        select_rows(typed, keep), checked_equalities, table, accepted, references, as_of, run_suite, date_only
+        select_rows(typed, keep), checked_equalities, checked_positions, table, accepted, as_of, run_suite, date_only
     )
-    del checked_equalities
+    del checked_equalities, checked_positions
     for rule, positions in broken.items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[positions] = True
@@ -203,16 +210,17 @@ def select_rows(frame: pd.DataFrame, keep: np.ndarray, renumbered: bool = False)
 def suite_failures(
     checked: pd.DataFrame,
     equalities: dict[str, pd.Series],
+    positions: dict[str, np.ndarray],
     table: Table,
     accepted: dict[str, pd.DataFrame],
-    references: ReferenceKeys,
     as_of: pd.Timestamp,
     run_suite: SuiteRunner,
     date_only: set[str],
 ) -> dict[str, np.ndarray]:
-    """Rule id -> the rows (index labels of `checked`) that broke it, by the table's suite. The frame GX sees, with
+    """Rule id -> the rows (index labels of `checked`) that broke it, by the table's suite (`equalities` and
+    `positions`: the unique columns' classes and the references' positions of these rows). The frame GX sees, with
     its lookup columns, lives only here: it is gone before the accepted rows are copied out (peak memory)."""
-    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, references, equalities)
+    with_lookups, checked_references = add_lookup_columns(checked, table, accepted, positions, equalities)
     with_lookups = add_day_columns(with_lookups, table, date_only)
     suite = build_suite(table, as_of, checked_references, date_only)
     return run_suite(with_lookups, table.name, suite)

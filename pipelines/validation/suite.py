@@ -209,23 +209,34 @@ def positions_among_many(values: pa.Array | pa.ChunkedArray, keys: pa.Array) -> 
     return np.where(which >= 0, key_of_distinct[which], -1)
 
 
+def reference_positions(typed: pd.DataFrame, table: Table, references: ReferenceKeys) -> dict[str, np.ndarray]:
+    """Column name -> each row's position among the accepted keys its column references (-1: unknown), for every
+    reference column of `table` whose referenced keys are there to check against."""
+    found = {}
+    for column in table.columns:
+        if column.references:
+            positions = references.positions(column.references, typed[column.name])
+            if positions is not None:
+                found[column.name] = positions
+    return found
+
+
 def add_lookup_columns(
     typed: pd.DataFrame,
     table: Table,
     accepted: dict[str, pd.DataFrame],
-    references: ReferenceKeys,
+    positions_by_column: dict[str, np.ndarray],
     equalities: dict[str, pd.Series],
 ) -> tuple[pd.DataFrame, set[str]]:
-    """Add the lookup columns the rules need (`equalities`: the unique columns' equality classes of these rows, from
-    `keys.unique_column_classes`); returns the frame and the columns whose reference is checked."""
+    """Add the lookup columns the rules need (`positions_by_column`: `reference_positions` of these rows;
+    `equalities`: the unique columns' equality classes of these rows, from `keys.unique_column_classes`); returns the
+    frame and the columns whose reference is checked."""
     lookups: dict[str, Any] = dict(equalities)
     checked = set()
     for column in table.columns:
-        if not column.references:
+        if column.references is None or column.name not in positions_by_column:
             continue
-        positions = references.positions(column.references, typed[column.name])
-        if positions is None:
-            continue
+        positions = positions_by_column[column.name]
         lookups[known_column(column.name)] = (positions >= 0) | typed[column.name].isna().to_numpy()
         checked.add(column.name)
         referenced_table = column.references.split(".")[0]
