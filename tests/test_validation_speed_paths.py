@@ -6,6 +6,7 @@ Arrow's filter, the Excel ids among candidates, and the pair rules' ignored rows
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -399,3 +400,35 @@ def test_references_looked_up_for_every_row_break_only_on_the_checked_rows() -> 
         3: "tickets.duplicate_row",
     }
     assert result.accepted["tickets"]["ticket_id"].tolist() == ["t1"]
+
+
+@pytest.mark.parametrize("absent", [None, "customers"])
+def test_accepted_rows_handed_over_table_by_table_decide_as_kept_ones(absent: str | None) -> None:
+    """Without `keep_accepted`, each table's accepted rows go to `on_validated` and only the columns later tables
+    read stay (keys, the order's time, the line's order; orders' customers when there is no customers table): the
+    same rows are accepted and quarantined, for the same rules, as when every table is kept whole."""
+    shop = clean_tables_with_lines()
+    shop["orders"] = pd.concat([shop["orders"], shop["orders"].iloc[[1]]], ignore_index=True)  # a duplicate row
+    shop["reviews"].loc[0, "reviewed_at"] = pd.Timestamp("2024-01-04")  # before its order o1
+    shop["returns"].loc[0, "order_id"] = "o1"  # its line l3 is o2's
+    shop["tickets"].loc[0, "customer_id"] = "c7"  # no such customer
+    if absent:
+        del shop[absent]
+    kept = validate_tables(as_sources(shop), AS_OF)
+    handed: dict[str, pd.DataFrame] = {}
+
+    def hand_over(name: str, accepted: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+        handed[name] = accepted
+
+    released = validate_tables(as_sources(shop), AS_OF, release=True, on_validated=hand_over, keep_accepted=False)
+    assert released.accepted == {}
+    assert outcome(dataclasses.replace(released, accepted=handed)) == outcome(kept)
+    broken = {rule for report in kept.reports for rule in report.rule_counts}
+    assert broken == {
+        "orders.duplicate_row",
+        "reviews.reviewed_at.not_before",
+        "returns.order_id.agrees",
+        "tickets.customer_id.references",
+    }
+    with pytest.raises(ValueError, match="keep_accepted=False needs on_validated"):
+        validate_tables(as_sources(shop), AS_OF, keep_accepted=False)

@@ -76,9 +76,15 @@ def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) 
     with StagedOutputs(outputs) as staged:
         if source.set_aside is not None:
             staged.set_aside(source.set_aside)
-        # Released: each table's raw rows go once it is validated (the quarantine keeps the rejected ones).
+        # Released: each table's raw rows go once it is validated (the quarantine keeps the rejected ones), and its
+        # accepted rows once written, but for the columns later tables' rules read.
         result = validate_tables(
-            source.tables, data_as_of(data_params), runner, release=True, on_validated=staged.table_validated
+            source.tables,
+            data_as_of(data_params),
+            runner,
+            release=True,
+            on_validated=staged.table_validated,
+            keep_accepted=False,
         )
         failing = result.over_threshold(max_share)
         staged.publish(passed=not failing)

@@ -25,6 +25,7 @@ from pipelines.validation.suite import (
     add_day_columns,
     add_lookup_columns,
     build_suite,
+    columns_read_by_other_tables,
     duplicate_row_rule,
     equality_column,
     reference_positions,
@@ -82,12 +83,18 @@ def validate_tables(
     *,
     release: bool = False,
     on_validated: Callable[[str, pd.DataFrame, pd.DataFrame], None] | None = None,
+    keep_accepted: bool = True,
 ) -> ValidationResult:
     """Validate every contract table the source has, in reference order (customers, orders, then the rest).
     `suite_runner` runs a table's suite (default: Great Expectations' pandas datasource; on Spark,
     `pipelines.validation.spark_suite`). With `release`, each table is taken out of `sources` once validated, so
     its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones).
-    `on_validated(name, accepted, quarantined)` is called as each table is done (the stage writes it then)."""
+    `on_validated(name, accepted, quarantined)` is called as each table is done (the stage writes it then). Without
+    `keep_accepted`, the accepted rows are handed over to `on_validated` alone: the result has none, and of each
+    table only the columns later tables' rules read are kept (on 8.4M orders, most of a gigabyte freed before the
+    order lines' peak)."""
+    if not keep_accepted and on_validated is None:
+        raise ValueError("keep_accepted=False needs on_validated to hand the accepted rows to")
     if "orders" not in sources:
         raise ValueError("the source has no orders table, the one table the contract requires")
     run_suite = pandas_suite_runner(_gx_context()) if suite_runner is None else suite_runner
@@ -119,7 +126,12 @@ def validate_tables(
         )
         if on_validated is not None:
             on_validated(table.name, accepted[table.name], quarantined[table.name])
-    return ValidationResult(accepted=accepted, quarantined=quarantined, reports=reports, as_of=as_of)
+        if not keep_accepted:
+            # A copy: the kept NumPy columns would otherwise hold the whole blocks they were cut from.
+            accepted[table.name] = accepted[table.name][columns_read_by_other_tables(table)].copy()
+    return ValidationResult(
+        accepted=accepted if keep_accepted else {}, quarantined=quarantined, reports=reports, as_of=as_of
+    )
 
 
 def validate_table(

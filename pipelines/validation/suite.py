@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import PANDAS_DTYPES, TABLES_BY_NAME, Column, Table
+from features.contract import PANDAS_DTYPES, TABLES, TABLES_BY_NAME, Column, Table
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -251,6 +251,19 @@ def add_lookup_columns(
             # Referenced table absent: nothing to compare with.
             lookups[referenced_column(reached)] = _nothing_like(reached, typed.index)
     return typed.assign(**lookups), checked
+
+
+def columns_read_by_other_tables(table: Table) -> list[str]:
+    """The columns of `table` that other tables' rules read from its accepted rows: the keys they reference, the
+    columns they compare with, and orders' customer ids (the customers' keys when the shop has no customers
+    table; `ReferenceKeys.keys`)."""
+    read = {"customer_id"} if table.name == "orders" else set()
+    for other in TABLES:
+        for column in other.columns:
+            for target in (column.references, column.not_before, column.agrees_with):
+                if target is not None and target.startswith(f"{table.name}."):
+                    read.add(target.split(".")[1])
+    return [column.name for column in table.columns if column.name in read]
 
 
 def _reached_columns(table: Table) -> list[str]:
