@@ -432,3 +432,28 @@ def test_accepted_rows_handed_over_table_by_table_decide_as_kept_ones(absent: st
     }
     with pytest.raises(ValueError, match="keep_accepted=False needs on_validated"):
         validate_tables(as_sources(shop), AS_OF, keep_accepted=False)
+
+
+def test_columns_added_without_copies_equal_assign() -> None:
+    """`with_columns` gives `assign`'s frame (new columns after the old, a replaced one in its place, Series aligned
+    by label, arrays by position) and shares the NumPy columns it keeps instead of copying them."""
+    from pipelines.validation.suite import with_columns
+
+    frame = pd.DataFrame(
+        {
+            "id": pd.array(["a", "b", None, "d"], dtype="string[pyarrow]"),
+            "value": [1.5, np.nan, 3.0, 4.0],
+            "at": pd.to_datetime(["2024-01-01", None, "2024-01-03", "2024-01-04"]),
+            "count": pd.array([1, None, 3, 4], dtype="Int64"),
+        },
+        index=[7, 3, 11, 0],
+    )
+    added = {
+        "__known": np.array([True, False, True, True]),
+        "__day": pd.Series(pd.to_datetime(["2024-02-01", "2024-02-02", None, "2024-02-04"]), index=[0, 11, 3, 7]),
+        "value": pd.Series([9.0, 8.0, 7.0, 6.0], index=frame.index),
+    }
+    pd.testing.assert_frame_equal(with_columns(frame, added), frame.assign(**added))
+    assert np.shares_memory(with_columns(frame, added)["at"].to_numpy(), frame["at"].to_numpy())
+    repeated = pd.DataFrame([[1, 2]], columns=["x", "x"])
+    pd.testing.assert_frame_equal(with_columns(repeated, {"y": [3]}), repeated.assign(y=[3]))

@@ -250,7 +250,7 @@ def add_lookup_columns(
         if referenced_column(reached) not in lookups:
             # Referenced table absent: nothing to compare with.
             lookups[referenced_column(reached)] = _nothing_like(reached, typed.index)
-    return typed.assign(**lookups), checked
+    return with_columns(typed, lookups), checked
 
 
 def columns_read_by_other_tables(table: Table) -> list[str]:
@@ -288,7 +288,17 @@ def add_day_columns(frame: pd.DataFrame, table: Table, date_only: set[str]) -> p
             earlier = column.not_before if "." not in column.not_before else referenced_column(column.not_before)
             days[day_column(column.name)] = frame[column.name].dt.floor("D")
             days[day_column(earlier)] = frame[earlier].dt.floor("D")
-    return frame.assign(**days)
+    return with_columns(frame, days)
+
+
+def with_columns(frame: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
+    """`frame.assign(**added)` without `assign`'s copy of every NumPy-backed column `frame` already has (the checked
+    order lines' numbers, twice per table: it is only read from here on)."""
+    if not frame.columns.is_unique:
+        return frame.assign(**added)
+    columns = {name: added[name] if name in added else frame[name] for name in frame.columns}
+    columns |= {name: values for name, values in added.items() if name not in columns}
+    return pd.DataFrame(columns, index=frame.index, columns=list(columns), copy=False)
 
 
 def _look_up(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
