@@ -457,18 +457,3 @@ def test_columns_added_without_copies_equal_assign() -> None:
     assert np.shares_memory(with_columns(frame, added)["at"].to_numpy(), frame["at"].to_numpy())
     repeated = pd.DataFrame([[1, 2]], columns=["x", "x"])
     pd.testing.assert_frame_equal(with_columns(repeated, {"y": [3]}), repeated.assign(y=[3]))
-
-
-def test_tables_read_ahead_raise_the_first_error_in_reference_order() -> None:
-    """The next table is read into types while one is validated; its error still comes only after every earlier
-    table's, and an earlier table's error is the one raised."""
-    tables = clean_tables_with_lines()
-    tables["reviews"] = tables["reviews"].drop(columns=["order_id"])
-    with pytest.raises(ValueError, match=r"table reviews lacks required column\(s\) \['order_id'\]"):
-        validate_tables(as_sources(tables), AS_OF)
-    tables["orders"] = tables["orders"].drop(columns=["ordered_at"])
-    with pytest.raises(ValueError, match=r"table orders lacks required column\(s\) \['ordered_at'\]"):
-        validate_tables(as_sources(tables), AS_OF)
-    tables["orders"] = tables["orders"].iloc[0:0]
-    with pytest.raises(ValueError, match="table orders has no rows"):
-        validate_tables(as_sources(tables), AS_OF)

@@ -7,9 +7,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.contract import TABLES, Table
 from pipelines.sources.files import SourceTable
-from pipelines.validation.coerce import CoercedTable, coerce_table
+from pipelines.validation.coerce import coerce_table
 from pipelines.validation.keys import repeated, unique_column_classes
 from pipelines.validation.suite import (
     ReferenceKeys,
@@ -104,63 +104,38 @@ def validate_tables(
     # "table.column" of every timestamp column holding days, for the time-order rules of later tables
     date_only: set[str] = set()
     reports = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-types") as reader:
-
-        def read_ahead(position: int) -> tuple[SourceTable, Future[CoercedTable]] | None:
-            """The table at `position` in reference order, being read into types (None: absent or past the end)."""
-            if position >= len(TABLES):
-                return None
-            table = TABLES[position]
-            source = sources.pop(table.name, None) if release else sources.get(table.name)
-            return None if source is None else (source, reader.submit(read_into_types, source, table))
-
-        upcoming = read_ahead(0)
-        for position, table in enumerate(TABLES):
-            current, upcoming = upcoming, read_ahead(position + 1)
-            # The next table is read into types (mostly Arrow, without the GIL) on the second core while this one
-            # is validated; the first error in reference order is still the one raised.
-            if current is None:
-                reports.append(TableReport(table=table.name, origin=None, present=False))
-                continue
-            source, typing = current
-            coerced = typing.result()
-            del current, typing
-            started = time.perf_counter()
-            accepted[table.name], quarantined[table.name], report = validate_table(
-                source, coerced, table, accepted, references, as_of, run_suite, date_only
-            )
-            del coerced, source
-            reports.append(report)
-            if table.name == "orders" and accepted["orders"].empty:
-                raise ValueError("orders: no row passed validation, so there is nothing to learn from")
-            log.info(
-                "%s: %d rows in, %d accepted, %d quarantined (%.1f s)",
-                table.name,
-                report.rows_in,
-                report.accepted,
-                report.quarantined,
-                time.perf_counter() - started,
-            )
-            if on_validated is not None:
-                on_validated(table.name, accepted[table.name], quarantined[table.name])
-            if not keep_accepted:
-                # A copy: the kept NumPy columns would otherwise hold the whole blocks they were cut from.
-                accepted[table.name] = accepted[table.name][columns_read_by_other_tables(table)].copy()
+    for table in TABLES:
+        source = sources.pop(table.name, None) if release else sources.get(table.name)
+        if source is None:
+            reports.append(TableReport(table=table.name, origin=None, present=False))
+            continue
+        started = time.perf_counter()
+        accepted[table.name], quarantined[table.name], report = validate_table(
+            source, table, accepted, references, as_of, run_suite, date_only
+        )
+        reports.append(report)
+        if table.name == "orders" and accepted["orders"].empty:
+            raise ValueError("orders: no row passed validation, so there is nothing to learn from")
+        log.info(
+            "%s: %d rows in, %d accepted, %d quarantined (%.1f s)",
+            table.name,
+            report.rows_in,
+            report.accepted,
+            report.quarantined,
+            time.perf_counter() - started,
+        )
+        if on_validated is not None:
+            on_validated(table.name, accepted[table.name], quarantined[table.name])
+        if not keep_accepted:
+            # A copy: the kept NumPy columns would otherwise hold the whole blocks they were cut from.
+            accepted[table.name] = accepted[table.name][columns_read_by_other_tables(table)].copy()
     return ValidationResult(
         accepted=accepted if keep_accepted else {}, quarantined=quarantined, reports=reports, as_of=as_of
     )
 
 
-def read_into_types(source: SourceTable, table: Table) -> CoercedTable:
-    """The source table in the contract's types, with every cell that could not be read."""
-    if table.required and source.raw.empty:
-        raise ValueError(f"{source.origin}: table {table.name} has no rows")
-    return coerce_table(source, table)
-
-
 def validate_table(
     source: SourceTable,
-    coerced: CoercedTable,
     table: Table,
     accepted: dict[str, pd.DataFrame],
     references: ReferenceKeys,
@@ -168,12 +143,13 @@ def validate_table(
     run_suite: SuiteRunner,
     date_only: set[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableReport]:
-    """Accepted rows, quarantined rows and the report of one table (`coerced`: `read_into_types` of `source`);
-    adds its day-only columns to `date_only`."""
+    """Accepted rows, quarantined rows and the report of one table; adds its day-only columns to `date_only`."""
+    if table.required and source.raw.empty:
+        raise ValueError(f"{source.origin}: table {table.name} has no rows")
+    coerced = coerce_table(source, table)
     date_only |= {f"{table.name}.{column}" for column in coerced.date_only_columns}
-    # Taken out of `coerced` (which the caller holds too), so only this name holds the typed rows and they go as soon
-    # as the accepted rows are copied out (peak memory).
-    typed, coerced.typed = coerced.typed, pd.DataFrame()
+    # Only this name holds the typed rows, so they go as soon as the accepted rows are copied out (peak memory).
+    typed, coerced = coerced.typed, replace(coerced, typed=pd.DataFrame())
     failures = dict(coerced.cast_failures)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-lookups") as lookups:
         # Arrow hashes without holding the GIL: the references are looked up (every row's; the checked ones are
