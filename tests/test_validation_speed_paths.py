@@ -6,14 +6,13 @@ Arrow's filter, the Excel ids among candidates, and the pair rules' ignored rows
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from conftest import AS_OF, as_sources, clean_tables_with_lines
 
@@ -30,6 +29,8 @@ from pipelines.validation.parse import (
     zero_padded_twins,
 )
 from pipelines.validation.run import (
+    RULES_COLUMN,
+    SOURCE_ROW_COLUMN,
     ValidationResult,
     cap_days_at_as_of,
     exact_duplicates,
@@ -382,21 +383,77 @@ def test_pair_rules_break_the_same_rows_with_their_missing_rows_dropped_first(mo
     assert dropped_first.reports[3].rule_counts == {"reviews.reviewed_at.not_before": 1}
 
 
-def test_parquet_files_written_on_threads_hold_their_frames(tmp_path: Path) -> None:
-    from pipelines.stages.validate import write_parquet_files
-
-    moments = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(300) * 1_500, unit="ns")
-    frames = {
-        f"t{size}": pd.DataFrame(
-            {"id": pd.array([f"x{i}" for i in range(size)], dtype="string[pyarrow]"), "at": moments[:size]}
-        )
-        for size in (0, 1, 120, 300)
+def test_references_looked_up_for_every_row_break_only_on_the_checked_rows() -> None:
+    """The references are looked up for every row (on a thread, beside the table's own keys) and taken at the rows
+    the suite checks: a duplicate row or a row with an unreadable cell that also points nowhere is quarantined for
+    its duplicate or its cell alone, as when only the checked rows were looked up."""
+    tables = clean_tables_with_lines()
+    unknown = {"ticket_id": "t2", "customer_id": "c9", "order_id": "o9", "opened_at": "2024-03-06 10:00"}
+    unreadable = {"ticket_id": "t3", "customer_id": "c1", "order_id": "o8", "opened_at": "not a date"}
+    tickets = pd.DataFrame([*tables["tickets"].astype(str).to_dict("records"), unknown, unreadable, unknown])
+    tables["tickets"] = tickets.astype({"resolved_at": object}).assign(resolved_at=None, reason=None)
+    result = validate_tables(as_sources(tables), AS_OF)
+    quarantined = result.quarantined["tickets"]
+    assert dict(zip(quarantined[SOURCE_ROW_COLUMN], quarantined[RULES_COLUMN], strict=True)) == {
+        1: "tickets.customer_id.references; tickets.order_id.references",
+        2: "tickets.opened_at.date_format",
+        3: "tickets.duplicate_row",
     }
-    micros = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
-    write_parquet_files([(frame, tmp_path / f"{name}.parquet", micros) for name, frame in frames.items()])
-    for name, frame in frames.items():
-        written = pd.read_parquet(tmp_path / f"{name}.parquet")
-        assert pq.read_schema(tmp_path / f"{name}.parquet").field("at").type == pa.timestamp("us")
-        pd.testing.assert_frame_equal(written, frame.assign(at=frame["at"].dt.floor("us")), check_dtype=False)
-    with pytest.raises(OSError):
-        write_parquet_files([(frames["t1"], tmp_path / "absent" / "t1.parquet", {})])
+    assert result.accepted["tickets"]["ticket_id"].tolist() == ["t1"]
+
+
+@pytest.mark.parametrize("absent", [None, "customers"])
+def test_accepted_rows_handed_over_table_by_table_decide_as_kept_ones(absent: str | None) -> None:
+    """Without `keep_accepted`, each table's accepted rows go to `on_validated` and only the columns later tables
+    read stay (keys, the order's time, the line's order; orders' customers when there is no customers table): the
+    same rows are accepted and quarantined, for the same rules, as when every table is kept whole."""
+    shop = clean_tables_with_lines()
+    shop["orders"] = pd.concat([shop["orders"], shop["orders"].iloc[[1]]], ignore_index=True)  # a duplicate row
+    shop["reviews"].loc[0, "reviewed_at"] = pd.Timestamp("2024-01-04")  # before its order o1
+    shop["returns"].loc[0, "order_id"] = "o1"  # its line l3 is o2's
+    shop["tickets"].loc[0, "customer_id"] = "c7"  # no such customer
+    if absent:
+        del shop[absent]
+    kept = validate_tables(as_sources(shop), AS_OF)
+    handed: dict[str, pd.DataFrame] = {}
+
+    def hand_over(name: str, accepted: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+        handed[name] = accepted
+
+    released = validate_tables(as_sources(shop), AS_OF, release=True, on_validated=hand_over, keep_accepted=False)
+    assert released.accepted == {}
+    assert outcome(dataclasses.replace(released, accepted=handed)) == outcome(kept)
+    broken = {rule for report in kept.reports for rule in report.rule_counts}
+    assert broken == {
+        "orders.duplicate_row",
+        "reviews.reviewed_at.not_before",
+        "returns.order_id.agrees",
+        "tickets.customer_id.references",
+    }
+    with pytest.raises(ValueError, match="keep_accepted=False needs on_validated"):
+        validate_tables(as_sources(shop), AS_OF, keep_accepted=False)
+
+
+def test_columns_added_without_copies_equal_assign() -> None:
+    """`with_columns` gives `assign`'s frame (new columns after the old, a replaced one in its place, Series aligned
+    by label, arrays by position) and shares the NumPy columns it keeps instead of copying them."""
+    from pipelines.validation.suite import with_columns
+
+    frame = pd.DataFrame(
+        {
+            "id": pd.array(["a", "b", None, "d"], dtype="string[pyarrow]"),
+            "value": [1.5, np.nan, 3.0, 4.0],
+            "at": pd.to_datetime(["2024-01-01", None, "2024-01-03", "2024-01-04"]),
+            "count": pd.array([1, None, 3, 4], dtype="Int64"),
+        },
+        index=[7, 3, 11, 0],
+    )
+    added = {
+        "__known": np.array([True, False, True, True]),
+        "__day": pd.Series(pd.to_datetime(["2024-02-01", "2024-02-02", None, "2024-02-04"]), index=[0, 11, 3, 7]),
+        "value": pd.Series([9.0, 8.0, 7.0, 6.0], index=frame.index),
+    }
+    pd.testing.assert_frame_equal(with_columns(frame, added), frame.assign(**added))
+    assert np.shares_memory(with_columns(frame, added)["at"].to_numpy(), frame["at"].to_numpy())
+    repeated = pd.DataFrame([[1, 2]], columns=["x", "x"])
+    pd.testing.assert_frame_equal(with_columns(repeated, {"y": [3]}), repeated.assign(y=[3]))

@@ -4,7 +4,10 @@ rows and the validation report; fail when a table quarantines more than `validat
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import os
+import shutil
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import pandas as pd
 
 from pipelines.engine import engine_settings, local_path, spark_session
 from pipelines.params import block, load_params
-from pipelines.sources.read import SET_ASIDE_PARQUET, SourceRead, read_source
+from pipelines.sources.read import SET_ASIDE_PARQUET, read_source
 from pipelines.validation.report import write_reports
 from pipelines.validation.run import (
     SuiteRunner,
@@ -26,8 +29,9 @@ from pipelines.validation.run import (
 
 log = logging.getLogger(__name__)
 
-# The machines this runs on have two cores.
-WRITER_THREADS = 2
+# Timestamps in microseconds, the precision of the contract (a day's end is 23:59:59.999999) and the finest Spark
+# reads (engine: spark refuses Parquet nanoseconds); a source's sub-microsecond digits are dropped.
+ACCEPTED_PARQUET_OPTIONS: dict[str, Any] = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,22 @@ def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) 
             context = pool.submit(gx_context)
             source = read_source(data_params)
             runner = pandas_suite_runner(context.result())
-    # Released: each table's raw rows go once it is validated (write_outputs needs only the set-aside lines).
-    result = validate_tables(source.tables, data_as_of(data_params), runner, release=True)
-    failing = result.over_threshold(max_share)
-    write_outputs(result, source, outputs, max_share, passed=not failing)
+    with StagedOutputs(outputs) as staged:
+        if source.set_aside is not None:
+            staged.set_aside(source.set_aside)
+        # Released: each table's raw rows go once it is validated (the quarantine keeps the rejected ones), and its
+        # accepted rows once written, but for the columns later tables' rules read.
+        result = validate_tables(
+            source.tables,
+            data_as_of(data_params),
+            runner,
+            release=True,
+            on_validated=staged.table_validated,
+            keep_accepted=False,
+        )
+        failing = result.over_threshold(max_share)
+        staged.publish(passed=not failing)
+    write_reports(result, source.accounting, max_share, outputs.report_json, outputs.report_markdown)
     if failing:
         details = "; ".join(
             f"{r.table}: {r.quarantined_share:.1%} of {r.rows_in:,} rows quarantined, mostly {top_rules(r)}"
@@ -93,39 +109,71 @@ def data_as_of(data_params: dict[str, Any]) -> pd.Timestamp:
     return pd.Timestamp(as_of)
 
 
-def write_outputs(
-    result: ValidationResult, source: SourceRead, outputs: ValidateOutputs, max_share: float, passed: bool
-) -> None:
-    """The quarantine and the report always; the accepted tables only when validation passed, so that no later
-    stage can read the rows of a failed validation as valid."""
-    for folder in (outputs.validated_dir, outputs.quarantine_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-        # A table absent from this source must not linger from an earlier run on another source.
-        for stale in folder.glob("*.parquet"):
-            stale.unlink()
-    writes: list[tuple[pd.DataFrame, Path, dict[str, Any]]] = [
-        # Timestamps in microseconds, the precision of the contract (a day's end is 23:59:59.999999) and the finest
-        # Spark reads (engine: spark refuses Parquet nanoseconds); a source's sub-microsecond digits are dropped.
-        (
-            table,
-            outputs.validated_dir / f"{name}.parquet",
-            {"coerce_timestamps": "us", "allow_truncated_timestamps": True},
-        )
-        for name, table in (result.accepted.items() if passed else ())
-    ]
-    writes += [(table, outputs.quarantine_dir / f"{name}.parquet", {}) for name, table in result.quarantined.items()]
-    if source.set_aside is not None:
-        writes.append((source.set_aside, outputs.quarantine_dir / SET_ASIDE_PARQUET, {}))
-    write_parquet_files(writes)
-    write_reports(result, source.accounting, max_share, outputs.report_json, outputs.report_markdown)
+class StagedOutputs:
+    """The Parquet outputs written while validation goes on, published all at once at the end.
+
+    Each table's accepted and quarantined rows are written as soon as it is validated, by one background thread,
+    while the main thread validates the next table: Arrow converts, encodes and compresses without holding the GIL,
+    so the writing runs on the second core instead of after the last table. They go into scratch folders beside
+    the output folders (the same file system, so moving them is a rename); `publish` moves them into place. Until
+    then the output folders are untouched: a validation that fails on an error leaves the earlier run's outputs as
+    they were, and the scratch folders are removed on leaving the `with` block whatever happened."""
+
+    def __init__(self, outputs: ValidateOutputs) -> None:
+        self._targets = (outputs.validated_dir, outputs.quarantine_dir)
+        self._scratch: dict[Path, Path] = {}
+        for folder in self._targets:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            self._scratch[folder] = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-writer")
+        self._writes: list[Future[None]] = []
+
+    def __enter__(self) -> StagedOutputs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Writes not started are dropped; one running finishes before its folder goes.
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        for scratch in self._scratch.values():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def table_validated(self, name: str, accepted: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+        """Write `name`'s rows in the background (accepted rows only reach the validated folder on `publish`)."""
+        self._raise_failed_write()
+        self._write(accepted, self._targets[0], f"{name}.parquet", ACCEPTED_PARQUET_OPTIONS)
+        self._write(quarantined, self._targets[1], f"{name}.parquet", {})
+
+    def set_aside(self, rows: pd.DataFrame) -> None:
+        """The source lines an adapter set aside, to the quarantine folder."""
+        self._write(rows, self._targets[1], SET_ASIDE_PARQUET, {})
+
+    def publish(self, passed: bool) -> None:
+        """Wait for every write (the first failed one raises here), then empty both output folders of Parquet files
+        and move the written ones in: the quarantine always, the accepted tables only when validation `passed`, so
+        that no later stage can read the rows of a failed validation as valid."""
+        for write in self._writes:
+            write.result()
+        for folder in self._targets:
+            folder.mkdir(parents=True, exist_ok=True)
+            # A table absent from this source must not linger from an earlier run on another source.
+            for stale in folder.glob("*.parquet"):
+                stale.unlink()
+        validated, quarantine = self._targets
+        for folder in (quarantine, validated) if passed else (quarantine,):
+            for written in sorted(self._scratch[folder].glob("*.parquet")):
+                os.replace(written, folder / written.name)
+
+    def _write(self, frame: pd.DataFrame, folder: Path, file_name: str, options: dict[str, Any]) -> None:
+        path = self._scratch[folder] / file_name
+        self._writes.append(self._writer.submit(write_parquet, frame, path, options))
+
+    def _raise_failed_write(self) -> None:
+        """A write that already failed stops the stage now rather than after the remaining tables."""
+        for write in self._writes:
+            if write.done():
+                write.result()
 
 
-def write_parquet_files(writes: list[tuple[pd.DataFrame, Path, dict[str, Any]]]) -> None:
-    """Each frame to its Parquet file (without the index, with its own writer options), two at a time, largest
-    first: Arrow converts, encodes and compresses without holding the GIL, so both cores write (one file is written
-    by one thread)."""
-    largest_first = sorted(writes, key=lambda write: len(write[0]), reverse=True)
-    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
-        done = [pool.submit(frame.to_parquet, path, index=False, **options) for frame, path, options in largest_first]
-        for future in done:
-            future.result()  # a failed write raises here
+def write_parquet(frame: pd.DataFrame, path: Path, options: dict[str, Any]) -> None:
+    """`frame` to a Parquet file without its index, with its own writer options."""
+    frame.to_parquet(path, index=False, **options)

@@ -96,7 +96,10 @@ def coerce_table(source: SourceTable, table: Table) -> CoercedTable:
         if mapping:
             raw = python_text(raw).map(lambda value, m=mapping: m.get(str(value), value) if pd.notna(value) else value)
         typed[column.name] = _read_column(raw, column, table, options, where, coerced)
-    coerced.typed = pd.DataFrame(typed, index=renamed.index).reset_index(drop=True)
+    # Numbered 0, 1, ... without copies: a frame built from a dict copies every NumPy column, and `reset_index`
+    # copies them again (the typed order lines' numbers and times, while the raw rows are still held).
+    columns = {name: values.array for name, values in typed.items()}
+    coerced.typed = pd.DataFrame(columns, index=pd.RangeIndex(len(renamed)), columns=list(columns), copy=False)
     return coerced
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import PANDAS_DTYPES, TABLES_BY_NAME, Column, Table
+from features.contract import PANDAS_DTYPES, TABLES, TABLES_BY_NAME, Column, Table
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -209,23 +209,34 @@ def positions_among_many(values: pa.Array | pa.ChunkedArray, keys: pa.Array) -> 
     return np.where(which >= 0, key_of_distinct[which], -1)
 
 
+def reference_positions(typed: pd.DataFrame, table: Table, references: ReferenceKeys) -> dict[str, np.ndarray]:
+    """Column name -> each row's position among the accepted keys its column references (-1: unknown), for every
+    reference column of `table` whose referenced keys are there to check against."""
+    found = {}
+    for column in table.columns:
+        if column.references:
+            positions = references.positions(column.references, typed[column.name])
+            if positions is not None:
+                found[column.name] = positions
+    return found
+
+
 def add_lookup_columns(
     typed: pd.DataFrame,
     table: Table,
     accepted: dict[str, pd.DataFrame],
-    references: ReferenceKeys,
+    positions_by_column: dict[str, np.ndarray],
     equalities: dict[str, pd.Series],
 ) -> tuple[pd.DataFrame, set[str]]:
-    """Add the lookup columns the rules need (`equalities`: the unique columns' equality classes of these rows, from
-    `keys.unique_column_classes`); returns the frame and the columns whose reference is checked."""
+    """Add the lookup columns the rules need (`positions_by_column`: `reference_positions` of these rows;
+    `equalities`: the unique columns' equality classes of these rows, from `keys.unique_column_classes`); returns the
+    frame and the columns whose reference is checked."""
     lookups: dict[str, Any] = dict(equalities)
     checked = set()
     for column in table.columns:
-        if not column.references:
+        if column.references is None or column.name not in positions_by_column:
             continue
-        positions = references.positions(column.references, typed[column.name])
-        if positions is None:
-            continue
+        positions = positions_by_column[column.name]
         lookups[known_column(column.name)] = (positions >= 0) | typed[column.name].isna().to_numpy()
         checked.add(column.name)
         referenced_table = column.references.split(".")[0]
@@ -239,7 +250,20 @@ def add_lookup_columns(
         if referenced_column(reached) not in lookups:
             # Referenced table absent: nothing to compare with.
             lookups[referenced_column(reached)] = _nothing_like(reached, typed.index)
-    return typed.assign(**lookups), checked
+    return with_columns(typed, lookups), checked
+
+
+def columns_read_by_other_tables(table: Table) -> list[str]:
+    """The columns of `table` that other tables' rules read from its accepted rows: the keys they reference, the
+    columns they compare with, and orders' customer ids (the customers' keys when the shop has no customers
+    table; `ReferenceKeys.keys`)."""
+    read = {"customer_id"} if table.name == "orders" else set()
+    for other in TABLES:
+        for column in other.columns:
+            for target in (column.references, column.not_before, column.agrees_with):
+                if target is not None and target.startswith(f"{table.name}."):
+                    read.add(target.split(".")[1])
+    return [column.name for column in table.columns if column.name in read]
 
 
 def _reached_columns(table: Table) -> list[str]:
@@ -264,7 +288,17 @@ def add_day_columns(frame: pd.DataFrame, table: Table, date_only: set[str]) -> p
             earlier = column.not_before if "." not in column.not_before else referenced_column(column.not_before)
             days[day_column(column.name)] = frame[column.name].dt.floor("D")
             days[day_column(earlier)] = frame[earlier].dt.floor("D")
-    return frame.assign(**days)
+    return with_columns(frame, days)
+
+
+def with_columns(frame: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
+    """`frame.assign(**added)` without `assign`'s copy of every NumPy-backed column `frame` already has (the checked
+    order lines' numbers, twice per table: it is only read from here on)."""
+    if not frame.columns.is_unique:
+        return frame.assign(**added)
+    columns = {name: added[name] if name in added else frame[name] for name in frame.columns}
+    columns |= {name: values for name, values in added.items() if name not in columns}
+    return pd.DataFrame(columns, index=frame.index, columns=list(columns), copy=False)
 
 
 def _look_up(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
