@@ -26,9 +26,7 @@ FACT_COLUMNS = (
     "first_bad_known_at",
 )  # fmt: skip
 NO_TIME = np.iinfo(np.int64).min  # a null time, in microseconds
-LATEST = np.iinfo(np.int64).max
 PREVIOUS_90_START = 180  # days: the trend's previous 90 days run from 180 to 90 days before the cutoff
-MICROSECONDS_PER_DAY = 86_400 * 1_000_000
 
 
 class OrdersInMemory:
