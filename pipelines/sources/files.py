@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import logging
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".parquet", ".csv")
 # Bytes of a file read to detect its encoding.
 SAMPLE_BYTES = 2 * 1024 * 1024
+# Rows of each CSV file read before validation starts, to find a file that cannot be read early.
+FIRST_ROWS = 100
 # Why a line of a CSV file is not a row: set aside (counted, kept) before validation.
 BLANK_LINE = "blank_line"
 # Columns of a set-aside source row besides the source's own: where it came from and why it was not used.
@@ -82,46 +85,121 @@ class FolderSourceConfig:
         return self.per_table.get(table, self.csv)
 
 
+class FolderTables(MutableMapping[str, SourceTable]):
+    """The folder's contract tables, each read from its file when first asked for and forgotten when taken out.
+
+    Validation takes the tables one at a time (`pop`), so only the table being validated is held as read: at 10M
+    orders the raw order lines (1.4 GiB) are not in memory while the orders are checked. Each table's lines that
+    are not rows are set aside as it is read; `set_aside` and `accounting` need every table read."""
+
+    def __init__(self, config: FolderSourceConfig, files: dict[str, Path]) -> None:
+        self._config = config
+        self._unread = dict(files)
+        self._read: dict[str, SourceTable] = {}
+        self._rows_used: dict[str, int] = {}
+        self._noise: list[pd.DataFrame] = []
+
+    def __getitem__(self, name: str) -> SourceTable:
+        if name not in self._read:
+            self._read[name] = self._read_table(name, self._unread.pop(name))
+        return self._read[name]
+
+    def __setitem__(self, name: str, table: SourceTable) -> None:
+        self._unread.pop(name, None)
+        self._read[name] = table
+        self._rows_used[name] = len(table.raw)
+
+    def __delitem__(self, name: str) -> None:
+        if name in self._unread:
+            raise KeyError(f"{name} was never read, so its rows could not be counted")
+        del self._read[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._unread or name in self._read
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._read, *self._unread])
+
+    def __len__(self) -> int:
+        return len(self._read) + len(self._unread)
+
+    @property
+    def set_aside(self) -> pd.DataFrame | None:
+        """The lines of every file that are not rows, with their file, row number and reason."""
+        self._require_all_read("set_aside")
+        return pd.concat(self._noise, ignore_index=True) if self._noise else None
+
+    @property
+    def accounting(self) -> dict[str, Any]:
+        """Rows in = rows used + lines set aside; empty when no line was set aside (nothing to account for)."""
+        aside = self.set_aside
+        if aside is None:
+            return {}
+        used = sum(self._rows_used.values())
+        return {
+            "source": "files",
+            "unit": "data lines",
+            "rows_in": used + len(aside),
+            "rows_used": used,
+            "rows_set_aside": len(aside),
+            "set_aside_by_rule": {str(k): int(v) for k, v in aside[SET_ASIDE_RULES].value_counts().items()},
+            "tables": dict(self._rows_used),
+        }
+
+    def _read_table(self, name: str, path: Path) -> SourceTable:
+        log.info("reading %s from %s", name, path)
+        options = self._config.options(name)
+        rows, noise = split_noise_lines(_read_file(path, options))
+        if not noise.empty:
+            self._noise.append(noise.assign(**{SET_ASIDE_FILE: str(path)}))
+        self._rows_used[name] = len(rows)
+        return SourceTable(
+            name=name,
+            raw=rows,
+            origin=str(path),
+            column_mapping=self._config.column_mapping.get(name, {}),
+            value_mapping={
+                column: {str(k): str(v) for k, v in mapping.items()}
+                for column, mapping in self._config.value_mapping.get(name, {}).items()
+            },
+            options=options,
+        )
+
+    def _require_all_read(self, what: str) -> None:
+        if self._unread:
+            raise RuntimeError(f"{what} counts every table's lines, and {sorted(self._unread)} are not read yet")
+
+
 @dataclass(frozen=True)
 class FolderRead:
-    tables: dict[str, SourceTable]
-    # CSV lines that are not rows (blank lines, the header repeated), with their file, row number and reason
-    set_aside: pd.DataFrame | None
-    accounting: dict[str, Any]
+    """The folder source (a `pipelines.sources.read.Source`): its tables are read one at a time, as validation
+    takes them."""
+
+    tables: FolderTables
+
+    @property
+    def set_aside(self) -> pd.DataFrame | None:
+        return self.tables.set_aside
+
+    @property
+    def accounting(self) -> dict[str, Any]:
+        return self.tables.accounting
 
 
 def read_folder(config: FolderSourceConfig) -> FolderRead:
-    """Read every contract table present in the folder; absent optional tables are simply not returned."""
+    """Every contract table present in the folder, each read when validation reaches it; absent optional tables are
+    simply not there. Each file's start is read now, so a wrong encoding mark, delimiter or an empty file is an error
+    before any table is validated."""
     if not config.path.is_dir():
         raise ValueError(f"data folder {config.path} does not exist; set data.path in params.yaml")
     unknown = set(config.files) | set(config.column_mapping) | set(config.value_mapping) | set(config.per_table)
     unknown -= {table.name for table in TABLES}
     if unknown:
         raise ValueError(f"params name tables that are not in the contract: {sorted(unknown)}")
-    tables = {}
-    set_aside = []
-    for table in TABLES:
-        path = _find_file(config, table.name)
-        if path is None:
-            continue
-        log.info("reading %s from %s", table.name, path)
-        options = config.options(table.name)
-        rows, noise = split_noise_lines(_read_file(path, options))
-        if not noise.empty:
-            set_aside.append(noise.assign(**{SET_ASIDE_FILE: str(path)}))
-        tables[table.name] = SourceTable(
-            name=table.name,
-            raw=rows,
-            origin=str(path),
-            column_mapping=config.column_mapping.get(table.name, {}),
-            value_mapping={
-                column: {str(k): str(v) for k, v in mapping.items()}
-                for column, mapping in config.value_mapping.get(table.name, {}).items()
-            },
-            options=options,
-        )
-    aside = pd.concat(set_aside, ignore_index=True) if set_aside else None
-    return FolderRead(tables=tables, set_aside=aside, accounting=_line_accounting(tables, aside))
+    files = {table.name: path for table in TABLES if (path := _find_file(config, table.name)) is not None}
+    for name, path in files.items():
+        _check_file_start(path, config.options(name))
+    return FolderRead(FolderTables(config, files))
 
 
 def split_noise_lines(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,22 +235,6 @@ def _holds_text(values: pd.Series) -> bool:
     return isinstance(values.dtype, pd.StringDtype)
 
 
-def _line_accounting(tables: dict[str, SourceTable], aside: pd.DataFrame | None) -> dict[str, Any]:
-    """Rows in = rows used + lines set aside; empty when no line was set aside (nothing to account for)."""
-    if aside is None:
-        return {}
-    used = sum(len(table.raw) for table in tables.values())
-    return {
-        "source": "files",
-        "unit": "data lines",
-        "rows_in": used + len(aside),
-        "rows_used": used,
-        "rows_set_aside": len(aside),
-        "set_aside_by_rule": {str(k): int(v) for k, v in aside[SET_ASIDE_RULES].value_counts().items()},
-        "tables": {name: len(table.raw) for name, table in tables.items()},
-    }
-
-
 def _find_file(config: FolderSourceConfig, table: str) -> Path | None:
     if table in config.files:
         path = config.path / config.files[table]
@@ -186,18 +248,33 @@ def _find_file(config: FolderSourceConfig, table: str) -> Path | None:
     return found[0] if found else None
 
 
+def _check_file_start(path: Path, options: ReadOptions) -> None:
+    """Read the first rows of a CSV file, or a Parquet file's schema, so that a file this source cannot read fails
+    with its message before validation starts; a bad byte further into a CSV file is found when it is read."""
+    if path.suffix == ".parquet":
+        try:
+            pq.read_schema(path)
+        except pa.ArrowInvalid as error:
+            raise ValueError(f"{path} is not a readable Parquet file: {error}") from error
+    elif path.suffix == ".csv":
+        read_csv(path, options, keep_blank_lines=True, nrows=FIRST_ROWS)
+    else:
+        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
+
+
 def _read_file(path: Path, options: ReadOptions) -> pd.DataFrame:
+    """The whole file (its type was checked by `_check_file_start`)."""
     if path.suffix == ".parquet":
         # Arrow-backed strings: a tenth of the memory of Python string objects on large tables.
         return pq.read_table(path).to_pandas(types_mapper=_arrow_strings)
-    if path.suffix == ".csv":
-        return read_csv(path, options, keep_blank_lines=True)
-    raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
+    return read_csv(path, options, keep_blank_lines=True)
 
 
-def read_csv(path: Path, options: ReadOptions, keep_blank_lines: bool = False) -> pd.DataFrame:
-    """Read a CSV as text cells (names trimmed, a UTF-8 byte-order mark dropped whatever the encoding), turning a
-    wrong encoding or delimiter into an error that says how to fix it."""
+def read_csv(
+    path: Path, options: ReadOptions, keep_blank_lines: bool = False, nrows: int | None = None
+) -> pd.DataFrame:
+    """Read a CSV (its first `nrows` rows) as text cells (names trimmed, a UTF-8 byte-order mark dropped whatever
+    the encoding), turning a wrong encoding or delimiter into an error that says how to fix it."""
     with path.open("rb") as handle:
         start = handle.read(4)
         if start.startswith(UTF16_BOMS) and "16" not in options.encoding:
@@ -214,6 +291,7 @@ def read_csv(path: Path, options: ReadOptions, keep_blank_lines: bool = False) -
                 keep_default_na=False,
                 na_values=[""],
                 skip_blank_lines=not keep_blank_lines,
+                nrows=nrows,
             )
         except UnicodeDecodeError as error:
             raise ValueError(

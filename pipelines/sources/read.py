@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -20,27 +21,48 @@ from pipelines.sources.files import (
 SOURCES = ("files", "online_retail", "olist")
 # The rows an adapter set aside, in the quarantine folder.
 SET_ASIDE_PARQUET = "source_rows.parquet"
-__all__ = ["SET_ASIDE_FILE", "SET_ASIDE_PARQUET", "SET_ASIDE_ROW", "SET_ASIDE_RULES", "SourceRead", "read_source"]
+__all__ = [
+    "SET_ASIDE_FILE",
+    "SET_ASIDE_PARQUET",
+    "SET_ASIDE_ROW",
+    "SET_ASIDE_RULES",
+    "Source",
+    "SourceRead",
+    "read_source",
+]
+
+
+class Source(Protocol):
+    """Contract tables, plus the source rows that could not be turned into contract rows.
+
+    `accounting` counts the source's own rows (e.g. invoice lines): rows in = rows used + rows set aside, so nothing
+    vanishes before validation starts counting the contract tables' rows. A source may read its tables as they are
+    asked for (the folder source does), so `set_aside` and `accounting` are complete once every table was read.
+    """
+
+    @property
+    def tables(self) -> MutableMapping[str, SourceTable]: ...
+
+    @property
+    def set_aside(self) -> pd.DataFrame | None: ...
+
+    @property
+    def accounting(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
 class SourceRead:
-    """Contract tables, plus the source rows an adapter could not turn into contract rows.
-
-    `accounting` counts the source's own rows (e.g. invoice lines): rows in = rows used + rows set aside, so nothing
-    vanishes before validation starts counting the contract tables' rows.
-    """
+    """A source an adapter read whole: its contract tables built from the source's own files at once."""
 
     tables: dict[str, SourceTable]
     set_aside: pd.DataFrame | None = None
     accounting: dict[str, Any] = field(default_factory=dict)
 
 
-def read_source(data_params: dict[str, Any]) -> SourceRead:
+def read_source(data_params: dict[str, Any]) -> Source:
     source = data_params.get("source", "files")
     if source == "files":
-        folder = read_folder(FolderSourceConfig.from_params(data_params))
-        return SourceRead(tables=folder.tables, set_aside=folder.set_aside, accounting=folder.accounting)
+        return read_folder(FolderSourceConfig.from_params(data_params))
     if source == "online_retail":
         from pipelines.sources.online_retail import read_online_retail
 

@@ -67,15 +67,12 @@ def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) 
         source = read_source(data_params)
         runner = spark_suite_runner(spark_session(spark_settings))
     else:
-        # Great Expectations' imports and context (seconds of Python) load while Arrow reads the files on its own
-        # threads.
+        # Great Expectations' imports and context (seconds of Python) load while the source checks its files.
         with ThreadPoolExecutor(max_workers=1) as pool:
             context = pool.submit(gx_context)
             source = read_source(data_params)
             runner = pandas_suite_runner(context.result())
     with StagedOutputs(outputs) as staged:
-        if source.set_aside is not None:
-            staged.set_aside(source.set_aside)
         # Released: each table's raw rows go once it is validated (the quarantine keeps the rejected ones), and its
         # accepted rows once written, but for the columns later tables' rules read.
         result = validate_tables(
@@ -86,6 +83,8 @@ def run(params_path: Path, outputs: ValidateOutputs, engine: str | None = None) 
             on_validated=staged.table_validated,
             keep_accepted=False,
         )
+        if source.set_aside is not None:
+            staged.set_aside(source.set_aside)
         failing = result.over_threshold(max_share)
         staged.publish(passed=not failing)
     write_reports(result, source.accounting, max_share, outputs.report_json, outputs.report_markdown)

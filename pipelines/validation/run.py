@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -77,7 +77,7 @@ class ValidationResult:
 
 
 def validate_tables(
-    sources: dict[str, SourceTable],
+    sources: MutableMapping[str, SourceTable],
     as_of: pd.Timestamp,
     suite_runner: SuiteRunner | None = None,
     *,
@@ -87,8 +87,9 @@ def validate_tables(
 ) -> ValidationResult:
     """Validate every contract table the source has, in reference order (customers, orders, then the rest).
     `suite_runner` runs a table's suite (default: Great Expectations' pandas datasource; on Spark,
-    `pipelines.validation.spark_suite`). With `release`, each table is taken out of `sources` once validated, so
-    its raw rows can be freed before the next table is read into types (the quarantine keeps the rejected ones).
+    `pipelines.validation.spark_suite`). With `release`, each table is taken out of `sources` as it is validated,
+    so its raw rows can be freed before the next table is read (the quarantine keeps the rejected ones); a source
+    that reads its tables as they are asked for (the folder source) then holds one raw table at a time.
     `on_validated(name, accepted, quarantined)` is called as each table is done (the stage writes it then). Without
     `keep_accepted`, the accepted rows are handed over to `on_validated` alone: the result has none, and of each
     table only the columns later tables' rules read are kept (on 8.4M orders, most of a gigabyte freed before the
@@ -129,6 +130,8 @@ def validate_tables(
         if not keep_accepted:
             # A copy: the kept NumPy columns would otherwise hold the whole blocks they were cut from.
             accepted[table.name] = accepted[table.name][columns_read_by_other_tables(table)].copy()
+        # Its raw rows go before the next table is read (the name would hold them until it is reassigned).
+        del source
     return ValidationResult(
         accepted=accepted if keep_accepted else {}, quarantined=quarantined, reports=reports, as_of=as_of
     )
