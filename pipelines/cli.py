@@ -39,6 +39,31 @@ def refusals(what: str) -> Iterator[None]:
     except OSError as error:  # a path that does not exist or cannot be read
         typer.echo(f"{what}: {error.filename or ''}: {error.strerror or error}", err=True)
         raise typer.Exit(code=1) from None
+    except Exception as error:
+        java_error = spark_out_of_memory(error)
+        if java_error is None:
+            raise
+        typer.echo(
+            f"{what}: Spark ran out of memory ({java_error}); give it more in params.yaml's spark.config "
+            "(spark.driver.memory with a local master, spark.executor.memory on a cluster)",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+
+
+def spark_out_of_memory(error: BaseException) -> str | None:
+    """The Java error when `error` is Spark's JVM running out of memory (a setting to change, not a bug), else None."""
+    try:
+        from py4j.protocol import Py4JError, Py4JJavaError
+    except ImportError:  # pyspark is an optional extra
+        return None
+    if not isinstance(error, Py4JJavaError):
+        return None
+    try:
+        java_error = str(error.java_exception.toString())
+    except Py4JError:  # the JVM is gone: nothing more to ask it
+        return None
+    return java_error if "OutOfMemoryError" in java_error else None
 
 
 @app.callback()

@@ -144,3 +144,39 @@ def test_cp1252_file_names_the_encoding_not_the_mapping(tmp_path: Path) -> None:
     result = churn(fill(VALIDATE, params=params, work=tmp_path), REPO)
     assert result.returncode == 1
     assert "data.csv.encoding" in result.stderr and "column_mapping" not in result.stderr
+
+
+class JavaException:
+    """What Py4J hands over for an exception thrown in the JVM: asked for its text with `toString`."""
+
+    _target_id = "o42"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def toString(self) -> str:  # the Java method's name
+        return self.text
+
+
+def test_spark_running_out_of_memory_is_one_line_naming_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from pipelines.cli import refusals
+
+    protocol = pytest.importorskip("py4j.protocol", reason="pyspark (and Py4J) is an optional extra")
+    out_of_heap = JavaException("java.lang.OutOfMemoryError: Java heap space")
+    with pytest.raises(typer.Exit) as stopped, refusals("validate failed"):
+        raise protocol.Py4JJavaError("An error occurred while calling z:readArrowStreamFromFile.\n", out_of_heap)
+    assert stopped.value.exit_code == 1
+    reported = capsys.readouterr().err
+    assert reported.count("\n") == 1
+    assert "Spark ran out of memory (java.lang.OutOfMemoryError: Java heap space)" in reported
+    assert "spark.driver.memory" in reported
+
+
+def test_another_java_error_keeps_its_traceback() -> None:
+    from pipelines.cli import refusals
+
+    protocol = pytest.importorskip("py4j.protocol", reason="pyspark (and Py4J) is an optional extra")
+    with pytest.raises(protocol.Py4JJavaError), refusals("validate failed"):
+        raise protocol.Py4JJavaError("calling o1.count", JavaException("java.lang.IllegalStateException: a bug"))
